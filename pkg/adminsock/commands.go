@@ -1,0 +1,143 @@
+package adminsock
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// CommandError is returned by the helpers that return a value (ModuleList, ServerVersion)
+// when Prosody answered the command with an error or with something they cannot read. The
+// connection is still usable. Test for it with errors.As.
+type CommandError struct {
+	Command string // the admin shell command that was sent
+	Message string // Prosody's answer, or what was wrong with it
+}
+
+func (e *CommandError) Error() string {
+	return fmt.Sprintf("prosody admin command %s failed: %s", e.Command, e.Message)
+}
+
+// ConfigReload runs config:reload(): Prosody re-reads its config file and applies what a reload
+// applies (see Prosody's docs; modules and hosts are not loaded or unloaded). OK false means the
+// file was refused (Message then holds the parser error with file and line) and Prosody keeps
+// its previous config.
+func (c *Conn) ConfigReload(ctx context.Context) (Result, error) {
+	return c.Exec(ctx, "config:reload()")
+}
+
+// ModuleLoad runs module:load(name[, host]). An empty host means every VirtualHost (or the
+// global host for a global module); "*" means the global host. Loading a loaded module is OK
+// ("Module already loaded").
+func (c *Conn) ModuleLoad(ctx context.Context, name, host string) (Result, error) {
+	return c.Exec(ctx, moduleCall("load", name, host))
+}
+
+// ModuleUnload runs module:unload(name[, host]). An empty host means every host where the
+// module is loaded; "*" means the global host.
+func (c *Conn) ModuleUnload(ctx context.Context, name, host string) (Result, error) {
+	return c.Exec(ctx, moduleCall("unload", name, host))
+}
+
+// HostActivate runs host:activate(host): it starts a VirtualHost or Component that is in the
+// current config (run ConfigReload first after adding it) but not yet active.
+func (c *Conn) HostActivate(ctx context.Context, host string) (Result, error) {
+	return c.Exec(ctx, "host:activate("+LuaQuote(host)+")")
+}
+
+// HostDeactivate runs host:deactivate(host): it stops a host and disconnects its sessions.
+func (c *Conn) HostDeactivate(ctx context.Context, host string) (Result, error) {
+	return c.Exec(ctx, "host:deactivate("+LuaQuote(host)+")")
+}
+
+// ModuleList returns the sorted names of the modules loaded on host ("*" for the global host),
+// from module:list(host). An unknown host gives a *CommandError.
+func (c *Conn) ModuleList(ctx context.Context, host string) ([]string, error) {
+	if host == "" {
+		return nil, fmt.Errorf("list prosody modules: empty host name (use \"*\" for the global host)")
+	}
+	cmd := "module:list(" + LuaQuote(host) + ")"
+	res, err := c.Exec(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if !res.OK {
+		return nil, &CommandError{Command: cmd, Message: res.Message}
+	}
+	return parseModuleList(cmd, res.Output)
+}
+
+// parseModuleList reads the output of module:list(host): a "host:" line, then one module per
+// line indented by four spaces, possibly followed by " (warn: …)" or " (error: …)".
+func parseModuleList(cmd string, lines []string) ([]string, error) {
+	mods := []string{}
+	for i, line := range lines {
+		if i == 0 && strings.HasSuffix(line, ":") && !strings.HasPrefix(line, " ") {
+			continue // the host header
+		}
+		item := strings.TrimSpace(line)
+		switch item {
+		case "":
+			continue
+		case "No modules loaded":
+			return mods, nil
+		case "Host not found":
+			return nil, &CommandError{Command: cmd, Message: "host not found"}
+		}
+		name, _, _ := strings.Cut(item, " ")
+		mods = append(mods, name)
+	}
+	if len(lines) == 0 {
+		return nil, &CommandError{Command: cmd, Message: "no output"}
+	}
+	sort.Strings(mods)
+	return mods, nil
+}
+
+// ServerVersion returns Prosody's version string (e.g. "13.0.1") from server:version().
+func (c *Conn) ServerVersion(ctx context.Context) (string, error) {
+	const cmd = "server:version()"
+	res, err := c.Exec(ctx, cmd)
+	if err != nil {
+		return "", err
+	}
+	v, found := strings.CutPrefix(res.Message, "OK: ")
+	if !res.OK || !found || v == "" {
+		return "", &CommandError{Command: cmd, Message: res.Message}
+	}
+	return v, nil
+}
+
+func moduleCall(verb, name, host string) string {
+	if host == "" {
+		return "module:" + verb + "(" + LuaQuote(name) + ")"
+	}
+	return "module:" + verb + "(" + LuaQuote(name) + ", " + LuaQuote(host) + ")"
+}
+
+// LuaQuote returns s as a double-quoted Lua string literal that evaluates to exactly s: quotes
+// and backslashes are escaped and every control byte is written as a three-digit decimal
+// escape, so no input can end the literal or inject code.
+func LuaQuote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch == '"' || ch == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(ch)
+		case ch < 0x20 || ch == 0x7f:
+			b.WriteByte('\\')
+			d := strconv.Itoa(int(ch))
+			b.WriteString(strings.Repeat("0", 3-len(d)) + d)
+		default:
+			b.WriteByte(ch)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
