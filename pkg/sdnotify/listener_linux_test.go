@@ -1,0 +1,276 @@
+package sdnotify
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// collector gathers messages delivered by Run for assertions with a deadline.
+type collector struct {
+	mu   sync.Mutex
+	msgs []Message
+}
+
+func (c *collector) add(m Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, m)
+}
+
+// waitFor polls until a message matching ok arrived after index from, and returns its index.
+func (c *collector) waitFor(t *testing.T, from int, what string, ok func(Message) bool) int {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		for i := from; i < len(c.msgs); i++ {
+			if ok(c.msgs[i]) {
+				c.mu.Unlock()
+				return i
+			}
+		}
+		c.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t.Fatalf("no %s message within 15s; got %+v", what, c.msgs)
+	return -1
+}
+
+func runListener(t *testing.T, l *Listener) *collector {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	c := &collector{}
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx, c.add) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return c
+}
+
+// TestProsodyLifecycle runs real Prosody 13 as the prosody user with NOTIFY_SOCKET
+// pointing at a socket file (so the 0666 mode is what lets it send), and checks the
+// READY=1, RELOADING=1 (SIGHUP), READY=1, STOPPING=1 (SIGTERM) sequence it sends.
+// (Abstract names are not tried with Prosody: 13.0.1 with Debian's LuaSocket fails
+// to connect to them with "Invalid argument" and exits 1.)
+func TestProsodyLifecycle(t *testing.T) {
+	dir := prosodyDir(t)
+	path := filepath.Join(dir, "notify.sock")
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o666 || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("socket mode = %v, want socket 0666", fi.Mode())
+	}
+	c := runListener(t, l)
+	cmd := startProsody(t, dir, l.Path())
+
+	i := c.waitFor(t, 0, "READY=1", func(m Message) bool { return m.Ready })
+	if got := c.msgs[i].PID; got != cmd.Process.Pid {
+		t.Errorf("sender pid = %d, want prosody's %d", got, cmd.Process.Pid)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	i = c.waitFor(t, i+1, "RELOADING=1", func(m Message) bool { return m.Reloading && m.MonotonicUsec > 0 })
+	i = c.waitFor(t, i+1, "READY=1 after reload", func(m Message) bool { return m.Ready })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, i+1, "STOPPING=1", func(m Message) bool { return m.Stopping })
+}
+
+func TestAbstractName(t *testing.T) {
+	name := fmt.Sprintf("@prosody-pfe-test/%d/%d", os.Getpid(), time.Now().UnixNano())
+	l, err := Listen(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Path() != name {
+		t.Fatalf("Path() = %q, want %q", l.Path(), name)
+	}
+	c := runListener(t, l)
+	conn, err := net.Dial("unixgram", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("READY=1\nSTATUS=up")); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, 0, "READY=1", func(m Message) bool { return m.Ready && m.Status == "up" })
+}
+
+func TestCloseRemovesSocketFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n.sock")
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := runListener(t, l)
+	conn, err := net.Dial("unixgram", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("STATUS=warming up\nX")); err != nil {
+		t.Fatal(err)
+	}
+	i := c.waitFor(t, 0, "STATUS", func(m Message) bool { return m.Status == "warming up" })
+	if c.msgs[i].PID != os.Getpid() {
+		t.Errorf("pid = %d, want %d", c.msgs[i].PID, os.Getpid())
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Fatalf("socket file still there after Close: %v", err)
+	}
+}
+
+func TestListenErrors(t *testing.T) {
+	dir := t.TempDir()
+	regular := filepath.Join(dir, "file")
+	if err := os.WriteFile(regular, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A stale socket (left by a crashed run) is replaced.
+	stale := filepath.Join(dir, "stale.sock")
+	old, err := Listen(stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = old.conn.Close() // close without removing, as a crash would
+	l, err := Listen(stale)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	_ = l.Close()
+
+	for _, tc := range []struct{ path, want string }{
+		{"", "empty path"},
+		{regular, "already exists"},
+		{filepath.Join(dir, strings.Repeat("x", 120)), "longer than"},
+		{filepath.Join(dir, "missing", "n.sock"), "no such file"},
+	} {
+		_, err := Listen(tc.path)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Listen(%q) error = %v, want it to contain %q", tc.path, err, tc.want)
+		}
+	}
+}
+
+// prosodyDir makes a directory the prosody user can use (t.TempDir's parent is 0700 root).
+func prosodyDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sdnotify-prosody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	for _, d := range []string{dir, filepath.Join(dir, "data"), filepath.Join(dir, "certs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, prosodyID(t, 2), prosodyID(t, 3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// prosodyID returns field 2 (uid) or 3 (gid) of the prosody user in /etc/passwd.
+func prosodyID(t *testing.T, field int) int {
+	t.Helper()
+	b, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) > 3 && f[0] == "prosody" {
+			n, err := strconv.Atoi(f[field])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no prosody user in /etc/passwd: install the Debian package prosody (13.x, bookworm-backports)")
+	return 0
+}
+
+// startProsody runs `prosody -F` with a minimal config (c2s on a free 127.0.0.1
+// port, no s2s, no TLS) as the prosody user, and stops it at cleanup.
+func startProsody(t *testing.T, dir, notify string) *exec.Cmd {
+	t.Helper()
+	bin, err := exec.LookPath("prosody")
+	if err != nil {
+		t.Fatal("prosody not found: install the Debian package prosody (13.x, bookworm-backports)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	cfg := fmt.Sprintf(`data_path = %q
+certificates = "certs"
+c2s_ports = { %d }
+c2s_interfaces = { "127.0.0.1" }
+c2s_direct_tls_ports = { }
+modules_enabled = { "saslauth", "ping" }
+modules_disabled = { "s2s", "tls" }
+c2s_require_encryption = false
+log = { { levels = { min = "info" }, to = "console" } }
+VirtualHost "example.test"
+`, filepath.Join(dir, "data"), port)
+	cfgPath := filepath.Join(dir, "prosody.cfg.lua")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-F", "--config", cfgPath)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "NOTIFY_SOCKET=" + notify}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(prosodyID(t, 2)), Gid: uint32(prosodyID(t, 3))}}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start prosody: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("prosody output:\n%s", out.String())
+		}
+	})
+	return cmd
+}
