@@ -1,0 +1,300 @@
+// Package tlscerts is the TLS init stage's engine: for every host Prosody
+// serves it finds a certificate and key (Prosody's and Let's Encrypt's
+// layouts, wildcard and multi-SAN certificates), checks them (key match,
+// names, validity, chain, expiry), makes the key readable by the prosody user
+// without making it world-readable (a private copy in the runtime directory),
+// and in development generates one self-signed certificate for all hosts.
+// The Result tells the renderer which certificate and key each host's
+// `ssl = { certificate =, key = }` names, and the watcher which files to
+// watch for renewal.
+package tlscerts
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// DefaultWarnWithin is the expiry warning threshold when Options.WarnWithin is 0.
+const DefaultWarnWithin = 30 * 24 * time.Hour
+
+// Source says where the files a host uses come from.
+type Source string
+
+// The sources of a host's certificate.
+const (
+	// SourceDiscovered: found in Options.Dir and readable by Prosody's user as is.
+	SourceDiscovered Source = "discovered"
+	// SourceGenerated: the self-signed development certificate in <DataDir>/certs.
+	SourceGenerated Source = "generated"
+	// SourceStaged: found in Options.Dir, copied to <RuntimeDir>/certs because
+	// Prosody's user could not read it.
+	SourceStaged Source = "staged"
+)
+
+// Options configures Prepare. Zero values are documented per field.
+type Options struct {
+	// Dir is the certificate directory (PROSODY_CERTS_DIR), indexed like
+	// Prosody does. Empty: nothing is discovered.
+	Dir string
+	// Hosts are the VirtualHosts and Components to serve. Required.
+	Hosts []string
+	// RuntimeDir receives staged copies in <RuntimeDir>/certs. Needed only
+	// when a key must be staged.
+	RuntimeDir string
+	// DataDir keeps the generated certificate in <DataDir>/certs. Needed only
+	// when one is generated.
+	DataDir string
+	// UID and GID are Prosody's user and group: files must be readable by
+	// them, and staged or generated files are owned by them. UID -1 means
+	// "don't chown, Prosody runs as this process's user".
+	UID, GID int
+	// Generate allows generating a self-signed certificate for hosts that no
+	// certificate covers (development, testing), and accepts self-signed ones.
+	Generate bool
+	// AllowSelfSigned accepts self-signed certificates, discovered or
+	// generated, outside development (PROSODY_TLS_ALLOW_SELF_SIGNED). It
+	// implies Generate for hosts no certificate covers.
+	AllowSelfSigned bool
+	// WarnWithin is the expiry warning threshold; 0 means DefaultWarnWithin.
+	// A generated certificate is also renewed within it.
+	WarnWithin time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives one line per host; nil means no logging.
+	Logger *zap.Logger
+}
+
+// HostCert is what Prosody should use for one host.
+type HostCert struct {
+	Host string
+	// CertFile and KeyFile are the paths for Prosody's ssl option.
+	CertFile, KeyFile string
+	// SourceCert and SourceKey are where the pair was found (equal to
+	// CertFile/KeyFile unless staged); symlinks are kept as found.
+	SourceCert, SourceKey string
+	Source                Source
+	NotAfter              time.Time
+	SelfSigned            bool
+	// Fingerprint is the lowercase hex SHA-256 of the leaf certificate.
+	Fingerprint string
+	// Warnings are non-fatal findings ("chain missing: …", "expires soon: …").
+	Warnings []string
+}
+
+// Result is the outcome of Prepare, one entry per host in Options.Hosts order.
+type Result struct {
+	Hosts []HostCert
+}
+
+// Host returns the entry of one host.
+func (r *Result) Host(name string) (HostCert, bool) {
+	for _, h := range r.Hosts {
+		if h.Host == name {
+			return h, true
+		}
+	}
+	return HostCert{}, false
+}
+
+// Files returns the source files to watch for renewal (certificates and
+// keys as found, not staged copies; generated files are not included),
+// sorted and without duplicates. Watch their directories: ACME clients and
+// Kubernetes replace files by rename or symlink swap.
+func (r *Result) Files() []string {
+	var files []string
+	for _, h := range r.Hosts {
+		if h.Source == SourceGenerated {
+			continue
+		}
+		files = append(files, h.SourceCert, h.SourceKey)
+	}
+	slices.Sort(files)
+	return slices.Compact(files)
+}
+
+// ValidProfile reports whether s is a tls_profile value this product
+// offers: "modern", "intermediate" (Prosody's default) or "old".
+func ValidProfile(s string) bool {
+	switch s {
+	case "modern", "intermediate", "old":
+		return true
+	}
+	return false
+}
+
+// hostPattern is a DNS name as Prosody hosts are written: it also becomes a
+// file name, so no slashes or leading dots.
+var hostPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$`)
+
+// Prepare finds, checks and, if needed, stages or generates a certificate for
+// every host in opts.Hosts. It returns a *Error listing every host's problem
+// at once (each with the file, the reason and the fix) when any host has no
+// usable certificate; other errors (an unlistable directory) are wrapped.
+// Prepare is idempotent: call it again after a renewal to refresh staged
+// copies. It never logs key material.
+func Prepare(opts Options) (*Result, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.WarnWithin == 0 {
+		opts.WarnWithin = DefaultWarnWithin
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if len(opts.Hosts) == 0 {
+		return nil, fmt.Errorf("tls: no hosts to prepare certificates for")
+	}
+	var problems []Problem
+	for _, h := range opts.Hosts {
+		if !hostPattern.MatchString(h) {
+			problems = append(problems, Problem{Host: h, Reason: ReasonBadHost,
+				Fix: "use a lowercase DNS name such as example.com or conference.example.com"})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems}
+	}
+
+	var cands []*candidate
+	if opts.Dir != "" {
+		var err error
+		if cands, err = index(opts.Dir, log); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	}
+	now := opts.Now()
+	selfOK := opts.Generate || opts.AllowSelfSigned
+	who := targetIdentity(opts.UID, opts.GID)
+	keys := keyCache{}
+	res := &Result{Hosts: make([]HostCert, len(opts.Hosts))}
+	var needGen []int
+	for i, host := range opts.Hosts {
+		hc := &res.Hosts[i]
+		hc.Host = host
+		ev, p := choose(opts.Dir, host, cands, keys, &opts)
+		if p != nil {
+			problems = append(problems, *p)
+			continue
+		}
+		if ev == nil {
+			if selfOK {
+				needGen = append(needGen, i)
+				continue
+			}
+			problems = append(problems, noCertificate(opts.Dir, host))
+			continue
+		}
+		leaf := ev.cand.chain[0]
+		hc.SourceCert, hc.SourceKey = ev.cand.certPath, ev.cand.keyPath
+		hc.CertFile, hc.KeyFile = hc.SourceCert, hc.SourceKey
+		hc.Source = SourceDiscovered
+		hc.NotAfter = leaf.NotAfter
+		hc.SelfSigned = isSelfSigned(leaf)
+		hc.Fingerprint = fingerprintOf(leaf)
+		hc.Warnings = warnings(hc.SourceCert, ev.cand.chain, now, opts.WarnWithin)
+		if hc.SelfSigned && !selfOK {
+			problems = append(problems, Problem{Host: host, Path: hc.SourceCert, Reason: ReasonSelfSigned,
+				Fix: "install a CA-issued certificate (e.g. Let's Encrypt), or set PROSODY_TLS_ALLOW_SELF_SIGNED=true"})
+			continue
+		}
+		if p := makeReadable(hc, who, &opts); p != nil {
+			problems = append(problems, *p)
+		}
+	}
+	if len(needGen) > 0 && len(problems) == 0 {
+		if p := generateFor(res, needGen, now, &opts, log); p != nil {
+			problems = append(problems, *p)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems}
+	}
+	for _, hc := range res.Hosts {
+		log.Info("certificate ready", zap.String("host", hc.Host), zap.String("source", string(hc.Source)),
+			zap.String("certificate", hc.CertFile), zap.String("key", hc.KeyFile),
+			zap.Time("not_after", hc.NotAfter), zap.Bool("self_signed", hc.SelfSigned),
+			zap.String("sha256", hc.Fingerprint))
+		for _, w := range hc.Warnings {
+			log.Warn("certificate warning", zap.String("host", hc.Host), zap.String("warning", w))
+		}
+	}
+	return res, nil
+}
+
+// noCertificate explains where a certificate for host was looked for.
+func noCertificate(dir, host string) Problem {
+	if dir == "" {
+		return Problem{Host: host, Reason: ReasonNoCertificate, Detail: "no certificate directory set",
+			Fix: "set PROSODY_CERTS_DIR to a directory holding the certificates, or allow a self-signed one in development"}
+	}
+	return Problem{Host: host, Path: dir, Reason: ReasonNoCertificate,
+		Detail: "no certificate whose names cover the host, looked 3 levels deep",
+		Fix: fmt.Sprintf("put %s.crt and %s.key (or %s/fullchain.pem and privkey.pem, or Let's Encrypt's live/%s/) in %s, "+
+			"or set PROSODY_TLS_ALLOW_SELF_SIGNED=true", host, host, host, host, dir)}
+}
+
+// makeReadable stages hc's pair when Prosody's user cannot read it and this
+// process can give it a private copy (it runs as root); otherwise an
+// unreadable pair is a problem.
+func makeReadable(hc *HostCert, who identity, opts *Options) *Problem {
+	for _, path := range []string{hc.SourceKey, hc.SourceCert} {
+		ok, why, err := readableBy(path, who)
+		if err != nil {
+			return &Problem{Host: hc.Host, Path: path, Reason: ReasonUnreadable, Detail: err.Error(),
+				Fix: "make the file a readable regular file"}
+		}
+		if ok {
+			continue
+		}
+		if !canStage(opts.UID) {
+			return &Problem{Host: hc.Host, Path: path, Reason: ReasonKeyNotReadable, Detail: why,
+				Fix: "make it readable by the prosody user's group without opening it to everyone " +
+					"(chgrp GROUP FILE; chmod 0640 FILE), or start the entrypoint as root so it stages a private copy"}
+		}
+		crt, key, err := stage(opts.RuntimeDir, hc.Host, hc.SourceCert, hc.SourceKey, opts.UID, opts.GID)
+		if err != nil {
+			return &Problem{Host: hc.Host, Path: path, Reason: ReasonStaging, Detail: err.Error(),
+				Fix: "set a writable runtime directory (PROSODY_RUNTIME_DIR)"}
+		}
+		hc.CertFile, hc.KeyFile, hc.Source = crt, key, SourceStaged
+		return nil
+	}
+	if worldReadable(hc.SourceKey) && hc.SourceKey != hc.SourceCert {
+		hc.Warnings = append(hc.Warnings, fmt.Sprintf("key world-readable: %s can be read by every user; chmod 0640 it", hc.SourceKey))
+	}
+	return nil
+}
+
+// generateFor gives the hosts at idx the generated certificate, which covers
+// every host so one pinned certificate serves them all.
+func generateFor(res *Result, idx []int, now time.Time, opts *Options, log *zap.Logger) *Problem {
+	hosts := slices.Clone(opts.Hosts)
+	slices.Sort(hosts)
+	hosts = slices.Compact(hosts)
+	crt, key, _, err := selfSigned(opts.DataDir, hosts, opts.UID, opts.GID, now, opts.WarnWithin, log)
+	if err != nil {
+		return &Problem{Host: strings.Join(hosts, ","), Path: opts.DataDir, Reason: ReasonGeneration, Detail: err.Error(),
+			Fix: "set a writable data directory (PROSODY_DATA_DIR)"}
+	}
+	chain, p := loadChain(crt)
+	if p != nil {
+		return p
+	}
+	for _, i := range idx {
+		hc := &res.Hosts[i]
+		hc.CertFile, hc.KeyFile = crt, key
+		hc.SourceCert, hc.SourceKey = crt, key
+		hc.Source = SourceGenerated
+		hc.NotAfter = chain[0].NotAfter
+		hc.SelfSigned = true
+		hc.Fingerprint = fingerprintOf(chain[0])
+	}
+	return nil
+}
