@@ -1,0 +1,149 @@
+package pfe
+
+import (
+	"strconv"
+	"time"
+)
+
+// Inputs are the plan inputs (docs/config-format.md, "Plan inputs"). They come from the
+// validated settings; this package reads no environment variables. A zero string, port,
+// size or duration means "not set": a setting that is exactly {"$var": name} of an unset
+// input is left out, and a `when` condition of null matches it.
+type Inputs struct {
+	Profile     string
+	Environment string
+	// Domains become one VirtualHost each, in this order; the first is $var "domain".
+	Domains []string
+	Admins  []string
+	// Storage is "internal", "sqlite", "postgres", ... as PROSODY_STORAGE names it.
+	Storage string
+	DBHost  string
+	DBPort  int
+	DBName  string
+	DBUser  string
+	// AllowRegistration nil means not set.
+	AllowRegistration *bool
+	// LogLevel empty means the environment's log_level.
+	LogLevel  string
+	C2SPort   int
+	S2SPort   int
+	HTTPPort  int
+	HTTPSPort int
+	// UploadSizeLimit is in bytes.
+	UploadSizeLimit int64
+	// FastTokenTTL is rendered as whole seconds.
+	FastTokenTTL          time.Duration
+	RequireChannelBinding bool
+	TLSProfile            string
+	DataDir               string
+	RuntimeDir            string
+	CertsDir              string
+	// Legacy includes legacy/modules.d/*.cfg.lua verbatim.
+	Legacy bool
+	// Toggles maps raw PROSODY_FEATURES_* variable names to "true" or "false".
+	Toggles map[string]string
+	// FeatureList is PROSODY_FEATURES: comma-separated "+group/name" (or bare) to enable,
+	// "-group/name" to disable.
+	FeatureList string
+	// ExtraModules are added to the global modules_enabled after every layer.
+	ExtraModules []string
+	// Suggest, when set, replaces the built-in did-you-mean for unknown names: it returns
+	// the closest candidate or "".
+	Suggest func(name string, candidates []string) string `json:"-"`
+}
+
+// inputNames are the names usable in $var and `when`.
+func isInputName(name string) bool {
+	switch name {
+	case "profile", "environment", "domain", "domains", "admins", "storage", "db_host", "db_port",
+		"db_name", "db_user", "allow_registration", "log_level", "c2s_port", "s2s_port", "http_port",
+		"https_port", "upload_size_limit", "fast_token_ttl", "require_channel_binding",
+		"tls_profile", "data_dir", "runtime_dir", "certs_dir":
+		return true
+	}
+	return false
+}
+
+// inputValue returns the value of a plan input as a plain Go value (string, bool, int64,
+// []any), and whether it is set. logLevel is the effective log level.
+func (in *Inputs) inputValue(name, logLevel string) (any, bool) {
+	str := func(s string) (any, bool) { return s, s != "" }
+	num := func(n int64) (any, bool) { return n, n != 0 }
+	list := func(l []string) (any, bool) {
+		out := make([]any, len(l))
+		for i, s := range l {
+			out[i] = s
+		}
+		return out, true
+	}
+	switch name {
+	case "profile":
+		return str(in.Profile)
+	case "environment":
+		return str(in.Environment)
+	case "domain":
+		if len(in.Domains) == 0 {
+			return "", false
+		}
+		return in.Domains[0], true
+	case "domains":
+		return list(in.Domains)
+	case "admins":
+		return list(in.Admins)
+	case "storage":
+		return str(in.Storage)
+	case "db_host":
+		return str(in.DBHost)
+	case "db_port":
+		return num(int64(in.DBPort))
+	case "db_name":
+		return str(in.DBName)
+	case "db_user":
+		return str(in.DBUser)
+	case "allow_registration":
+		if in.AllowRegistration == nil {
+			return false, false
+		}
+		return *in.AllowRegistration, true
+	case "log_level":
+		return str(logLevel)
+	case "c2s_port":
+		return num(int64(in.C2SPort))
+	case "s2s_port":
+		return num(int64(in.S2SPort))
+	case "http_port":
+		return num(int64(in.HTTPPort))
+	case "https_port":
+		return num(int64(in.HTTPSPort))
+	case "upload_size_limit":
+		return num(in.UploadSizeLimit)
+	case "fast_token_ttl":
+		return num(int64(in.FastTokenTTL / time.Second))
+	case "require_channel_binding":
+		return in.RequireChannelBinding, true
+	case "tls_profile":
+		return str(in.TLSProfile)
+	case "data_dir":
+		return str(in.DataDir)
+	case "runtime_dir":
+		return str(in.RuntimeDir)
+	case "certs_dir":
+		return str(in.CertsDir)
+	}
+	return nil, false
+}
+
+// conditionString is the canonical text form of a scalar for `when` comparisons.
+func conditionString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return ""
+}

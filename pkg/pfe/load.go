@@ -1,0 +1,403 @@
+package pfe
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Tree is a loaded, validated configuration tree. It is read-only after Load and safe for
+// concurrent use.
+type Tree struct {
+	builtinDir   string
+	customDir    string
+	core         []coreLayer
+	profiles     map[string]*Profile
+	features     map[string]*Feature
+	environments map[string]*Environment
+	legacy       []LegacyFile
+	shadowed     []Shadow
+}
+
+type coreLayer struct {
+	name   string // "core/global"
+	source string
+	layer  Layer
+}
+
+// LegacyFile is one legacy/modules.d/*.cfg.lua file, included verbatim in legacy mode.
+type LegacyFile struct {
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	Code   string `json:"-"`
+}
+
+// Shadow records a custom profile or feature that replaces a built-in one of the same name.
+type Shadow struct {
+	Kind    string `json:"kind"` // "profile" or "feature"
+	Name    string `json:"name"`
+	Builtin string `json:"builtin"`
+	Custom  string `json:"custom"`
+}
+
+// Load reads the built-in tree at builtinDir and the user's custom tree at customDir (which
+// may be empty or missing; its profiles and features shadow built-ins of the same name).
+// Every JSON file is decoded strictly. All problems are collected: the error lists each with
+// the file and key it concerns.
+func Load(builtinDir, customDir string) (*Tree, error) {
+	t := &Tree{
+		builtinDir:   builtinDir,
+		customDir:    customDir,
+		profiles:     map[string]*Profile{},
+		features:     map[string]*Feature{},
+		environments: map[string]*Environment{},
+	}
+	var errs []error
+	if st, err := os.Stat(builtinDir); err != nil {
+		return nil, fmt.Errorf("load config tree %s: %w", builtinDir, err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("load config tree %s: not a directory", builtinDir)
+	}
+	errs = append(errs, t.loadCore(filepath.Join(builtinDir, "core"))...)
+	errs = append(errs, t.loadProfiles(filepath.Join(builtinDir, "profiles"), false)...)
+	errs = append(errs, t.loadFeatures(filepath.Join(builtinDir, "features"), false)...)
+	errs = append(errs, t.loadEnvironments(filepath.Join(builtinDir, "environments"))...)
+	errs = append(errs, t.loadLegacy(filepath.Join(builtinDir, "legacy", "modules.d"))...)
+	if customDir != "" {
+		if _, err := os.Stat(customDir); err == nil {
+			errs = append(errs, t.loadProfiles(filepath.Join(customDir, "profiles"), true)...)
+			errs = append(errs, t.loadFeatures(filepath.Join(customDir, "features"), true)...)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("custom config dir %s: %w", customDir, err))
+		}
+	}
+	if len(errs) == 0 {
+		errs = append(errs, t.checkReferences()...)
+	}
+	if len(errs) > 0 {
+		return nil, &LoadError{Errs: errs}
+	}
+	return t, nil
+}
+
+// LoadError lists every problem found in a tree, one per line.
+type LoadError struct {
+	Errs []error
+}
+
+func (e *LoadError) Error() string {
+	lines := make([]string, len(e.Errs))
+	for i, err := range e.Errs {
+		lines[i] = err.Error()
+	}
+	return fmt.Sprintf("config tree has %d problem(s):\n  %s", len(e.Errs), strings.Join(lines, "\n  "))
+}
+
+// Unwrap returns the individual problems.
+func (e *LoadError) Unwrap() []error { return e.Errs }
+
+// decodeStrict decodes one JSON file into v, rejecting unknown keys and trailing data.
+func decodeStrict(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			line := 1 + bytes.Count(data[:min(int(se.Offset), len(data))], []byte("\n"))
+			return fmt.Errorf("%s:%d: invalid JSON: %w", path, line, err)
+		}
+		return fmt.Errorf("%s: %w (keys and types are listed in docs/config-format.md)", path, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: unexpected data after the JSON value", path)
+	}
+	return nil
+}
+
+// listDir returns the names in dir, sorted; a missing dir is empty.
+func listDir(dir string) ([]os.DirEntry, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	return entries, nil
+}
+
+func (t *Tree) loadCore(dir string) []error {
+	entries, err := listDir(dir)
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	// The documented order of the core layers; other core files follow by name.
+	rank := func(name string) int {
+		switch name {
+		case "global":
+			return 0
+		case "security":
+			return 1
+		case "database":
+			return 2
+		}
+		return 3
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".json") {
+			names = append(names, strings.TrimSuffix(e.Name(), ".json"))
+		}
+	}
+	sort.SliceStable(names, func(i, j int) bool {
+		ri, rj := rank(names[i]), rank(names[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return names[i] < names[j]
+	})
+	for _, n := range names {
+		path := filepath.Join(dir, n+".json")
+		var c Core
+		if err := decodeStrict(path, &c); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, validateLayer(path, "", &c.Layer)...)
+		t.core = append(t.core, coreLayer{name: "core/" + n, source: path, layer: c.Layer})
+	}
+	return errs
+}
+
+func (t *Tree) loadProfiles(dir string, custom bool) []error {
+	entries, err := listDir(dir)
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		path := filepath.Join(dir, e.Name(), "profile.json")
+		if _, err := os.Stat(path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: profile directory without profile.json: %w", filepath.Join(dir, e.Name()), err))
+			continue
+		}
+		var p Profile
+		if err := decodeStrict(path, &p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.Source = path
+		if p.Name != e.Name() {
+			errs = append(errs, fmt.Errorf("%s: key \"name\" is %q but the directory is %q: they must match", path, p.Name, e.Name()))
+			continue
+		}
+		errs = append(errs, validateLayer(path, "", &p.Layer)...)
+		if old, ok := t.profiles[p.Name]; ok && custom {
+			t.shadowed = append(t.shadowed, Shadow{Kind: "profile", Name: p.Name, Builtin: old.Source, Custom: path})
+		}
+		t.profiles[p.Name] = &p
+	}
+	return errs
+}
+
+func (t *Tree) loadFeatures(dir string, custom bool) []error {
+	groups, err := listDir(dir)
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for _, g := range groups {
+		if !g.IsDir() {
+			errs = append(errs, fmt.Errorf("%s: features must be in a group directory: features/<group>/<name>.json", filepath.Join(dir, g.Name())))
+			continue
+		}
+		files, err := listDir(filepath.Join(dir, g.Name()))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, f := range files {
+			if f.IsDir() || !strings.HasSuffix(f.Name(), ".json") {
+				continue
+			}
+			path := filepath.Join(dir, g.Name(), f.Name())
+			want := g.Name() + "/" + strings.TrimSuffix(f.Name(), ".json")
+			var ft Feature
+			if err := decodeStrict(path, &ft); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			ft.Source = path
+			if ft.Name != want {
+				errs = append(errs, fmt.Errorf("%s: key \"name\" is %q but the path says %q: they must match", path, ft.Name, want))
+				continue
+			}
+			errs = append(errs, validateFeature(path, &ft)...)
+			if old, ok := t.features[ft.Name]; ok && custom {
+				t.shadowed = append(t.shadowed, Shadow{Kind: "feature", Name: ft.Name, Builtin: old.Source, Custom: path})
+			}
+			t.features[ft.Name] = &ft
+		}
+	}
+	return errs
+}
+
+func (t *Tree) loadEnvironments(dir string) []error {
+	entries, err := listDir(dir)
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		var env Environment
+		if err := decodeStrict(path, &env); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		env.Source = path
+		if want := strings.TrimSuffix(e.Name(), ".json"); env.Name != want {
+			errs = append(errs, fmt.Errorf("%s: key \"name\" is %q but the file is %q: they must match", path, env.Name, want))
+			continue
+		}
+		if env.LogLevel != "" && !validLogLevel(env.LogLevel) {
+			errs = append(errs, fmt.Errorf("%s: key \"log_level\" is %q: accepted are debug, info, warn, error", path, env.LogLevel))
+		}
+		errs = append(errs, validateLayer(path, "", &env.Layer)...)
+		t.environments[env.Name] = &env
+	}
+	return errs
+}
+
+func (t *Tree) loadLegacy(dir string) []error {
+	entries, err := listDir(dir)
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".cfg.lua") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		data, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read legacy file: %w", err))
+			continue
+		}
+		t.legacy = append(t.legacy, LegacyFile{Name: "legacy/modules.d/" + e.Name(), Source: path, Code: string(data)})
+	}
+	return errs
+}
+
+func validLogLevel(s string) bool {
+	switch s {
+	case "debug", "info", "warn", "error":
+		return true
+	}
+	return false
+}
+
+// checkReferences resolves profile features, requires, conflicts and toggle names.
+func (t *Tree) checkReferences() []error {
+	var errs []error
+	for _, name := range sortedKeys(t.profiles) {
+		p := t.profiles[name]
+		for _, f := range p.Features {
+			if _, ok := t.features[f]; !ok {
+				errs = append(errs, fmt.Errorf("%s: key \"features\": unknown feature %q%s", p.Source, f, didYouMean(f, sortedKeys(t.features))))
+			}
+		}
+	}
+	owner := map[string]string{} // toggle name -> what it switches
+	claim := func(src, toggle, what string) {
+		if prev, ok := owner[toggle]; ok && prev != what {
+			errs = append(errs, fmt.Errorf("%s: toggle %s switches %s but also %s: toggle names must be unique", src, toggle, what, prev))
+			return
+		}
+		owner[toggle] = what
+	}
+	for _, name := range sortedKeys(t.features) {
+		claim(t.features[name].Source, GenericToggle(name), "feature "+name)
+	}
+	for _, name := range sortedKeys(t.features) {
+		f := t.features[name]
+		for _, r := range f.Requires {
+			if _, ok := t.features[r]; !ok {
+				errs = append(errs, fmt.Errorf("%s: key \"requires\": unknown feature %q%s", f.Source, r, didYouMean(r, sortedKeys(t.features))))
+			}
+		}
+		for _, c := range f.Conflicts {
+			if _, ok := t.features[c]; !ok {
+				errs = append(errs, fmt.Errorf("%s: key \"conflicts\": unknown feature %q%s", f.Source, c, didYouMean(c, sortedKeys(t.features))))
+			}
+		}
+		for _, tg := range f.Toggles {
+			claim(f.Source, tg, "feature "+name)
+		}
+		for _, pn := range sortedKeys(f.Parts) {
+			for _, tg := range f.Parts[pn].Toggles {
+				claim(f.Source, tg, "feature "+name+" part "+pn)
+			}
+		}
+	}
+	return errs
+}
+
+// GenericToggle is the toggle that always switches a feature:
+// PROSODY_FEATURES_<GROUP>_<NAME>, upper-cased, with '-' and '/' turned into '_'.
+func GenericToggle(feature string) string {
+	r := strings.NewReplacer("/", "_", "-", "_", ".", "_")
+	return "PROSODY_FEATURES_" + strings.ToUpper(r.Replace(feature))
+}
+
+// Profiles returns the profile names, sorted.
+func (t *Tree) Profiles() []string { return sortedKeys(t.profiles) }
+
+// Features returns the feature names, sorted.
+func (t *Tree) Features() []string { return sortedKeys(t.features) }
+
+// Environments returns the environment names, sorted.
+func (t *Tree) Environments() []string { return sortedKeys(t.environments) }
+
+// Profile returns the named profile, or nil. The caller must not modify it.
+func (t *Tree) Profile(name string) *Profile { return t.profiles[name] }
+
+// Feature returns the named feature, or nil. The caller must not modify it.
+func (t *Tree) Feature(name string) *Feature { return t.features[name] }
+
+// Environment returns the named environment, or nil. The caller must not modify it.
+func (t *Tree) Environment(name string) *Environment { return t.environments[name] }
+
+// Shadowed lists the custom profiles and features that replace built-ins.
+func (t *Tree) Shadowed() []Shadow { return append([]Shadow(nil), t.shadowed...) }
+
+// BuiltinDir is the directory the built-in tree was loaded from.
+func (t *Tree) BuiltinDir() string { return t.builtinDir }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

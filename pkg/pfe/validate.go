@@ -1,0 +1,309 @@
+package pfe
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Names the tree may use. Module names are what Prosody's plugin loader accepts; option
+// names must be Lua identifiers because they are rendered as `name = value`.
+var (
+	moduleNameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+	identifierRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	credentialNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	subdomainRE      = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+	toggleRE         = regexp.MustCompile(`^PROSODY_FEATURES_[A-Z0-9_]+$`)
+)
+
+// IsLuaIdentifier reports whether s is a Lua 5.1 name that is not a keyword.
+func IsLuaIdentifier(s string) bool {
+	if !identifierRE.MatchString(s) {
+		return false
+	}
+	switch s {
+	case "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
+		"in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while":
+		return false
+	}
+	return true
+}
+
+func validateFeature(path string, f *Feature) []error {
+	var errs []error
+	switch f.Stability {
+	case "", StabilityStable, StabilityBeta, StabilityExperimental:
+		if f.Unsupported != nil {
+			errs = append(errs, fmt.Errorf("%s: key \"unsupported\" is set but \"stability\" is %q: set stability to \"unsupported\" or drop the key", path, f.Stability))
+		}
+	case StabilityUnsupported:
+		if f.Unsupported == nil || f.Unsupported.Reason == "" || f.Unsupported.Instead == "" {
+			errs = append(errs, fmt.Errorf("%s: key \"unsupported\" needs \"reason\" and \"instead\" when stability is \"unsupported\"", path))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("%s: key \"stability\" is %q: accepted are stable, beta, experimental, unsupported", path, f.Stability))
+	}
+	for _, tg := range f.Toggles {
+		if !toggleRE.MatchString(tg) {
+			errs = append(errs, fmt.Errorf("%s: key \"toggles\": %q is not a PROSODY_FEATURES_<NAME> variable name (A-Z, 0-9, _)", path, tg))
+		}
+	}
+	for _, r := range f.Requires {
+		if r == f.Name {
+			errs = append(errs, fmt.Errorf("%s: key \"requires\": a feature cannot require itself", path))
+		}
+	}
+	for _, pn := range sortedKeys(f.Parts) {
+		p := f.Parts[pn]
+		if !identifierRE.MatchString(pn) && !moduleNameRE.MatchString(pn) {
+			errs = append(errs, fmt.Errorf("%s: key \"parts.%s\": part names use a-z, 0-9, _ and -", path, pn))
+		}
+		for _, tg := range p.Toggles {
+			if !toggleRE.MatchString(tg) {
+				errs = append(errs, fmt.Errorf("%s: key \"parts.%s.toggles\": %q is not a PROSODY_FEATURES_<NAME> variable name", path, pn, tg))
+			}
+		}
+		errs = append(errs, validateLayer(path, "parts."+pn+".", &p.Layer)...)
+	}
+	errs = append(errs, validateLayer(path, "", &f.Layer)...)
+	return errs
+}
+
+// validateLayer checks module names, option names, values and `when` conditions; prefix is
+// the key path of the layer inside the file ("" at the top).
+func validateLayer(path, prefix string, l *Layer) []error {
+	var errs []error
+	section := func(key string, s *Section) {
+		if s == nil {
+			return
+		}
+		for _, list := range []struct {
+			key  string
+			mods []string
+		}{{"modules", s.Modules}, {"remove_modules", s.RemoveModules}, {"disable_modules", s.DisableModules}} {
+			for _, m := range list.mods {
+				errs = append(errs, checkModuleName(path, prefix+key+"."+list.key, m)...)
+			}
+		}
+		errs = append(errs, checkSettings(path, prefix+key+".settings", s.Settings)...)
+	}
+	section("global", l.Global)
+	section("host", l.Host)
+	for _, name := range sortedKeys(l.Components) {
+		c := l.Components[name]
+		key := prefix + "components." + name
+		if !moduleNameRE.MatchString(name) {
+			errs = append(errs, fmt.Errorf("%s: key %q: component names use a-z, 0-9, _, . and -", path, key))
+		}
+		if c.Type != "" {
+			errs = append(errs, checkModuleName(path, key+".type", c.Type)...)
+		}
+		if c.Subdomain != "" && !subdomainRE.MatchString(c.Subdomain) {
+			errs = append(errs, fmt.Errorf("%s: key %q: subdomain %q is not a DNS label (a-z, 0-9, -, dots between labels)", path, key+".subdomain", c.Subdomain))
+		}
+		for _, m := range c.Modules {
+			errs = append(errs, checkModuleName(path, key+".modules", m)...)
+		}
+		errs = append(errs, checkSettings(path, key+".settings", c.Settings)...)
+	}
+	for i := range l.When {
+		w := &l.When[i]
+		key := fmt.Sprintf("%swhen[%d]", prefix, i)
+		if len(w.If) == 0 {
+			errs = append(errs, fmt.Errorf("%s: key %q: \"if\" needs at least one plan input", path, key+".if"))
+		}
+		for _, in := range sortedKeys(w.If) {
+			if !isInputName(in) {
+				errs = append(errs, fmt.Errorf("%s: key %q: unknown plan input %q (the inputs are listed in docs/config-format.md)", path, key+".if."+in, in))
+				continue
+			}
+			if err := checkCondition(w.If[in]); err != nil {
+				errs = append(errs, fmt.Errorf("%s: key %q: %w", path, key+".if."+in, err))
+			}
+		}
+		errs = append(errs, validateLayer(path, key+".", &w.Layer)...)
+	}
+	return errs
+}
+
+func checkModuleName(path, key, m string) []error {
+	switch {
+	case strings.HasPrefix(m, "mod_"):
+		return []error{fmt.Errorf("%s: key %q: %q: write module names without the mod_ prefix (%q)", path, key, m, strings.TrimPrefix(m, "mod_"))}
+	case !moduleNameRE.MatchString(m):
+		return []error{fmt.Errorf("%s: key %q: %q is not a module name (a-z, 0-9, _, . and -)", path, key, m)}
+	}
+	return nil
+}
+
+func checkSettings(path, key string, settings map[string]json.RawMessage) []error {
+	var errs []error
+	for _, name := range sortedKeys(settings) {
+		if !IsLuaIdentifier(name) {
+			errs = append(errs, fmt.Errorf("%s: key %q: option name %q is not a Lua identifier", path, key+"."+name, name))
+			continue
+		}
+		v, err := decodeValue(settings[name])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: key %q: %w", path, key+"."+name, err))
+			continue
+		}
+		if err := checkValue(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: key %q: %w", path, key+"."+name, err))
+		}
+	}
+	return errs
+}
+
+// decodeValue decodes a setting value keeping numbers exact (json.Number).
+func decodeValue(raw json.RawMessage) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode value: %w", err)
+	}
+	return v, nil
+}
+
+// specialKey returns the single "$" key of an object, or "".
+func specialKey(m map[string]any) (string, error) {
+	var special string
+	for k := range m {
+		if strings.HasPrefix(k, "$") {
+			special = k
+		}
+	}
+	if special == "" {
+		return "", nil
+	}
+	if len(m) != 1 {
+		return "", fmt.Errorf("an object with %q must have no other keys", special)
+	}
+	switch special {
+	case "$var", "$credential", "$lua":
+	default:
+		return "", fmt.Errorf("unknown special key %q: accepted are $var, $credential, $lua", special)
+	}
+	return special, nil
+}
+
+func checkValue(v any) error {
+	switch x := v.(type) {
+	case []any:
+		for i, e := range x {
+			if e == nil {
+				return fmt.Errorf("element %d is null: Lua sequences cannot hold nil", i)
+			}
+			if err := checkValue(e); err != nil {
+				return fmt.Errorf("element %d: %w", i, err)
+			}
+		}
+	case map[string]any:
+		special, err := specialKey(x)
+		if err != nil {
+			return err
+		}
+		if special == "" {
+			for _, k := range sortedKeys(x) {
+				if x[k] == nil {
+					return fmt.Errorf("key %q is null: Lua tables cannot hold nil", k)
+				}
+				if err := checkValue(x[k]); err != nil {
+					return fmt.Errorf("key %q: %w", k, err)
+				}
+			}
+			return nil
+		}
+		s, ok := x[special].(string)
+		if !ok {
+			return fmt.Errorf("%s takes a string", special)
+		}
+		switch special {
+		case "$var":
+			if !isInputName(s) {
+				return fmt.Errorf("$var %q is not a plan input (the inputs are listed in docs/config-format.md)", s)
+			}
+		case "$credential":
+			if !credentialNameRE.MatchString(s) {
+				return fmt.Errorf("$credential %q is not a credential file name (A-Z, a-z, 0-9, _, . and -)", s)
+			}
+		case "$lua":
+			if strings.TrimSpace(s) == "" {
+				return fmt.Errorf("$lua is empty")
+			}
+		}
+	}
+	return nil
+}
+
+func checkCondition(raw json.RawMessage) error {
+	v, err := decodeValue(raw)
+	if err != nil {
+		return err
+	}
+	scalar := func(v any) bool {
+		switch v.(type) {
+		case nil, string, bool, json.Number:
+			return true
+		}
+		return false
+	}
+	if list, ok := v.([]any); ok {
+		for _, e := range list {
+			if !scalar(e) {
+				return fmt.Errorf("condition lists hold strings, booleans, numbers or null")
+			}
+		}
+		return nil
+	}
+	if !scalar(v) {
+		return fmt.Errorf("a condition is a string, boolean, number, null or a list of them")
+	}
+	return nil
+}
+
+// didYouMean returns " (did you mean X?)" for the closest candidate, or "".
+func didYouMean(name string, candidates []string) string {
+	if s := closest(name, candidates); s != "" {
+		return fmt.Sprintf(" (did you mean %s?)", s)
+	}
+	return ""
+}
+
+// closest returns the candidate with the smallest edit distance to name, if that distance
+// is at most a third of name's length (at least 2), else "".
+func closest(name string, candidates []string) string {
+	best, bestD := "", -1
+	limit := max(2, len(name)/3)
+	lname := strings.ToLower(name)
+	for _, c := range candidates {
+		d := levenshtein(lname, strings.ToLower(c))
+		if d <= limit && (bestD < 0 || d < bestD) {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
