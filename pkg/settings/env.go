@@ -1,0 +1,135 @@
+package settings
+
+import (
+	"bytes"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Prefix is the prefix of every variable this package reads.
+const Prefix = "PROSODY"
+
+// Env is the raw view of the environment: one field per PROSODY_* variable, as envconfig
+// reads it (split_words names, `default` applied when unset, a set-but-empty value kept
+// empty). It is the single table of variable names, defaults and descriptions; Load turns it
+// into a validated Settings. Every field is a string except secrets, which are Secret.
+type Env struct {
+	Profile     string `split_words:"true" default:"standard" desc:"profile: minimal, standard, enterprise, development, or the name of a custom profile ([a-z0-9][a-z0-9-]*)"`
+	Environment string `split_words:"true" default:"production" desc:"environment overrides applied last: development, staging, production, testing"`
+	Domain      string `split_words:"true" default:"localhost" desc:"virtual hosts served, comma-separated (ASCII or xn-- punycode)"`
+	Admins      string `split_words:"true" default:"" desc:"admin JIDs (localpart@domain), comma-separated; on a served domain, or marked remote with a leading !"`
+
+	Storage    string `split_words:"true" default:"sqlite" desc:"storage backend: internal, sqlite, postgres"`
+	DBHost     string `split_words:"true" default:"" desc:"PostgreSQL host (required for postgres)"`
+	DBPort     string `split_words:"true" default:"5432" desc:"PostgreSQL port"`
+	DBName     string `split_words:"true" default:"prosody" desc:"PostgreSQL database name"`
+	DBUser     string `split_words:"true" default:"prosody" desc:"PostgreSQL user"`
+	DBPassword Secret `split_words:"true" default:"" desc:"PostgreSQL password (secret; or PROSODY_DB_PASSWORD_FILE; required for postgres)"`
+
+	AllowRegistration string `split_words:"true" default:"false" desc:"allow in-band account registration (boolean)"`
+	LogLevel          string `split_words:"true" default:"" desc:"Prosody log level: debug, info, warn, error (empty: debug in development, info otherwise)"`
+
+	C2sPort   string `split_words:"true" default:"5222" desc:"client-to-server port"`
+	S2sPort   string `split_words:"true" default:"5269" desc:"server-to-server port"`
+	HTTPPort  string `split_words:"true" default:"5280" desc:"HTTP port"`
+	HTTPSPort string `split_words:"true" default:"5281" desc:"HTTPS port"`
+
+	DeploymentType string `split_words:"true" default:"docker" desc:"deployment type: docker, compose, kubernetes, bare"`
+	ScaleProfile   string `split_words:"true" default:"small" desc:"scale profile: small, medium, large"`
+	ResourceLimits string `split_words:"true" default:"false" desc:"apply the scale profile's resource limits (boolean)"`
+	LegacyMode     string `split_words:"true" default:"false" desc:"keep options for legacy clients (boolean)"`
+	MigrationMode  string `split_words:"true" default:"false" desc:"migration mode: start for data migration (boolean)"`
+
+	FeaturesAuthModern              string `split_words:"true" default:"" desc:"feature toggle auth modern (boolean; unset: the profile decides)"`
+	FeaturesAuthExternal            string `split_words:"true" default:"" desc:"feature toggle auth external (boolean; unset: the profile decides)"`
+	FeaturesAuthMfa                 string `split_words:"true" default:"" desc:"feature toggle auth MFA (boolean; unset: the profile decides)"`
+	FeaturesWebEnabled              string `split_words:"true" default:"" desc:"feature toggle web (boolean; unset: the profile decides)"`
+	FeaturesWebUpload               string `split_words:"true" default:"" desc:"feature toggle web upload (boolean; unset: the profile decides)"`
+	FeaturesWebAdmin                string `split_words:"true" default:"" desc:"feature toggle web admin (boolean; unset: the profile decides)"`
+	FeaturesMobilePush              string `split_words:"true" default:"" desc:"feature toggle mobile push (boolean; unset: the profile decides)"`
+	FeaturesMobileCsi               string `split_words:"true" default:"" desc:"feature toggle mobile CSI (boolean; unset: the profile decides)"`
+	FeaturesMobileBattery           string `split_words:"true" default:"" desc:"feature toggle mobile battery saving (boolean; unset: the profile decides)"`
+	FeaturesSecurityEnhanced        string `split_words:"true" default:"" desc:"feature toggle security enhanced (boolean; unset: the profile decides)"`
+	FeaturesSecurityMonitoring      string `split_words:"true" default:"" desc:"feature toggle security monitoring (boolean; unset: the profile decides)"`
+	FeaturesSecurityCompliance      string `split_words:"true" default:"" desc:"feature toggle security compliance (boolean; unset: the profile decides)"`
+	FeaturesPerformanceCaching      string `split_words:"true" default:"" desc:"feature toggle performance caching (boolean; unset: the profile decides)"`
+	FeaturesPerformanceClustering   string `split_words:"true" default:"" desc:"feature toggle performance clustering (boolean; unset: the profile decides)"`
+	FeaturesAdminShell              string `split_words:"true" default:"" desc:"feature toggle admin shell (boolean; unset: the profile decides)"`
+	FeaturesAdminAPI                string `split_words:"true" default:"" desc:"feature toggle admin API (boolean; unset: the profile decides)"`
+	FeaturesAdminMonitoring         string `split_words:"true" default:"" desc:"feature toggle admin monitoring (boolean; unset: the profile decides)"`
+	FeaturesAdminWeb                string `split_words:"true" default:"" desc:"feature toggle admin web (boolean; unset: the profile decides)"`
+	FeaturesAuthSasl2               string `split_words:"true" default:"" desc:"feature toggle auth SASL2 (boolean; unset: the profile decides)"`
+	FeaturesAuthBind2               string `split_words:"true" default:"" desc:"feature toggle auth Bind2 (boolean; unset: the profile decides)"`
+	FeaturesAuthFast                string `split_words:"true" default:"" desc:"feature toggle auth FAST (boolean; unset: the profile decides)"`
+	FeaturesAuthDowngradeProtection string `split_words:"true" default:"" desc:"feature toggle auth downgrade protection (boolean; unset: the profile decides)"`
+	Features                        string `split_words:"true" default:"" desc:"feature changes as a list: +group/name enables, -group/name disables, comma-separated"`
+
+	FastTokenTTL          string `split_words:"true" default:"21d" desc:"FAST token lifetime (Go duration, or with d and w suffixes: 21d, 2w)"`
+	RequireChannelBinding string `split_words:"true" default:"false" desc:"require SASL channel binding (boolean)"`
+	HTTPUploadSizeLimit   string `split_words:"true" default:"10MiB" desc:"largest HTTP upload (bytes, or with KB MB GB KiB MiB GiB)"`
+	AdminPassword         Secret `split_words:"true" default:"" desc:"password of the first admin account (secret; or PROSODY_ADMIN_PASSWORD_FILE)"`
+
+	TLSProfile         string `split_words:"true" default:"intermediate" desc:"TLS profile: modern, intermediate, old"`
+	TLSAllowSelfSigned string `split_words:"true" default:"false" desc:"allow generating and using self-signed certificates (boolean)"`
+	CertsDir           string `split_words:"true" default:"/etc/prosody/certs" desc:"certificate directory (absolute path)"`
+	ExtraModules       string `split_words:"true" default:"" desc:"extra Prosody modules to load, comma-separated"`
+	PluginDir          string `split_words:"true" default:"" desc:"extra Prosody plugin directory (absolute path; empty: none)"`
+
+	ConfigDir  string `split_words:"true" default:"/usr/share/prosody-pfe/config" desc:"the profile-feature-environment config tree (absolute path)"`
+	CustomDir  string `split_words:"true" default:"/etc/prosody-pfe/custom" desc:"custom profiles and features (absolute path)"`
+	DataDir    string `split_words:"true" default:"/var/lib/prosody" desc:"Prosody data directory, also holds generated secrets (absolute path)"`
+	RuntimeDir string `split_words:"true" default:"/run/prosody-pfe" desc:"rendered config and runtime files (absolute path)"`
+	HooksDir   string `split_words:"true" default:"/docker-entrypoint.d" desc:"user init hooks (absolute path)"`
+
+	StopTimeout    string `split_words:"true" default:"10s" desc:"grace period between SIGTERM and SIGKILL (duration)"`
+	Restart        string `split_words:"true" default:"" desc:"restart policy: never, on-failure, always (empty: on-failure for prosody, never for other commands)"`
+	RestartMax     string `split_words:"true" default:"5" desc:"restarts allowed within the restart window before giving up"`
+	RestartWindow  string `split_words:"true" default:"60s" desc:"window over which restarts are counted (duration)"`
+	RestartBackoff string `split_words:"true" default:"1s" desc:"first delay before a restart, doubled each time (duration)"`
+	UID            string `split_words:"true" default:"" desc:"uid to run the server as (empty: the prosody user)"`
+	GID            string `split_words:"true" default:"" desc:"gid to run the server as (empty: the prosody user's group)"`
+	LogFormat      string `split_words:"true" default:"" desc:"entrypoint log format: json, console (empty: console on a terminal, json otherwise)"`
+	HealthListen   string `split_words:"true" default:":5282" desc:"health and metrics listen address ([host]:port), or off"`
+	HealthInterval string `split_words:"true" default:"10s" desc:"interval of the readiness probe (duration)"`
+	ReloadRestart  string `split_words:"true" default:"auto" desc:"on a config change Prosody cannot apply live: auto (graceful restart), never (keep running, warn)"`
+	Watch          string `split_words:"true" default:"true" desc:"watch config, certificates and secret files and reload on change (boolean)"`
+	WatchDebounce  string `split_words:"true" default:"100ms" desc:"quiet time after a change before reloading (duration)"`
+}
+
+// variable is one row of the variable table built from Env's tags by envconfig.
+type variable struct {
+	Key     string // PROSODY_...
+	Default string
+	Desc    string
+	field   int // index into Env
+	secret  bool
+}
+
+// variables returns the table of every variable, in Env's field order. The names, defaults and
+// descriptions come from envconfig's own usage machinery, so they are exactly what
+// envconfig.Process would read.
+func variables() ([]variable, error) {
+	var buf bytes.Buffer
+	const format = "{{range .}}{{usage_key .}}\x1f{{usage_default .}}\x1f{{usage_description .}}\x1e{{end}}"
+	if err := envconfig.Usagef(Prefix, &Env{}, &buf, format); err != nil {
+		return nil, fmt.Errorf("list variables of settings.Env: %w", err)
+	}
+	rows := strings.Split(strings.TrimSuffix(buf.String(), "\x1e"), "\x1e")
+	t := reflect.TypeFor[Env]()
+	if len(rows) != t.NumField() {
+		return nil, fmt.Errorf("list variables of settings.Env: %d rows for %d fields", len(rows), t.NumField())
+	}
+	secretType := reflect.TypeFor[Secret]()
+	vars := make([]variable, len(rows))
+	for i, row := range rows {
+		parts := strings.SplitN(row, "\x1f", 3)
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("list variables of settings.Env: malformed row %q", row)
+		}
+		vars[i] = variable{Key: parts[0], Default: parts[1], Desc: parts[2], field: i, secret: t.Field(i).Type == secretType}
+	}
+	return vars, nil
+}

@@ -1,0 +1,304 @@
+// Package settings reads and validates the PROSODY_* environment of the entrypoint.
+//
+// Load reads every variable of Env (names, defaults and descriptions are envconfig tags on
+// Env), reads secrets from VAR_FILE files, accepts deprecated names with a warning, reports
+// unknown PROSODY_* names with the nearest known one, and validates every value, collecting
+// all problems into one *Problems error. Secrets are held as Secret values that never print.
+package settings
+
+import (
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Source says where an effective value came from.
+type Source string
+
+// Sources of values.
+const (
+	SourceDefault   Source = "default"   // the variable was unset: the default applies
+	SourceEnv       Source = "env"       // the variable (or its deprecated name) was set
+	SourceFile      Source = "file"      // a secret read from VAR_FILE
+	SourceGenerated Source = "generated" // an internal secret from EnsureGenerated
+)
+
+// FeatureChange is one item of PROSODY_FEATURES: "+web/admin" enables, "-mobile/push" disables.
+type FeatureChange struct {
+	Name   string // group/name as written, e.g. "web/admin"; the PFE engine checks it exists
+	Enable bool
+}
+
+// Settings is the validated environment. Zero values are not meaningful: get it from Load.
+type Settings struct {
+	Profile     string   // profile name; its existence is checked by the PFE engine
+	Environment string   // development, staging, production or testing
+	Admins      []string // bare JIDs, lowercased ASCII, remote marker removed
+	domains     []string // see Domains
+
+	Storage    string // internal, sqlite or postgres
+	DBHost     string
+	DBPort     int
+	DBName     string
+	DBUser     string
+	DBPassword Secret
+
+	AllowRegistration bool
+	LogLevel          string // debug, info, warn or error; the environment's default when unset
+
+	C2SPort, S2SPort, HTTPPort, HTTPSPort int
+
+	DeploymentType string // docker, compose, kubernetes or bare
+	ScaleProfile   string // small, medium or large
+	ResourceLimits bool
+	LegacyMode     bool
+	MigrationMode  bool
+
+	// Toggles holds every non-empty PROSODY_FEATURES_<NAME> variable (the listed ones and any
+	// other), keyed by the full variable name, with the raw value, already checked to be a
+	// boolean (see ParseBool). An unset or empty toggle is absent: the profile decides. The PFE
+	// engine checks the names against its feature catalog (Suggest gives its did-you-mean).
+	Toggles map[string]string
+	// Features is PROSODY_FEATURES in order.
+	Features []FeatureChange
+
+	FastTokenTTL          time.Duration
+	RequireChannelBinding bool
+	HTTPUploadSizeLimit   int64 // bytes
+	AdminPassword         Secret
+
+	TLSProfile         string // modern, intermediate or old
+	TLSAllowSelfSigned bool
+	CertsDir           string
+	ExtraModules       []string // module names without "mod_"
+	PluginDir          string   // "" = none
+
+	ConfigDir, CustomDir, DataDir, RuntimeDir, HooksDir string // absolute, cleaned
+
+	StopTimeout    time.Duration
+	Restart        string // never, on-failure, always, or "" (see RestartPolicy)
+	RestartMax     int
+	RestartWindow  time.Duration
+	RestartBackoff time.Duration
+	UID, GID       int    // -1 = unset: the prosody user's uid and gid
+	LogFormat      string // json, console, or "" (console on a terminal, json otherwise)
+	HealthListen   string // host:port to listen on; "" when PROSODY_HEALTH_LISTEN=off
+	HealthInterval time.Duration
+	ReloadRestart  string // auto or never
+	Watch          bool
+	WatchDebounce  time.Duration
+
+	raw       Env
+	vars      []variable
+	sources   map[string]Source
+	generated map[string]Secret
+}
+
+// Domains returns the virtual hosts of PROSODY_DOMAIN, lowercased, in the given order, without
+// duplicates. The caller owns the returned slice.
+func (s *Settings) Domains() []string { return slices.Clone(s.domains) }
+
+// HealthEnabled reports whether the health server should run (PROSODY_HEALTH_LISTEN is not off).
+func (s *Settings) HealthEnabled() bool { return s.HealthListen != "" }
+
+// RestartPolicy returns the effective restart policy: PROSODY_RESTART when set, otherwise
+// on-failure when the child is prosody and never for any other command.
+func (s *Settings) RestartPolicy(childIsProsody bool) string {
+	switch {
+	case s.Restart != "":
+		return s.Restart
+	case childIsProsody:
+		return "on-failure"
+	}
+	return "never"
+}
+
+// Source returns where the value of the variable name (e.g. "PROSODY_DOMAIN") came from, or ""
+// for a name this package does not know.
+func (s *Settings) Source(name string) Source { return s.sources[name] }
+
+// UseGenerated records internal secrets returned by EnsureGenerated so Describe lists them
+// (redacted, source generated). It keeps its own copy.
+func (s *Settings) UseGenerated(secrets map[string]string) {
+	if s.generated == nil {
+		s.generated = make(map[string]Secret, len(secrets))
+	}
+	for k, v := range secrets {
+		s.generated[k] = NewSecret(v)
+	}
+}
+
+// Generated returns the internal secrets recorded by UseGenerated. The caller owns the map.
+func (s *Settings) Generated() map[string]Secret { return maps.Clone(s.generated) }
+
+// Entry is one line of Describe.
+type Entry struct {
+	Var         string
+	Value       string // the effective value as text; "<redacted>" for a set secret
+	Source      Source
+	Description string
+}
+
+// Describe lists every variable with its effective value, source and description, in table
+// order, then any extra feature toggles and recorded generated secrets (by name, sorted).
+// Secrets are redacted. For `entrypoint env`.
+func (s *Settings) Describe() []Entry {
+	rv := reflect.ValueOf(s.raw)
+	out := make([]Entry, 0, len(s.vars)+len(s.Toggles)+len(s.generated))
+	known := make(map[string]bool, len(s.vars))
+	for _, v := range s.vars {
+		known[v.Key] = true
+		var val string
+		if v.secret {
+			val = rv.Field(v.field).Interface().(Secret).String()
+		} else {
+			val = rv.Field(v.field).String()
+		}
+		out = append(out, Entry{Var: v.Key, Value: val, Source: s.sources[v.Key], Description: v.Desc})
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Toggles)) {
+		if !known[k] {
+			out = append(out, Entry{Var: k, Value: s.Toggles[k], Source: SourceEnv, Description: "feature toggle (boolean)"})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.generated)) {
+		out = append(out, Entry{Var: k, Value: s.generated[k].String(), Source: SourceGenerated, Description: "internal secret kept in the data directory"})
+	}
+	return out
+}
+
+// deprecatedName is an old variable name still accepted.
+type deprecatedName struct{ Old, New string }
+
+// deprecatedNames lists the old names Load accepts, each with a warning naming its replacement.
+func deprecatedNames() []deprecatedName {
+	return []deprecatedName{
+		{"PROSODY_VIRTUAL_HOSTS", "PROSODY_DOMAIN"},
+		{"PROSODY_DOMAINS", "PROSODY_DOMAIN"},
+		{"PROSODY_ADMIN", "PROSODY_ADMINS"},
+		{"PROSODY_ENABLE_REGISTRATION", "PROSODY_ALLOW_REGISTRATION"},
+		{"PROSODY_ENV", "PROSODY_ENVIRONMENT"},
+		{"PROSODY_LOGLEVEL", "PROSODY_LOG_LEVEL"},
+		{"PROSODY_DB_PASS", "PROSODY_DB_PASSWORD"},
+	}
+}
+
+// featuresPrefix starts the per-feature toggle variables.
+const featuresPrefix = Prefix + "_FEATURES_"
+
+// Load reads the settings from environ (as os.Environ: "NAME=value"; the first of duplicate
+// names wins, as for os.Getenv). Only PROSODY_* names are looked at. It returns warnings for
+// accepted but questionable input. The error is a *Problems listing every problem, except when
+// the Env table itself is broken (a programming error), which is a plain error.
+func Load(environ []string) (*Settings, []Warning, error) {
+	vars, err := variables()
+	if err != nil {
+		return nil, nil, err
+	}
+	env := make(map[string]string)
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, Prefix+"_") {
+			continue
+		}
+		if _, dup := env[k]; !dup {
+			env[k] = v
+		}
+	}
+
+	p := &parser{env: env}
+	s := &Settings{vars: vars, sources: make(map[string]Source, len(vars))}
+	rv := reflect.ValueOf(&s.raw).Elem()
+	known := make(map[string]bool, len(vars)*2)
+	for _, v := range vars {
+		known[v.Key] = true
+		val, src := p.lookup(v)
+		s.sources[v.Key] = src
+		if v.secret {
+			rv.Field(v.field).Set(reflect.ValueOf(NewSecret(val)))
+		} else {
+			rv.Field(v.field).SetString(val)
+		}
+	}
+	p.unknown(vars, known)
+	p.build(s)
+	if len(p.problems) > 0 {
+		return nil, p.warnings, &Problems{List: p.problems}
+	}
+	return s, p.warnings, nil
+}
+
+// lookup returns the raw value of v and its source, handling deprecated names and VAR_FILE.
+func (p *parser) lookup(v variable) (string, Source) {
+	val, set := p.env[v.Key]
+	for _, d := range deprecatedNames() {
+		if d.New != v.Key {
+			continue
+		}
+		old, oldSet := p.env[d.Old]
+		switch {
+		case !oldSet:
+		case set:
+			p.problem(d.Old, "", fmt.Sprintf("deprecated name set together with %s; remove %s", d.New, d.Old), "")
+		default:
+			val, set = old, true
+			p.warn(d.Old, fmt.Sprintf("deprecated; rename it to %s", d.New))
+		}
+	}
+	src := SourceEnv
+	if v.secret {
+		fileVar := v.Key + "_FILE"
+		if path, fileSet := p.env[fileVar]; fileSet {
+			switch {
+			case set:
+				p.problem(v.Key, "", fmt.Sprintf("set together with %s; set only one", fileVar), "")
+			case path == "":
+				p.problem(fileVar, "", "set but empty", "the path of a file holding the secret")
+			default:
+				content, err := readSecretFile(path)
+				if err != nil {
+					p.problem(fileVar, path, err.Error(), "a readable file holding the secret")
+				}
+				val, set, src = content, true, SourceFile
+			}
+		}
+	}
+	if !set {
+		return v.Default, SourceDefault
+	}
+	return val, src
+}
+
+// unknown reports PROSODY_* names that are not variables, secret files, deprecated names or
+// feature toggles, with the nearest known name.
+func (p *parser) unknown(vars []variable, known map[string]bool) {
+	candidates := make([]string, 0, len(vars)+4)
+	for _, v := range vars {
+		candidates = append(candidates, v.Key)
+		if v.secret {
+			known[v.Key+"_FILE"] = true
+			candidates = append(candidates, v.Key+"_FILE")
+		}
+	}
+	for _, d := range deprecatedNames() {
+		known[d.Old] = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.env)) {
+		if known[name] || strings.HasPrefix(name, featuresPrefix) {
+			continue
+		}
+		// The value is not shown: an unknown name may be a mistyped secret.
+		if base, ok := strings.CutSuffix(name, "_FILE"); ok && known[base] {
+			p.problem(name, "", "_FILE is read only for secrets", "PROSODY_DB_PASSWORD_FILE, PROSODY_ADMIN_PASSWORD_FILE")
+			continue
+		}
+		msg := "unknown variable"
+		if sug := Suggest(name, candidates); sug != "" {
+			msg += "; did you mean " + sug + "?"
+		}
+		p.problem(name, "", msg, "")
+	}
+}
