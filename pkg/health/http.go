@@ -1,0 +1,180 @@
+package health
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// Endpoint paths served by the Monitor.
+const (
+	LivePath    = "/livez"
+	ReadyPath   = "/readyz"
+	StatusPath  = "/status"
+	MetricsPath = "/metrics"
+)
+
+func (m *Monitor) newHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+LivePath, m.serveLive)
+	mux.HandleFunc("GET "+ReadyPath, m.serveReady)
+	mux.HandleFunc("GET "+StatusPath, m.serveStatus)
+	mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		Registry:            m.reg,
+		ErrorLog:            zap.NewStdLog(m.log.Named("metrics")),
+		MaxRequestsInFlight: 4,
+	}))
+	return mux
+}
+
+// serveLive answers 200 unless the supervisor gave up.
+func (m *Monitor) serveLive(w http.ResponseWriter, _ *http.Request) {
+	r := m.Readiness()
+	if r.State == StateFailed {
+		writeText(w, http.StatusServiceUnavailable, r.Reason)
+		return
+	}
+	writeText(w, http.StatusOK, "ok: "+r.State.String())
+}
+
+// serveReady answers 200 "ready" or 503 with the reason, from the cached state.
+func (m *Monitor) serveReady(w http.ResponseWriter, _ *http.Request) {
+	r := m.Readiness()
+	code := http.StatusOK
+	if r.State != StateReady {
+		code = http.StatusServiceUnavailable
+	}
+	writeText(w, code, r.Reason)
+}
+
+func writeText(w http.ResponseWriter, code int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, body+"\n")
+}
+
+// Status is the /status document. It carries no secrets.
+type Status struct {
+	State         string      `json:"state"`
+	Reason        string      `json:"reason"`
+	Profile       string      `json:"profile"`
+	Environment   string      `json:"environment"`
+	Features      []string    `json:"features"`
+	Hosts         []string    `json:"hosts"`
+	ConfigHash    string      `json:"config_hash"`
+	UptimeSeconds float64     `json:"uptime_seconds"`
+	Stages        []stageJSON `json:"stages"`
+	StagesDone    bool        `json:"stages_done"`
+	Child         childJSON   `json:"child"`
+	LastReload    *reloadJSON `json:"last_reload,omitempty"`
+	Certs         []certJSON  `json:"certs"`
+	Probe         *probeJSON  `json:"probe,omitempty"`
+	NotifyStatus  string      `json:"notify_status,omitempty"`
+}
+
+type stageJSON struct {
+	Name            string  `json:"name"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	OK              bool    `json:"ok"`
+	Error           string  `json:"error,omitempty"`
+}
+
+type childJSON struct {
+	PID           int       `json:"pid"`
+	Running       bool      `json:"running"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	Restarts      int       `json:"restarts"`
+	LastExit      *exitJSON `json:"last_exit,omitempty"`
+}
+
+type exitJSON struct {
+	PID    int       `json:"pid"`
+	Code   int       `json:"code"`
+	Signal string    `json:"signal,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+type reloadJSON struct {
+	Outcome         string    `json:"outcome"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	At              time.Time `json:"at"`
+	Error           string    `json:"error,omitempty"`
+}
+
+type certJSON struct {
+	Host     string    `json:"host"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+type probeJSON struct {
+	OK              bool      `json:"ok"`
+	Detail          string    `json:"detail"`
+	At              time.Time `json:"at"`
+	DurationSeconds float64   `json:"duration_seconds"`
+}
+
+// Status returns a copy of the /status document.
+func (m *Monitor) Status() Status {
+	r := m.Readiness()
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := &m.status
+	s := Status{
+		State:         r.State.String(),
+		Reason:        r.Reason,
+		Profile:       st.info.Profile,
+		Environment:   st.info.Environment,
+		Features:      nonNil(st.info.Features),
+		Hosts:         nonNil(st.info.Hosts),
+		ConfigHash:    st.info.ConfigHash,
+		UptimeSeconds: now.Sub(m.started).Seconds(),
+		Stages:        append([]stageJSON{}, st.stages...),
+		StagesDone:    m.in.stagesDone,
+		Child: childJSON{
+			PID:      m.in.childPID,
+			Running:  m.in.childRunning,
+			Restarts: st.restarts,
+			LastExit: st.lastExit,
+		},
+		LastReload:   st.lastReload,
+		Certs:        []certJSON{},
+		Probe:        st.probe,
+		NotifyStatus: st.notifyStatus,
+	}
+	if !m.in.childRunning {
+		s.Child.PID = 0
+	} else {
+		s.Child.UptimeSeconds = now.Sub(st.childStarted).Seconds()
+	}
+	for host, t := range st.certs {
+		s.Certs = append(s.Certs, certJSON{Host: host, NotAfter: t})
+	}
+	slices.SortFunc(s.Certs, func(a, b certJSON) int { return strings.Compare(a.Host, b.Host) })
+	return s
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return slices.Clone(s)
+}
+
+func (m *Monitor) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(m.Status()); err != nil {
+		m.log.Debug("write status", zap.Error(err))
+	}
+}

@@ -1,0 +1,116 @@
+package health
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+const namespace = "prosody_pfe"
+
+// reloadOutcomes returns the accepted ReloadDone outcomes: the reloads_total labels.
+func reloadOutcomes() []string {
+	return []string{"applied", "unchanged", "refused", "restarted", "failed"}
+}
+
+// metrics are the Monitor's collectors, all on its private registry.
+type metrics struct {
+	stageDuration *prometheus.GaugeVec
+	stageSuccess  *prometheus.GaugeVec
+	childUp       prometheus.Gauge
+	childPID      prometheus.Gauge
+	restarts      prometheus.Counter
+	exits         *prometheus.CounterVec
+	readyState    *prometheus.GaugeVec
+	reloads       *prometheus.CounterVec
+	renderSeconds prometheus.Histogram
+	reloadSeconds prometheus.Histogram
+	probeSeconds  prometheus.Histogram
+	probeFailures prometheus.Counter
+	reaped        prometheus.Counter
+	notifyMsgs    *prometheus.CounterVec
+	certExpiry    *prometheus.GaugeVec
+	startTime     prometheus.Gauge
+}
+
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	latency := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	m := &metrics{
+		stageDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "stage_duration_seconds",
+			Help: "Duration of the last run of each init stage."}, []string{"stage"}),
+		stageSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "stage_success",
+			Help: "1 if the last run of the init stage succeeded, 0 if it failed."}, []string{"stage"}),
+		childUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "child_up",
+			Help: "1 while the supervised child process runs."}),
+		childPID: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "child_pid",
+			Help: "Process id of the running child, 0 when none."}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "child_restarts_total",
+			Help: "Restarts of the child by the supervisor."}),
+		exits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "child_exits_total",
+			Help: "Child exits by exit code (128+N for signal N; codes above 255 count as \"other\")."}, []string{"code"}),
+		readyState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "ready_state",
+			Help: "1 for the current readiness state, 0 for the others."}, []string{"state"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "reloads_total",
+			Help: "Config reloads by outcome (applied, unchanged, refused, restarted, failed)."}, []string{"outcome"}),
+		renderSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "render_duration_seconds",
+			Help: "Time to render the Prosody config.", Buckets: latency}),
+		reloadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "reload_duration_seconds",
+			Help: "Time from the start of a reload to its outcome.", Buckets: latency}),
+		probeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "probe_duration_seconds",
+			Help: "Duration of the XMPP c2s readiness probe.", Buckets: latency}),
+		probeFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "probe_failures_total",
+			Help: "XMPP c2s probes that did not get stream features."}),
+		reaped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "reaped_zombies_total",
+			Help: "Orphaned processes reaped (not counting the main child)."}),
+		notifyMsgs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "notify_messages_total",
+			Help: "Datagrams received on NOTIFY_SOCKET by type (ready, reloading, stopping, other)."}, []string{"type"}),
+		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "cert_expiry_timestamp_seconds",
+			Help: "NotAfter of the certificate in use per host, as a Unix time."}, []string{"host"}),
+		startTime: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "start_time_seconds",
+			Help: "Start time of the entrypoint's health monitor as a Unix time."}),
+	}
+	cs := []prometheus.Collector{
+		m.stageDuration, m.stageSuccess, m.childUp, m.childPID, m.restarts, m.exits, m.readyState, m.reloads,
+		m.renderSeconds, m.reloadSeconds, m.probeSeconds, m.probeFailures, m.reaped, m.notifyMsgs, m.certExpiry,
+		m.startTime,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register health metrics: %w (is the registry shared with another Monitor?)", err)
+		}
+	}
+	// Pre-create bounded label values so every series exists from the first scrape.
+	for s := range numStates {
+		m.readyState.WithLabelValues(State(s).String()).Set(0)
+	}
+	for _, o := range reloadOutcomes() {
+		m.reloads.WithLabelValues(o)
+	}
+	for _, t := range []string{"ready", "reloading", "stopping", "other"} {
+		m.notifyMsgs.WithLabelValues(t)
+	}
+	return m, nil
+}
+
+// setState mirrors s into the ready_state gauge.
+func (m *metrics) setState(s State) {
+	for i := range numStates {
+		v := 0.0
+		if State(i) == s {
+			v = 1
+		}
+		m.readyState.WithLabelValues(State(i).String()).Set(v)
+	}
+}
+
+// exitLabel bounds the code label to 0..255 plus "other".
+func exitLabel(code int) string {
+	if code < 0 || code > 255 {
+		return "other"
+	}
+	return strconv.Itoa(code)
+}

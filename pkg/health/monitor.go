@@ -1,0 +1,378 @@
+// Package health owns the entrypoint's view of the server's health: the readiness
+// state, the one background XMPP probe loop, the HTTP endpoints (/livez, /readyz,
+// /status, /metrics), the private Prometheus registry and the healthcheck client.
+//
+// The supervisor and the init-stage runner report to a Monitor through plain method
+// calls (it implements supervise.Observer and initsteps.Observer without importing
+// them). Endpoints answer from cached values only: any number of requests costs
+// Prosody nothing, and a stopped or hung Prosody cannot block them.
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/sdnotify"
+)
+
+// Modes of Config.Mode.
+const (
+	// ModeProsody: ready means Prosody answers c2s (and said READY=1 with UseNotify).
+	ModeProsody = "prosody"
+	// ModePlain: plain-init mode; ready means init stages done and the child runs.
+	ModePlain = "plain"
+)
+
+// Config configures a Monitor. Zero values get the defaults documented per field.
+type Config struct {
+	// Listen is the HTTP address, e.g. ":5282" or "127.0.0.1:0". Required; the
+	// caller handles PROSODY_HEALTH_LISTEN=off by not creating a Monitor.
+	Listen string
+	// Interval between probes once ready. Default 10s (each probe is a c2s
+	// connection Prosody logs at info level, so keep it at seconds).
+	Interval time.Duration
+	// StartupInterval is the first probe interval while not ready: after each child
+	// start, reload or failed probe the loop probes after StartupInterval, doubling
+	// up to Interval, so readiness is seen within ~StartupInterval of Prosody
+	// answering but a server stuck not ready is not hammered. Default 200ms.
+	StartupInterval time.Duration
+	// ProbeTimeout bounds one probe, connect included. Default 2s, at most Interval.
+	ProbeTimeout time.Duration
+	// Mode is ModeProsody (default when empty) or ModePlain.
+	Mode string
+	// C2SAddr is the host:port of Prosody's c2s listener. Required in ModeProsody.
+	C2SAddr string
+	// Domain is the VirtualHost the probe opens a stream to. Required in ModeProsody.
+	Domain string
+	// UseNotify makes readiness also wait for READY=1 on NOTIFY_SOCKET (Prosody 13).
+	UseNotify bool
+	// NotifyPath is where the NOTIFY_SOCKET listener binds; required with UseNotify.
+	// Use a socket file in a directory the prosody user can search (Prosody 13.0.1
+	// cannot connect to abstract "@" names); see sdnotify.Listen.
+	NotifyPath string
+	// Registry receives every metric. Nil means a new private registry. It must not
+	// be prometheus.DefaultRegisterer, and must not be shared with another Monitor.
+	Registry *prometheus.Registry
+	// Logger is the parent logger; the Monitor logs as its "health" child. Nil: no logs.
+	Logger *zap.Logger
+}
+
+// Monitor tracks readiness and serves the health endpoints. Create it with New and
+// run it with Run. Its observer methods are safe to call from any goroutine, before
+// and during Run.
+type Monitor struct {
+	cfg      Config
+	log      *zap.Logger
+	reg      *prometheus.Registry
+	met      *metrics
+	ln       net.Listener
+	notify   *sdnotify.Listener
+	handler  http.Handler
+	started  time.Time
+	kick     chan struct{} // wakes the probe loop early; capacity 1
+	snapshot atomic.Pointer[Readiness]
+
+	mu      sync.Mutex
+	in      inputs
+	changed chan struct{} // closed and replaced on every readiness change
+	status  statusRecord
+}
+
+// New validates cfg, creates the metrics on the registry, and binds the HTTP
+// listener (and the notify socket with UseNotify) at once, so Addr and
+// NotifySocket are valid as soon as New returns. Run must be called to serve and
+// to release both; if it never runs, the sockets stay open until exit.
+func New(cfg Config) (*Monitor, error) {
+	if cfg.Interval == 0 {
+		cfg.Interval = 10 * time.Second
+	}
+	if cfg.StartupInterval == 0 {
+		cfg.StartupInterval = 200 * time.Millisecond
+	}
+	if cfg.ProbeTimeout == 0 {
+		cfg.ProbeTimeout = 2 * time.Second
+	}
+	cfg.ProbeTimeout = min(cfg.ProbeTimeout, cfg.Interval)
+	if cfg.Mode == "" {
+		cfg.Mode = ModeProsody
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	var errs []error
+	if cfg.Listen == "" {
+		errs = append(errs, errors.New("health listen address is empty (want host:port like \":5282\")"))
+	}
+	if cfg.Interval < 0 || cfg.StartupInterval < 0 || cfg.ProbeTimeout < 0 {
+		errs = append(errs, fmt.Errorf("health probe intervals must be positive (interval %s, startup interval %s, timeout %s)", cfg.Interval, cfg.StartupInterval, cfg.ProbeTimeout))
+	}
+	switch cfg.Mode {
+	case ModeProsody:
+		if cfg.C2SAddr == "" || cfg.Domain == "" {
+			errs = append(errs, fmt.Errorf("health mode %q needs the c2s address and the domain to probe (got %q, %q)", cfg.Mode, cfg.C2SAddr, cfg.Domain))
+		}
+	case ModePlain:
+	default:
+		errs = append(errs, fmt.Errorf("health mode %q is unknown (want %q or %q)", cfg.Mode, ModeProsody, ModePlain))
+	}
+	if cfg.UseNotify && cfg.NotifyPath == "" {
+		errs = append(errs, errors.New("health notify socket path is empty (want a socket file path when NOTIFY_SOCKET is used)"))
+	}
+	if cfg.Registry != nil && prometheus.Registerer(cfg.Registry) == prometheus.DefaultRegisterer {
+		errs = append(errs, errors.New("health metrics registry is the global default registry (want a private prometheus.NewRegistry())"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	met, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	m := &Monitor{
+		cfg:     cfg,
+		log:     cfg.Logger.Named("health"),
+		reg:     cfg.Registry,
+		met:     met,
+		started: time.Now(),
+		kick:    make(chan struct{}, 1),
+		changed: make(chan struct{}),
+	}
+	met.startTime.Set(float64(m.started.UnixNano()) / 1e9)
+	first := derive(m.in, cfg.Mode == ModePlain, cfg.UseNotify)
+	m.snapshot.Store(&first)
+	met.setState(first.State)
+	m.handler = m.newHandler()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen for health endpoints on %q: %w", cfg.Listen, err)
+	}
+	m.ln = ln
+	if cfg.UseNotify {
+		n, err := sdnotify.Listen(cfg.NotifyPath)
+		if err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+		m.notify = n
+	}
+	return m, nil
+}
+
+// Addr returns the address the HTTP server listens on (the resolved port when
+// Config.Listen asked for port 0).
+func (m *Monitor) Addr() string { return m.ln.Addr().String() }
+
+// NotifySocket returns the value for the child's NOTIFY_SOCKET, or "" without UseNotify.
+func (m *Monitor) NotifySocket() string {
+	if m.notify == nil {
+		return ""
+	}
+	return m.notify.Path()
+}
+
+// Handler returns the endpoint mux (/livez, /readyz, /status, /metrics). Run
+// serves it; it is exported for callers that mount it elsewhere and for tests.
+func (m *Monitor) Handler() http.Handler { return m.handler }
+
+// Readiness returns the current state and reason without blocking.
+func (m *Monitor) Readiness() Readiness { return *m.snapshot.Load() }
+
+// Run serves HTTP, runs the probe loop and (with UseNotify) the notify listener
+// until ctx is done or one of them fails, then shuts the server down (in-flight
+// requests get up to 2s) and returns when all three have ended. It returns nil
+// after ctx ended, else the first failure. Call it once.
+func (m *Monitor) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := &http.Server{
+		Handler:           m.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          zap.NewStdLog(m.log.Named("http")),
+	}
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := srv.Serve(m.ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serve health endpoints on %s: %w", m.Addr(), err)
+			cancel()
+		}
+	})
+	wg.Go(func() { m.probeLoop(ctx) })
+	if m.notify != nil {
+		wg.Go(func() {
+			if err := m.notify.Run(ctx, m.onNotify); err != nil {
+				errc <- err
+				cancel()
+			}
+		})
+	}
+	m.log.Info("health endpoints listening", zap.String("addr", m.Addr()), zap.String("mode", m.cfg.Mode),
+		zap.String("notify_socket", m.NotifySocket()))
+	<-ctx.Done()
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer stop()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+	}
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// WaitReady blocks until the state is ready (nil), ctx ends (ctx.Err()), or the
+// server is on its way out: stopping, stopped or failed (an error naming the
+// state). The watcher calls it before signalling Prosody, which dies on a SIGHUP
+// that arrives before its handlers exist.
+func (m *Monitor) WaitReady(ctx context.Context) error {
+	for {
+		m.mu.Lock()
+		r := *m.snapshot.Load()
+		changed := m.changed
+		m.mu.Unlock()
+		switch r.State {
+		case StateReady:
+			return nil
+		case StateStopping, StateStopped, StateFailed:
+			return fmt.Errorf("wait for prosody to be ready: %s", r.Reason)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for prosody to be ready (last: %s): %w", r.Reason, ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// update applies fn to the inputs under the lock and publishes the derived state.
+func (m *Monitor) update(fn func(in *inputs, st *statusRecord)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	fn(&m.in, &m.status)
+	next := derive(m.in, m.cfg.Mode == ModePlain, m.cfg.UseNotify)
+	prev := m.snapshot.Load()
+	if *prev == next {
+		return
+	}
+	m.snapshot.Store(&next)
+	if prev.State != next.State {
+		m.met.setState(next.State)
+		m.log.Info("readiness changed", zap.Stringer("from", prev.State), zap.Stringer("to", next.State),
+			zap.String("reason", next.Reason))
+	}
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// wake makes the probe loop probe now (and restart its startup backoff).
+func (m *Monitor) wake() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// probeLoop is the one background prober. It probes only while a child runs past
+// the init stages and no shutdown began, so it never talks to a Prosody that is
+// not supposed to be up.
+func (m *Monitor) probeLoop(ctx context.Context) {
+	if m.cfg.Mode == ModePlain {
+		return
+	}
+	backoff := m.cfg.StartupInterval
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.kick:
+			backoff = m.cfg.StartupInterval
+		case <-timer.C:
+		}
+		m.mu.Lock()
+		due := m.in.stagesDone && m.in.childRunning && !m.in.stopping && !m.in.gaveUp
+		m.mu.Unlock()
+		next := m.cfg.Interval
+		if due {
+			start := time.Now()
+			ok, detail, err := ProbeC2S(ctx, m.cfg.C2SAddr, m.cfg.Domain, m.cfg.ProbeTimeout)
+			d := time.Since(start)
+			if ctx.Err() != nil {
+				return // shutting down: an interrupted probe says nothing about Prosody
+			}
+			if err != nil {
+				detail = err.Error()
+			}
+			m.met.probeSeconds.Observe(d.Seconds())
+			if !ok {
+				m.met.probeFailures.Inc()
+				m.log.Debug("probe not ready", zap.String("detail", detail), zap.Duration("duration", d))
+			}
+			m.update(func(in *inputs, st *statusRecord) {
+				in.probeOK, in.probeDetail = ok, detail
+				st.probe = &probeJSON{OK: ok, Detail: detail, At: time.Now().UTC(), DurationSeconds: d.Seconds()}
+			})
+		}
+		if m.Readiness().State != StateReady {
+			next = backoff
+			backoff = min(backoff*2, m.cfg.Interval)
+		} else {
+			backoff = m.cfg.StartupInterval
+		}
+		timer.Reset(next)
+	}
+}
+
+// onNotify handles one NOTIFY_SOCKET datagram (from the notify listener goroutine).
+func (m *Monitor) onNotify(msg sdnotify.Message) {
+	kind := "other"
+	switch {
+	case msg.Ready:
+		kind = "ready"
+	case msg.Reloading:
+		kind = "reloading"
+	case msg.Stopping:
+		kind = "stopping"
+	}
+	m.met.notifyMsgs.WithLabelValues(kind).Inc()
+	m.log.Debug("notify message", zap.String("type", kind), zap.Int("pid", msg.PID), zap.String("status", msg.Status))
+	m.update(func(in *inputs, st *statusRecord) {
+		if msg.PID != 0 && msg.PID != in.notify.pid {
+			in.notify = notifyState{pid: msg.PID}
+		}
+		switch {
+		case msg.Reloading:
+			in.notify.reloading, in.notify.ready = true, false
+		case msg.Ready:
+			in.notify.reloading, in.notify.ready = false, true
+		}
+		if msg.Stopping {
+			in.notify.stopping, in.notify.ready = true, false
+		}
+		if msg.Status != "" {
+			st.notifyStatus = msg.Status
+		}
+	})
+	if msg.Ready {
+		m.wake()
+	}
+}

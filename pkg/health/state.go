@@ -1,0 +1,128 @@
+package health
+
+import "fmt"
+
+// State is the readiness state of the supervised server. The Monitor holds the
+// current one in an atomic value; the prosody_pfe_ready_state gauge mirrors it.
+type State int32
+
+// The states, in the order the gauge lists them.
+const (
+	// StateStarting: init stages running, the child not yet started, or Prosody not
+	// yet answering (no READY=1, no stream features on c2s).
+	StateStarting State = iota
+	// StateReady: stages done, child running and (prosody mode) answering c2s.
+	StateReady
+	// StateReloading: a reload is in progress (ReloadStarted, or RELOADING=1 until READY=1).
+	StateReloading
+	// StateRestarting: the child exited and the supervisor will start it again.
+	StateRestarting
+	// StateStopping: shutdown began (Stopping() or STOPPING=1); the child may still run.
+	StateStopping
+	// StateStopped: shutdown began and the child has exited.
+	StateStopped
+	// StateFailed: the supervisor gave up (GaveUp); /livez answers 503.
+	StateFailed
+)
+
+// numStates is the number of defined states; they are 0..numStates-1.
+const numStates = int(StateFailed) + 1
+
+// String returns the lowercase name used in /readyz, /status and metric labels.
+func (s State) String() string {
+	switch s {
+	case StateStarting:
+		return "starting"
+	case StateReady:
+		return "ready"
+	case StateReloading:
+		return "reloading"
+	case StateRestarting:
+		return "restarting"
+	case StateStopping:
+		return "stopping"
+	case StateStopped:
+		return "stopped"
+	case StateFailed:
+		return "failed"
+	}
+	return fmt.Sprintf("state(%d)", int32(s))
+}
+
+// Readiness is one immutable snapshot of the state and why.
+type Readiness struct {
+	State State
+	// Reason is the human-readable cause, e.g. "starting: waiting for c2s: connect
+	// 127.0.0.1:5222: connection refused"; "ready" when ready.
+	Reason string
+}
+
+// inputs is everything readiness is derived from. Guarded by Monitor.mu.
+type inputs struct {
+	stagesDone   bool
+	childPID     int
+	childRunning bool
+	lastExitCode int
+	exited       bool // the child has exited at least once
+	restarting   bool
+	attempt      int
+	restartDelay string
+	stopping     bool
+	gaveUp       bool
+	gaveUpCode   int
+	reloading    bool // between ReloadStarted and ReloadDone
+
+	notify notifyState
+
+	probeOK     bool
+	probeDetail string
+}
+
+// notifyState is what the child said over NOTIFY_SOCKET. It applies only while
+// pid is the current child (or 0 when the kernel gave no sender pid), so a stale
+// READY=1 from an earlier child never makes a new one ready.
+type notifyState struct {
+	pid       int
+	ready     bool
+	reloading bool
+	stopping  bool
+}
+
+// derive computes readiness from inputs. It is pure: the table tests call it directly.
+func derive(in inputs, plain, useNotify bool) Readiness {
+	n := in.notify
+	if n.pid != 0 && n.pid != in.childPID {
+		n = notifyState{}
+	}
+	switch {
+	case in.gaveUp:
+		return Readiness{StateFailed, fmt.Sprintf("failed: supervisor gave up (exit code %d)", in.gaveUpCode)}
+	case (in.stopping || n.stopping) && !in.childRunning && in.exited:
+		return Readiness{StateStopped, "stopped"}
+	case in.stopping:
+		return Readiness{StateStopping, "stopping"}
+	case n.stopping && in.childRunning:
+		return Readiness{StateStopping, "stopping: prosody said STOPPING=1"}
+	case in.restarting:
+		return Readiness{StateRestarting, fmt.Sprintf("restarting: attempt %d after %s", in.attempt, in.restartDelay)}
+	case !in.stagesDone:
+		return Readiness{StateStarting, "starting: init stages running"}
+	case !in.childRunning && in.exited:
+		return Readiness{StateRestarting, fmt.Sprintf("restarting: child exited with code %d", in.lastExitCode)}
+	case !in.childRunning:
+		return Readiness{StateStarting, "starting: waiting for the child to start"}
+	case plain:
+		return Readiness{StateReady, "ready"}
+	case in.reloading || (useNotify && n.reloading):
+		return Readiness{StateReloading, "reloading"}
+	case useNotify && !n.ready:
+		return Readiness{StateStarting, "starting: waiting for READY=1 on NOTIFY_SOCKET"}
+	case !in.probeOK:
+		detail := in.probeDetail
+		if detail == "" {
+			detail = "not probed yet"
+		}
+		return Readiness{StateStarting, "starting: waiting for c2s: " + detail}
+	}
+	return Readiness{StateReady, "ready"}
+}
