@@ -1,0 +1,2 @@
+-- a legacy snippet
+motd_text = [[Welcome]]
