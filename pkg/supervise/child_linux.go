@@ -1,0 +1,151 @@
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Shell exit codes for a child that could not be started.
+const (
+	CodeNotExecutable = 126 // found but cannot be executed (permissions, format, directory)
+	CodeNotFound      = 127 // no such file, or not found in PATH
+)
+
+// startError is a failure to start the child, with its shell exit code.
+type startError struct {
+	code int
+	err  error
+}
+
+func (e *startError) Error() string { return e.err.Error() }
+func (e *startError) Unwrap() error { return e.err }
+
+// spawn forks and execs the child in a new process group with the
+// entrypoint's own fds 0, 1 and 2 and nothing else.
+func (s *Supervisor) spawn() (int, error) {
+	path, err := lookPath(s.cfg.Path, s.env)
+	if err != nil {
+		return 0, err
+	}
+	if err := closeOnExecAbove2(); err != nil {
+		return 0, &startError{code: CodeNotExecutable, err: fmt.Errorf("start %s: %w", path, err)}
+	}
+	attr := &syscall.ProcAttr{
+		Dir:   s.cfg.Dir,
+		Env:   s.env,
+		Files: []uintptr{0, 1, 2},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	}
+	if c := s.cfg.Cred; c != nil {
+		// Groups empty with NoSetGroups false: setgroups(0) drops every
+		// supplementary group of the entrypoint.
+		attr.Sys.Credential = &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: []uint32{}}
+	}
+	argv := append([]string{s.cfg.Path}, s.cfg.Args...)
+	pid, err := syscall.ForkExec(path, argv, attr)
+	if err != nil {
+		return 0, &startError{code: execCode(err), err: fmt.Errorf("exec %s: %w", path, err)}
+	}
+	return pid, nil
+}
+
+// execCode maps an exec failure to the shell's exit code.
+func execCode(err error) int {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return CodeNotFound
+	}
+	return CodeNotExecutable
+}
+
+// lookPath resolves name like a shell: a name with a slash is used as is,
+// any other is searched in the PATH of env (or the entrypoint's PATH).
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	pathVar, found := "", false
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathVar, found = v, true
+		}
+	}
+	if !found {
+		pathVar = os.Getenv("PATH")
+	}
+	var denied string
+	for _, dir := range filepath.SplitList(pathVar) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		fi, err := os.Stat(p)
+		if err != nil || fi.IsDir() {
+			continue
+		}
+		if unix.Access(p, unix.X_OK) == nil {
+			return p, nil
+		}
+		if denied == "" {
+			denied = p
+		}
+	}
+	if denied != "" {
+		return "", &startError{code: CodeNotExecutable, err: fmt.Errorf("exec %s: %w", denied, unix.EACCES)}
+	}
+	return "", &startError{code: CodeNotFound, err: fmt.Errorf("exec %s: not found in PATH %q", name, pathVar)}
+}
+
+// closeOnExecAbove2 marks every open descriptor above 2 close-on-exec, so
+// that even one opened without O_CLOEXEC (by a raw syscall or a library)
+// does not leak into the child. Go's own opens already set it.
+func closeOnExecAbove2() error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list open descriptors in /proc/self/fd: %w", err)
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		// The directory's own descriptor is closed by now: EBADF is fine.
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && !errors.Is(err, unix.EBADF) {
+			return fmt.Errorf("set close-on-exec on descriptor %d: %w", fd, err)
+		}
+	}
+	return nil
+}
+
+// exitCode turns a wait status into the entrypoint's code and the signal name.
+func exitCode(ws unix.WaitStatus) (int, string) {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), signalName(ws.Signal())
+	}
+	return ws.ExitStatus(), ""
+}
+
+// groupAlive reports whether process group pgid has any member left.
+func groupAlive(pgid int) bool {
+	if pgid <= 0 {
+		return false
+	}
+	return unix.Kill(-pgid, 0) != unix.ESRCH
+}
+
+// withHome returns env with HOME set to home.
+func withHome(env []string, home string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "HOME=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "HOME="+home)
+}

@@ -1,0 +1,553 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultStopTimeout is the grace period used when Config.StopTimeout is 0.
+const DefaultStopTimeout = 10 * time.Second
+
+// Errors of Signal and Restart.
+var (
+	ErrNoChild    = errors.New("no child is running")
+	ErrStopping   = errors.New("supervisor is stopping")
+	ErrNotRunning = errors.New("supervisor is not running")
+)
+
+// Config configures a Supervisor. Zero values are documented per field.
+type Config struct {
+	// Path is the program to run; without a slash it is searched in the
+	// PATH of Env. Required. It is also the child's argv[0].
+	Path string
+	// Args are the arguments after argv[0].
+	Args []string
+	// Env is the child's environment; nil means the entrypoint's own. When
+	// Cred has a Home, HOME is set to it.
+	Env []string
+	// Dir is the child's working directory; "" means the entrypoint's.
+	Dir string
+	// Cred is who the child runs as; nil means the entrypoint's identity.
+	Cred *Credential
+	// StopTimeout is the grace between SIGTERM and SIGKILL of the child's
+	// group; 0 means DefaultStopTimeout.
+	StopTimeout time.Duration
+	// Restart is the restart policy; the zero value never restarts.
+	Restart Policy
+	// Signals is the registration made by Notify. Required.
+	Signals *Signals
+	// Logger logs the lifecycle; nil means no logging.
+	Logger *zap.Logger
+	// Observer receives lifecycle events; nil means none.
+	Observer Observer
+	// Intercept, when not nil, sees every received signal except SIGCHLD
+	// before it is acted on; returning true takes the signal over (it is
+	// not forwarded, and SIGTERM/SIGINT then do not stop). It is called
+	// from Run's goroutine: it must return quickly and must not call
+	// Restart (Signal and PID are fine).
+	Intercept func(os.Signal) bool
+	// Stderr receives the message when the child cannot be started; nil
+	// means os.Stderr.
+	Stderr io.Writer
+}
+
+// Supervisor runs one main child: see Run. Its methods are safe for
+// concurrent use.
+type Supervisor struct {
+	cfg    Config
+	env    []string
+	log    *zap.Logger
+	obs    Observer
+	stderr io.Writer
+
+	ran        atomic.Bool
+	done       chan struct{} // closed when Run returns
+	restartReq chan chan error
+
+	// mu is held while reaping and while signalling the main child, so a
+	// signal never reaches a pid that was reaped (and maybe reused).
+	mu  sync.Mutex
+	pid int
+}
+
+// New validates cfg and returns a Supervisor that has not started anything.
+func New(cfg Config) (*Supervisor, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("supervise config: Path is empty: set the program to run")
+	}
+	if cfg.Signals == nil {
+		return nil, errors.New("supervise config: Signals is nil: call supervise.Notify first in main and pass its result")
+	}
+	if cfg.StopTimeout < 0 {
+		return nil, fmt.Errorf("supervise config: StopTimeout %s is negative: use 0 for the default %s or a positive duration", cfg.StopTimeout, DefaultStopTimeout)
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = DefaultStopTimeout
+	}
+	p, err := cfg.Restart.normalize()
+	if err != nil {
+		return nil, fmt.Errorf("supervise config: %w", err)
+	}
+	cfg.Restart = p
+	s := &Supervisor{
+		cfg:        cfg,
+		env:        cfg.Env,
+		log:        cfg.Logger,
+		obs:        cfg.Observer,
+		stderr:     cfg.Stderr,
+		done:       make(chan struct{}),
+		restartReq: make(chan chan error),
+	}
+	if s.env == nil {
+		s.env = os.Environ()
+	}
+	if cfg.Cred != nil && cfg.Cred.Home != "" {
+		s.env = withHome(s.env, cfg.Cred.Home)
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.obs == nil {
+		s.obs = nopObserver{}
+	}
+	if s.stderr == nil {
+		s.stderr = os.Stderr
+	}
+	return s, nil
+}
+
+// PID returns the main child's pid, 0 when no child runs.
+func (s *Supervisor) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pid
+}
+
+// Signal sends sig to the main child only (not its group). It returns
+// ErrNoChild when no child runs (not yet, between restarts, or after Run).
+func (s *Supervisor) Signal(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pid == 0 {
+		return ErrNoChild
+	}
+	if err := unix.Kill(s.pid, sig); err != nil {
+		return fmt.Errorf("send %s to child %d: %w", signalName(sig), s.pid, err)
+	}
+	s.log.Info("signalled child", zap.Int("pid", s.pid), zap.String("signal", signalName(sig)))
+	return nil
+}
+
+// Restart stops the child group gracefully (SIGTERM, grace, SIGKILL) and
+// starts the child again at once; it is not counted by the restart policy.
+// During a restart backoff it starts the child at once. It blocks until the
+// new child has started (nil) or could not be (error), and returns
+// ErrStopping when a stop is under way, ErrNotRunning once Run has returned.
+// It blocks until Run is running; never call it from Intercept or Observer.
+func (s *Supervisor) Restart() error {
+	reply := make(chan error, 1)
+	select {
+	case s.restartReq <- reply:
+	case <-s.done:
+		return ErrNotRunning
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-s.done:
+		// Run may have replied just before returning.
+		select {
+		case err := <-reply:
+			return err
+		default:
+			return ErrNotRunning
+		}
+	}
+}
+
+// Run starts the child and supervises it until the end, and returns the
+// entrypoint's exit code: the child's code, 128+N when signal N ended it,
+// 127/126 when it cannot be executed (with a message on Config.Stderr), or
+// 0 when a stop was asked before the child started. Cancelling ctx is a
+// graceful stop (like SIGTERM). Run returns only once the child's process
+// group is empty and every child reaped so far is waited for. Run may be
+// called once; a second call returns 70 (EX_SOFTWARE) at once.
+//
+// Run is the one reaper: it calls wait4(-1) on every SIGCHLD until nothing
+// is left, and when the entrypoint is not PID 1 it makes itself a child
+// subreaper so that orphans of the child are re-parented to it.
+func (s *Supervisor) Run(ctx context.Context) int {
+	if !s.ran.CompareAndSwap(false, true) {
+		s.log.Error("supervisor run called twice")
+		return 70
+	}
+	defer close(s.done)
+	if n := s.cfg.Signals.note; n != "" {
+		s.log.Warn("signal setup", zap.String("detail", n))
+	}
+	if os.Getpid() != 1 {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			s.log.Warn("cannot become child subreaper: orphans of the child will not be reaped here", zap.Error(err))
+		}
+	}
+	r := &run{s: s, ctxDone: ctx.Done()}
+	defer r.stopTimers()
+	code := r.loop(ctx)
+	r.reap()
+	s.log.Info("supervisor done", zap.Int("code", code))
+	return code
+}
+
+// run is the state of one Run; only Run's goroutine touches it.
+type run struct {
+	s        *Supervisor
+	ctxDone  <-chan struct{}
+	pgid     int  // group of the current or last child; 0 when nothing is left to wait for
+	alive    bool // the main child is not reaped yet
+	lastCode int
+	termSent bool // the current group got its SIGTERM (stop, restart or leftovers)
+	killed   bool // the current group got SIGKILL
+	stopping bool
+	waiters  []chan error // Restart calls waiting for the new child
+	restarts restartLog
+
+	killTimer    *time.Timer
+	killC        <-chan time.Time
+	backoffTimer *time.Timer
+	backoffC     <-chan time.Time
+	pollTicker   *time.Ticker
+	pollC        <-chan time.Time
+}
+
+func (r *run) loop(ctx context.Context) int {
+	s := r.s
+	// Signals that arrived before the first start: a stop among them means
+	// the child is never started.
+	var early []os.Signal
+	for drained := false; !drained; {
+		select {
+		case sig := <-s.cfg.Signals.other:
+			early = append(early, sig)
+		default:
+			drained = true
+		}
+	}
+	var pending []syscall.Signal
+	for _, sig := range early {
+		switch {
+		case r.intercepted(sig):
+		case isStop(sig):
+			s.log.Info("stop requested before the child started", zap.String("signal", sig.String()))
+			s.obs.Stopping()
+			return 0
+		default:
+			pending = append(pending, sig.(syscall.Signal))
+		}
+	}
+	if ctx.Err() != nil {
+		s.log.Info("stop requested before the child started", zap.String("reason", "context cancelled"))
+		s.obs.Stopping()
+		return 0
+	}
+	if code, ok := r.start(); !ok {
+		return code
+	}
+	for _, sig := range pending {
+		r.forward(sig)
+	}
+	for {
+		if code, done := r.settle(); done {
+			return code
+		}
+		select {
+		case <-s.cfg.Signals.chld:
+			r.reap()
+		case <-r.pollC:
+			r.reap()
+		case sig := <-s.cfg.Signals.other:
+			r.onSignal(sig)
+		case <-r.ctxDone:
+			r.ctxDone = nil
+			r.stop(unix.SIGTERM, "context cancelled")
+		case reply := <-s.restartReq:
+			r.onRestart(reply)
+		case <-r.killC:
+			r.kill()
+		case <-r.backoffC:
+			r.backoffC = nil
+			if code, ok := r.start(); !ok {
+				return code
+			}
+		}
+	}
+}
+
+// settle decides what follows once the main child is gone and its group is
+// empty: return, restart now (Restart), restart after a backoff, or give up.
+func (r *run) settle() (int, bool) {
+	s := r.s
+	if r.alive || r.backoffC != nil {
+		return 0, false
+	}
+	if groupAlive(r.pgid) {
+		if r.pollC == nil {
+			// Not every group member is our child, so its end may come
+			// without a SIGCHLD here: poll until the group is empty.
+			r.pollTicker = time.NewTicker(20 * time.Millisecond)
+			r.pollC = r.pollTicker.C
+		}
+		return 0, false
+	}
+	r.pgid = 0
+	r.stopPoll()
+	r.stopKill()
+	if r.stopping {
+		return r.lastCode, true
+	}
+	if len(r.waiters) > 0 {
+		code, ok := r.start()
+		return code, !ok
+	}
+	if !s.cfg.Restart.wants(r.lastCode) {
+		return r.lastCode, true
+	}
+	attempt, ok := r.restarts.next(s.cfg.Restart, time.Now())
+	if !ok {
+		s.log.Error("child keeps failing, giving up",
+			zap.Int("code", r.lastCode), zap.Int("restarts", attempt), zap.Duration("window", s.cfg.Restart.Window))
+		s.obs.GaveUp(r.lastCode)
+		return r.lastCode, true
+	}
+	d := s.cfg.Restart.delay(attempt)
+	s.log.Info("restarting child", zap.Int("attempt", attempt), zap.Duration("delay", d), zap.Int("last_code", r.lastCode))
+	s.obs.Restarting(attempt, d)
+	r.backoffTimer = time.NewTimer(d)
+	r.backoffC = r.backoffTimer.C
+	return 0, false
+}
+
+// start spawns the child; on failure it reports and returns the exit code.
+func (r *run) start() (int, bool) {
+	s := r.s
+	pid, err := s.spawn()
+	if err != nil {
+		code := CodeNotExecutable
+		var se *startError
+		if errors.As(err, &se) {
+			code = se.code
+		}
+		fmt.Fprintf(s.stderr, "cannot start the child: %v (exit %d)\n", err, code)
+		s.log.Error("cannot start child", zap.String("path", s.cfg.Path), zap.Int("code", code), zap.Error(err))
+		r.replyWaiters(fmt.Errorf("restart child: %w", err))
+		r.lastCode = code
+		return code, false
+	}
+	s.mu.Lock()
+	s.pid = pid
+	s.mu.Unlock()
+	r.pgid, r.alive, r.termSent, r.killed = pid, true, false, false
+	s.log.Info("child started", zap.Int("pid", pid), zap.String("path", s.cfg.Path))
+	s.obs.ChildStarted(pid)
+	r.replyWaiters(nil)
+	return 0, true
+}
+
+// reap waits for every child that has ended, without blocking.
+func (r *run) reap() {
+	s := r.s
+	var (
+		orphans  int
+		mainPID  int
+		mainStat unix.WaitStatus
+	)
+	s.mu.Lock()
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			if err != nil && !errors.Is(err, unix.ECHILD) {
+				s.log.Error("wait for children", zap.Error(err))
+			}
+			break
+		}
+		if pid == s.pid {
+			mainPID, mainStat, s.pid = pid, ws, 0
+		} else {
+			orphans++
+		}
+	}
+	s.mu.Unlock()
+	if orphans > 0 {
+		s.log.Debug("reaped orphans", zap.Int("count", orphans))
+		s.obs.Reaped(orphans)
+	}
+	if mainPID != 0 {
+		r.mainExited(mainPID, mainStat)
+	}
+}
+
+// mainExited records the main child's end and clears its leftover group.
+func (r *run) mainExited(pid int, ws unix.WaitStatus) {
+	s := r.s
+	code, sig := exitCode(ws)
+	r.alive, r.lastCode = false, code
+	s.log.Info("child exited", zap.Int("pid", pid), zap.Int("code", code), zap.String("signal", sig))
+	s.obs.ChildExited(pid, code, sig)
+	if !r.termSent && groupAlive(r.pgid) {
+		s.log.Info("terminating processes left in the child's group", zap.Int("pgid", r.pgid))
+		r.terminate(unix.SIGTERM)
+	}
+}
+
+// onSignal acts on one received signal other than SIGCHLD.
+func (r *run) onSignal(sig os.Signal) {
+	if r.intercepted(sig) {
+		return
+	}
+	if isStop(sig) {
+		r.stop(sig.(syscall.Signal), "signal")
+		return
+	}
+	r.forward(sig.(syscall.Signal))
+}
+
+// forward passes sig to the main child, or to its group for the
+// termination signals.
+func (r *run) forward(sig syscall.Signal) {
+	s := r.s
+	if !r.alive {
+		s.log.Debug("no child to forward the signal to", zap.String("signal", signalName(sig)))
+		return
+	}
+	if toGroup(sig) {
+		if err := unix.Kill(-r.pgid, sig); err == nil {
+			s.log.Info("forwarded signal to child group", zap.Int("pgid", r.pgid), zap.String("signal", signalName(sig)))
+			return
+		}
+	}
+	if err := s.Signal(sig); err != nil && !errors.Is(err, ErrNoChild) {
+		s.log.Warn("forward signal", zap.Error(err))
+	}
+}
+
+func (r *run) intercepted(sig os.Signal) bool {
+	if f := r.s.cfg.Intercept; f != nil && f(sig) {
+		r.s.log.Debug("signal intercepted", zap.String("signal", sig.String()))
+		return true
+	}
+	return false
+}
+
+// stop begins the graceful stop, or passes a repeated stop signal on.
+func (r *run) stop(sig syscall.Signal, reason string) {
+	s := r.s
+	if r.stopping {
+		if r.alive || groupAlive(r.pgid) {
+			_ = unix.Kill(-r.pgid, sig)
+		}
+		return
+	}
+	r.stopping = true
+	s.log.Info("stopping", zap.String("reason", reason), zap.String("signal", signalName(sig)),
+		zap.Int("pid", s.PID()), zap.Duration("grace", s.cfg.StopTimeout))
+	s.obs.Stopping()
+	r.replyWaiters(ErrStopping)
+	if r.backoffC != nil {
+		r.backoffTimer.Stop()
+		r.backoffC = nil
+		return
+	}
+	if r.alive || groupAlive(r.pgid) {
+		r.terminate(sig)
+	}
+}
+
+// onRestart handles one Restart call.
+func (r *run) onRestart(reply chan error) {
+	if r.stopping {
+		reply <- ErrStopping
+		return
+	}
+	r.waiters = append(r.waiters, reply)
+	r.s.log.Info("restart requested", zap.Int("pid", r.s.PID()))
+	if r.backoffC != nil {
+		r.backoffTimer.Stop()
+		r.backoffC = nil
+		return
+	}
+	if r.alive && !r.termSent {
+		r.terminate(unix.SIGTERM)
+	}
+}
+
+// terminate sends sig to the child's group and arms the SIGKILL deadline.
+func (r *run) terminate(sig syscall.Signal) {
+	if err := unix.Kill(-r.pgid, sig); err != nil && r.alive {
+		// The main child left its group: reach it directly.
+		_ = r.s.Signal(sig)
+	}
+	r.termSent = true
+	if r.killC == nil && !r.killed {
+		r.killTimer = time.NewTimer(r.s.cfg.StopTimeout)
+		r.killC = r.killTimer.C
+	}
+}
+
+// kill ends the grace period: SIGKILL to the whole group.
+func (r *run) kill() {
+	s := r.s
+	r.killC, r.killed = nil, true
+	s.log.Warn("grace period over, killing the child's group", zap.Int("pgid", r.pgid), zap.Duration("grace", s.cfg.StopTimeout))
+	_ = unix.Kill(-r.pgid, unix.SIGKILL)
+	if r.alive {
+		_ = s.Signal(unix.SIGKILL)
+	}
+}
+
+func (r *run) replyWaiters(err error) {
+	for _, w := range r.waiters {
+		w <- err
+	}
+	r.waiters = nil
+}
+
+func (r *run) stopKill() {
+	if r.killTimer != nil {
+		r.killTimer.Stop()
+	}
+	r.killC = nil
+}
+
+func (r *run) stopPoll() {
+	if r.pollTicker != nil {
+		r.pollTicker.Stop()
+	}
+	r.pollC = nil
+}
+
+func (r *run) stopTimers() {
+	r.stopKill()
+	r.stopPoll()
+	if r.backoffTimer != nil {
+		r.backoffTimer.Stop()
+	}
+	r.replyWaiters(ErrNotRunning)
+}
+
+// isStop reports whether sig asks the entrypoint to stop.
+func isStop(sig os.Signal) bool {
+	return sig == unix.SIGTERM || sig == unix.SIGINT
+}
