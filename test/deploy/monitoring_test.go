@@ -1,0 +1,185 @@
+package deploy
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// knownMetrics are the series the dashboard and alert rules may use: the entrypoint's
+// (pkg/health, namespace prosody_pfe) and Prosody 13's mod_http_openmetrics families, checked in
+// Prosody's source (module:metric in mod_c2s and mod_s2s; counters get _total), plus
+// Prometheus' own `up`. A name outside this list is a dashboard panel that can never show data.
+var knownMetrics = map[string]bool{
+	"up":                                        true,
+	"prosody_pfe_ready":                         true,
+	"prosody_pfe_child_up":                      true,
+	"prosody_pfe_restarts_total":                true,
+	"prosody_pfe_reloads_total":                 true,
+	"prosody_pfe_stage_duration_seconds":        true,
+	"prosody_pfe_cert_expiry_timestamp_seconds": true,
+	"prosody_mod_c2s__connections":              true,
+	"prosody_mod_c2s__encrypted_total":          true,
+	"prosody_mod_s2s__connections_inbound":      true,
+	"prosody_mod_s2s__connections_outbound":     true,
+	"prosody_mod_s2s__accepted_tcp_total":       true,
+	"prosody_mod_s2s__authenticated_total":      true,
+	"prosody_mod_s2s__closed_total":             true,
+}
+
+var metricName = regexp.MustCompile(`\b(up|prosody_[a-z0-9_]+)\b`)
+
+func metricsIn(expr string) []string {
+	return metricName.FindAllString(expr, -1)
+}
+
+func TestPrometheusConfigPassesPromtool(t *testing.T) {
+	promtool := requireTool(t, "promtool", "prometheus")
+	root := repoRoot(t)
+	runTool(t, root, os.Environ(), nil, promtool, "check", "config", "docker/configs/prometheus/prometheus.yml")
+	out := runTool(t, root, os.Environ(), nil, promtool, "check", "rules", "docker/configs/prometheus/rules/prosody-pfe.yml")
+	if !strings.Contains(string(out), "SUCCESS") {
+		t.Fatalf("promtool check rules printed no SUCCESS:\n%s", out)
+	}
+	// The alerts fire on the series that should fire them (docker/configs/prometheus/tests).
+	runTool(t, root, os.Environ(), nil, promtool, "test", "rules", "docker/configs/prometheus/tests/prosody-pfe.test.yml")
+}
+
+func TestPrometheusScrapesEntrypointAndProsody(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "docker/configs/prometheus/prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := yamlDocs(t, data)
+	if len(docs) != 1 {
+		t.Fatalf("prometheus.yml: want one document, got %d", len(docs))
+	}
+	targets := map[string]string{}
+	jobs, _ := dig(docs[0], "scrape_configs")
+	for _, j := range jobs.([]any) {
+		tl, _ := dig(j, "static_configs", 0, "targets")
+		for _, target := range tl.([]any) {
+			targets[target.(string)] = digString(j, "metrics_path")
+		}
+	}
+	for _, want := range []string{"prosody:5282", "prosody:5280"} {
+		if targets[want] != "/metrics" {
+			t.Errorf("prometheus.yml does not scrape %s/metrics (targets: %v)", want, targets)
+		}
+	}
+}
+
+func TestAlertRulesUseKnownMetrics(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "docker/configs/prometheus/rules/prosody-pfe.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := yamlDocs(t, data)
+	rules, _ := dig(docs[0], "groups", 0, "rules")
+	for _, r := range rules.([]any) {
+		for _, m := range metricsIn(digString(r, "expr")) {
+			if !knownMetrics[m] {
+				t.Errorf("alert %s uses unknown metric %s", digString(r, "alert"), m)
+			}
+		}
+	}
+}
+
+func TestGrafanaDashboard(t *testing.T) {
+	root := repoRoot(t)
+	data, err := os.ReadFile(filepath.Join(root, "docker/configs/grafana/dashboards/prosody-pfe.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		UID    string `json:"uid"`
+		Title  string `json:"title"`
+		Panels []struct {
+			ID         int    `json:"id"`
+			Title      string `json:"title"`
+			Type       string `json:"type"`
+			Datasource struct {
+				UID string `json:"uid"`
+			} `json:"datasource"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatalf("prosody-pfe.json is not valid JSON: %v", err)
+	}
+	if dash.UID == "" || dash.Title == "" || len(dash.Panels) == 0 {
+		t.Fatalf("dashboard needs a uid, a title and panels; got uid=%q title=%q panels=%d", dash.UID, dash.Title, len(dash.Panels))
+	}
+
+	// The datasource the panels name is the one Grafana provisions.
+	dsData, err := os.ReadFile(filepath.Join(root, "docker/configs/grafana/provisioning/datasources/prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := yamlDocs(t, dsData)
+	dsUID := digString(ds[0], "datasources", 0, "uid")
+	if dsUID == "" || digString(ds[0], "datasources", 0, "type") != "prometheus" {
+		t.Fatalf("provisioned datasource must be a prometheus datasource with a uid: %v", ds[0])
+	}
+
+	used := map[string]bool{}
+	ids := map[int]bool{}
+	for _, p := range dash.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d used twice", p.ID)
+		}
+		ids[p.ID] = true
+		if p.Datasource.UID != dsUID {
+			t.Errorf("panel %q uses datasource %q, provisioned is %q", p.Title, p.Datasource.UID, dsUID)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			ms := metricsIn(tg.Expr)
+			if len(ms) == 0 {
+				t.Errorf("panel %q query %q names no metric", p.Title, tg.Expr)
+			}
+			for _, m := range ms {
+				used[m] = true
+				if !knownMetrics[m] {
+					t.Errorf("panel %q uses unknown metric %s", p.Title, m)
+				}
+			}
+		}
+	}
+	// It shows both sides: the entrypoint's and Prosody's own metrics.
+	var pfe, prosody []string
+	for m := range used {
+		switch {
+		case strings.HasPrefix(m, "prosody_pfe_"):
+			pfe = append(pfe, m)
+		case strings.HasPrefix(m, "prosody_mod_"):
+			prosody = append(prosody, m)
+		}
+	}
+	sort.Strings(pfe)
+	if len(pfe) < 5 || len(prosody) < 2 {
+		t.Errorf("dashboard should chart the entrypoint's and Prosody's metrics; entrypoint: %v, prosody: %v", pfe, prosody)
+	}
+
+	// The dashboard provider points where compose/monitoring.yml mounts the dashboards.
+	prov, err := os.ReadFile(filepath.Join(root, "docker/configs/grafana/provisioning/dashboards/prosody-pfe.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := digString(yamlDocs(t, prov)[0], "providers", 0, "options", "path")
+	mon, err := os.ReadFile(filepath.Join(root, "compose/monitoring.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path == "" || !strings.Contains(string(mon), "grafana/dashboards:"+path+":ro") {
+		t.Errorf("dashboard provider path %q is not where compose/monitoring.yml mounts the dashboards", path)
+	}
+}
