@@ -1,0 +1,293 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+)
+
+// startMonitor creates a Monitor on 127.0.0.1:0 and runs it until the test ends.
+func startMonitor(t *testing.T, cfg Config) *Monitor {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Logger = zaptest.NewLogger(t)
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return m
+}
+
+// get fetches path from m and returns the status code, body and round-trip time.
+func get(t *testing.T, m *Monitor, path string) (int, string, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	resp, err := http.Get("http://" + m.Addr() + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return resp.StatusCode, strings.TrimSpace(string(b)), time.Since(start)
+}
+
+// waitFor polls path until it answers code with a body containing substr.
+func waitFor(t *testing.T, m *Monitor, path string, code int, substr string) string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var gotCode int
+	var body string
+	for time.Now().Before(deadline) {
+		gotCode, body, _ = get(t, m, path)
+		if gotCode == code && strings.Contains(body, substr) {
+			return body
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: last answer %d %q; want %d containing %q within 15s", path, gotCode, body, code, substr)
+	return ""
+}
+
+func expect(t *testing.T, m *Monitor, path string, code int, substr string) {
+	t.Helper()
+	gotCode, body, _ := get(t, m, path)
+	if gotCode != code || !strings.Contains(body, substr) {
+		t.Fatalf("%s = %d %q, want %d containing %q", path, gotCode, body, code, substr)
+	}
+}
+
+// TestProsodyLifecycle walks one real Prosody 13 through start, readiness (c2s
+// stream features and READY=1), SIGSTOP, reload, and shutdown, as the supervisor
+// and the watcher would report them.
+func TestProsodyLifecycle(t *testing.T) {
+	dir := prosodyDir(t)
+	port := freePort(t)
+	m := startMonitor(t, Config{
+		Interval: 10 * time.Second, StartupInterval: 50 * time.Millisecond, ProbeTimeout: time.Second,
+		C2SAddr: "127.0.0.1:" + itoa(port), Domain: "example.test",
+		UseNotify: true, NotifyPath: filepath.Join(dir, "notify.sock"),
+	})
+	expect(t, m, ReadyPath, 503, "starting: init stages running")
+	expect(t, m, LivePath, 200, "ok: starting")
+	m.StageDone("validate-env", 3*time.Millisecond, nil)
+	m.SetStagesDone()
+	expect(t, m, ReadyPath, 503, "waiting for the child")
+
+	p := startProsody(t, dir, port, m.NotifySocket())
+	m.ChildStarted(p.cmd.Process.Pid)
+	// Prosody needs tens of milliseconds to open c2s and say READY=1; until then: 503.
+	code, body, _ := get(t, m, ReadyPath)
+	if code != 503 || !strings.HasPrefix(body, "starting: waiting for") {
+		t.Fatalf("readyz right after start = %d %q, want 503 starting", code, body)
+	}
+	start := time.Now()
+	waitFor(t, m, ReadyPath, 200, "ready")
+	t.Logf("ready %s after ChildStarted", time.Since(start))
+	if ok, detail, err := ProbeC2S(context.Background(), p.c2s, "example.test", time.Second); err != nil || !ok {
+		t.Fatalf("readyz said ready but c2s probe = %v %q %v", ok, detail, err)
+	}
+	st := m.Status()
+	if st.Probe == nil || !st.Probe.OK || !strings.Contains(st.Probe.Detail, "mechanisms") {
+		t.Fatalf("status probe = %+v, want ok with mechanisms", st.Probe)
+	}
+	m.mu.Lock()
+	notifyReady := m.in.notify.ready && m.in.notify.pid == p.cmd.Process.Pid
+	m.mu.Unlock()
+	if !notifyReady {
+		t.Fatal("ready without READY=1 from prosody's pid over NOTIFY_SOCKET")
+	}
+
+	t.Run("endpoints do not block while prosody is SIGSTOPped", func(t *testing.T) {
+		p.signal(t, syscall.SIGSTOP)
+		m.wake() // start a probe now: it hangs on the stopped process until its 1s timeout
+		var slowest time.Duration
+		for range 20 {
+			for _, path := range []string{LivePath, ReadyPath} {
+				code, _, d := get(t, m, path)
+				if code != 200 {
+					t.Fatalf("%s = %d while the probe hangs, want the cached 200", path, code)
+				}
+				slowest = max(slowest, d)
+			}
+		}
+		t.Logf("slowest answer while stopped: %s", slowest)
+		// The bound is generous (the target is 50ms); a blocking handler would take the 1s probe timeout.
+		if slowest > 250*time.Millisecond {
+			t.Fatalf("slowest answer %s, want well under the 1s probe timeout", slowest)
+		}
+		// The hung probe is seen: not ready with a timeout, yet alive.
+		waitFor(t, m, ReadyPath, 503, "timeout")
+		expect(t, m, LivePath, 200, "ok")
+		p.signal(t, syscall.SIGCONT)
+		waitFor(t, m, ReadyPath, 200, "ready")
+	})
+
+	t.Run("reload waits for READY=1", func(t *testing.T) {
+		m.ReloadStarted()
+		expect(t, m, ReadyPath, 503, "reloading")
+		p.signal(t, syscall.SIGHUP)
+		m.ReloadDone("applied", 5*time.Millisecond, nil)
+		waitFor(t, m, ReadyPath, 200, "ready")
+		if st := m.Status(); st.LastReload == nil || st.LastReload.Outcome != "applied" {
+			t.Fatalf("last reload = %+v, want applied", st.LastReload)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := m.WaitReady(ctx); err != nil {
+			t.Fatalf("WaitReady when ready: %v", err)
+		}
+	})
+
+	t.Run("503 from the first moment of Stopping", func(t *testing.T) {
+		m.Stopping()
+		// No polling: the very next request must see it, before the child is signalled.
+		expect(t, m, ReadyPath, 503, "stopping")
+		expect(t, m, LivePath, 200, "ok: stopping")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := m.WaitReady(ctx); err == nil || !strings.Contains(err.Error(), "stopping") {
+			t.Fatalf("WaitReady while stopping = %v, want a stopping error", err)
+		}
+		p.signal(t, syscall.SIGTERM)
+		code := p.waitExit(t)
+		m.ChildExited(p.cmd.Process.Pid, code, "")
+		expect(t, m, ReadyPath, 503, "stopped")
+		if code != 0 {
+			t.Fatalf("prosody exit code %d after SIGTERM, want 0", code)
+		}
+	})
+}
+
+// TestNotReadyWhileC2SSilent: a running child whose c2s port does not answer keeps
+// /readyz at 503 with the connect error (the child here is a real `sleep`).
+func TestNotReadyWhileC2SSilent(t *testing.T) {
+	port := freePort(t)
+	m := startMonitor(t, Config{StartupInterval: 20 * time.Millisecond, C2SAddr: "127.0.0.1:" + itoa(port), Domain: "example.test"})
+	child := exec.Command("sleep", "30")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
+	m.SetStagesDone()
+	m.ChildStarted(child.Process.Pid)
+	waitFor(t, m, ReadyPath, 503, "connection refused")
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		expect(t, m, ReadyPath, 503, "starting: waiting for c2s")
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHostUnknownIsNotReady: Prosody answers, but not for this domain.
+func TestHostUnknownIsNotReady(t *testing.T) {
+	dir := prosodyDir(t)
+	port := freePort(t)
+	p := startProsody(t, dir, port, "")
+	m := startMonitor(t, Config{StartupInterval: 50 * time.Millisecond, C2SAddr: p.c2s, Domain: "wrong.test"})
+	m.SetStagesDone()
+	m.ChildStarted(p.cmd.Process.Pid)
+	waitFor(t, m, ReadyPath, 503, "stream error: host-unknown")
+
+	ok, detail, err := ProbeC2S(context.Background(), p.c2s, "example.test", 2*time.Second)
+	if err != nil || !ok {
+		t.Fatalf("probe of the served domain = %v %q %v, want ready", ok, detail, err)
+	}
+}
+
+func TestRestartAndGiveUp(t *testing.T) {
+	child := exec.Command("sleep", "30")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
+	m := startMonitor(t, Config{Mode: ModePlain})
+	m.SetStagesDone()
+	expect(t, m, ReadyPath, 503, "waiting for the child")
+	m.ChildStarted(child.Process.Pid)
+	expect(t, m, ReadyPath, 200, "ready")
+	m.ChildExited(child.Process.Pid, 137, "SIGKILL")
+	expect(t, m, ReadyPath, 503, "restarting: child exited with code 137")
+	m.Restarting(1, 200*time.Millisecond)
+	expect(t, m, ReadyPath, 503, "restarting: attempt 1")
+	expect(t, m, LivePath, 200, "ok: restarting")
+	m.ChildStarted(child.Process.Pid)
+	expect(t, m, ReadyPath, 200, "ready")
+	m.ChildExited(child.Process.Pid, 1, "")
+	m.GaveUp(1)
+	expect(t, m, LivePath, 503, "failed: supervisor gave up (exit code 1)")
+	expect(t, m, ReadyPath, 503, "failed")
+	if st := m.Status(); st.Child.Restarts != 1 || st.Child.LastExit == nil || st.Child.LastExit.Code != 1 {
+		t.Fatalf("status child = %+v, want 1 restart and last exit code 1", st.Child)
+	}
+}
+
+func TestWaitReadyBlocksUntilReady(t *testing.T) {
+	m := startMonitor(t, Config{Mode: ModePlain})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- m.WaitReady(ctx) }()
+	m.SetStagesDone()
+	select {
+	case err := <-errc:
+		t.Fatalf("WaitReady returned %v before the child started", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	m.ChildStarted(os.Getpid())
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancelShort()
+	m.Stopping()
+	if err := m.WaitReady(short); err == nil {
+		t.Fatal("WaitReady returned nil while stopping")
+	}
+	m2 := startMonitor(t, Config{Mode: ModePlain})
+	if err := m2.WaitReady(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitReady on an expired ctx = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no listen", Config{Mode: ModePlain}, "listen address is empty"},
+		{"bad mode", Config{Listen: "127.0.0.1:0", Mode: "docker"}, `mode "docker" is unknown`},
+		{"prosody without c2s", Config{Listen: "127.0.0.1:0"}, "needs the c2s address and the domain"},
+		{"notify without path", Config{Listen: "127.0.0.1:0", Mode: ModePlain, UseNotify: true}, "notify socket path is empty"},
+		{"bad listen", Config{Listen: "127.0.0.1:99999", Mode: ModePlain}, `listen for health endpoints on "127.0.0.1:99999"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
