@@ -1,0 +1,182 @@
+package deploy
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// composeConfig runs `docker-compose config` on the given compose/ files (Compose v1, as
+// Debian ships it) and returns the merged model.
+func composeConfig(t *testing.T, files ...string) map[string]any {
+	t.Helper()
+	dc := requireTool(t, "docker-compose", "docker-compose")
+	root := repoRoot(t)
+	args := []string{"--project-name", "prosodypfetest"}
+	for _, f := range files {
+		args = append(args, "-f", filepath.Join(root, "compose", f+".yml"))
+	}
+	args = append(args, "config")
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "PROSODY_DOMAIN=xmpp.example.org"}
+	out := runTool(t, t.TempDir(), env, nil, dc, args...)
+	docs := yamlDocs(t, out)
+	if len(docs) != 1 {
+		t.Fatalf("docker-compose config: want one document, got %d", len(docs))
+	}
+	return docs[0]
+}
+
+func TestComposeCombinations(t *testing.T) {
+	combos := [][]string{
+		{"base"},
+		{"base", "ports"},
+		{"base", "ports", "development"},
+		{"base", "ports", "production"},
+		{"base", "ports", "database"},
+		{"base", "ports", "database", "production"},
+		{"base", "ports", "monitoring", "ports-monitoring"},
+		{"base", "ports", "proxy", "ports-proxy"},
+		{"base", "ports", "backup"},
+		{"base", "ports", "database", "monitoring", "ports-monitoring", "proxy", "ports-proxy", "backup", "production"},
+		{"base", "hostnet"},
+		{"base", "hostnet", "database", "hostnet-database"},
+		{"base", "hostnet", "database", "hostnet-database", "monitoring", "hostnet-monitoring", "proxy", "hostnet-proxy", "backup", "hostnet-backup", "production"},
+	}
+	for _, c := range combos {
+		t.Run(strings.Join(c, "+"), func(t *testing.T) {
+			t.Parallel()
+			cfg := composeConfig(t, c...)
+			p, ok := dig(cfg, "services", "prosody")
+			if !ok {
+				t.Fatal("no prosody service")
+			}
+			if got := digString(p, "environment", "PROSODY_DOMAIN"); got != "xmpp.example.org" {
+				t.Errorf("PROSODY_DOMAIN = %q, want the value from the environment", got)
+			}
+			test, _ := dig(p, "healthcheck", "test")
+			if l, _ := test.([]any); len(l) != 3 || l[1] != "entrypoint" || l[2] != "healthcheck" {
+				t.Errorf("healthcheck test = %v, want [CMD entrypoint healthcheck]", test)
+			}
+			hostnet := strings.Contains(strings.Join(c, " "), "hostnet")
+			services, _ := dig(cfg, "services")
+			for name, s := range services.(map[string]any) {
+				mode := digString(s, "network_mode")
+				if hostnet && mode != "host" {
+					t.Errorf("service %s: network_mode %q, want host with hostnet files", name, mode)
+				}
+				if _, published := dig(s, "ports"); published && mode == "host" {
+					t.Errorf("service %s publishes ports with host networking: Docker refuses that", name)
+				}
+			}
+		})
+	}
+}
+
+func TestComposeDatabaseWaitsForHealthyPostgres(t *testing.T) {
+	cfg := composeConfig(t, "base", "database")
+	if got := digString(cfg, "services", "prosody", "depends_on", "db", "condition"); got != "service_healthy" {
+		t.Errorf("prosody depends_on db condition = %q, want service_healthy", got)
+	}
+	if _, ok := dig(cfg, "services", "db", "healthcheck", "test"); !ok {
+		t.Error("db has no healthcheck")
+	}
+	env, _ := dig(cfg, "services", "prosody", "environment")
+	e := env.(map[string]any)
+	if e["PROSODY_STORAGE"] != "postgres" {
+		t.Errorf("PROSODY_STORAGE = %v, want postgres", e["PROSODY_STORAGE"])
+	}
+	if _, ok := e["PROSODY_DB_PASSWORD"]; ok {
+		t.Error("the database password must come from a secret file, not PROSODY_DB_PASSWORD")
+	}
+	if e["PROSODY_DB_PASSWORD_FILE"] != "/run/secrets/prosody_db_password" {
+		t.Errorf("PROSODY_DB_PASSWORD_FILE = %v, want the compose secret's path", e["PROSODY_DB_PASSWORD_FILE"])
+	}
+	if got := digString(cfg, "services", "db", "environment", "POSTGRES_PASSWORD_FILE"); got != "/run/secrets/prosody_db_password" {
+		t.Errorf("db POSTGRES_PASSWORD_FILE = %q", got)
+	}
+	if _, ok := dig(cfg, "secrets", "prosody_db_password", "file"); !ok {
+		t.Error("no prosody_db_password secret backed by a file")
+	}
+}
+
+func TestComposeProductionHardening(t *testing.T) {
+	cfg := composeConfig(t, "base", "ports", "production")
+	p, _ := dig(cfg, "services", "prosody")
+	if ro, _ := dig(p, "read_only"); ro != true {
+		t.Errorf("read_only = %v, want true", ro)
+	}
+	tmpfs, _ := dig(p, "tmpfs")
+	var runTmpfs bool
+	for _, m := range tmpfs.([]any) {
+		if strings.HasPrefix(m.(string), "/run:") || m == "/run" {
+			runTmpfs = true
+		}
+	}
+	if !runTmpfs {
+		t.Errorf("tmpfs = %v, want /run on a tmpfs (the runtime directory)", tmpfs)
+	}
+	for _, k := range []string{"mem_limit", "cpus", "pids_limit", "restart"} {
+		if _, ok := dig(p, k); !ok {
+			t.Errorf("production prosody service lacks %s", k)
+		}
+	}
+	if got := digString(p, "restart"); got != "always" {
+		t.Errorf("restart = %q, want always", got)
+	}
+	if got := digString(p, "environment", "PROSODY_ENVIRONMENT"); got != "production" {
+		t.Errorf("PROSODY_ENVIRONMENT = %q", got)
+	}
+}
+
+func TestComposeBackupRunsEntrypointBackup(t *testing.T) {
+	cfg := composeConfig(t, "base", "backup")
+	b, _ := dig(cfg, "services", "backup")
+	cmd, _ := dig(b, "command")
+	var joined []string
+	for _, a := range cmd.([]any) {
+		joined = append(joined, a.(string))
+	}
+	if !strings.Contains(strings.Join(joined, " "), "entrypoint backup --out") {
+		t.Errorf("backup command %v does not run `entrypoint backup --out`", joined)
+	}
+	if got := digString(b, "environment", "PROSODY_HEALTH_LISTEN"); got != "off" {
+		t.Errorf("backup container PROSODY_HEALTH_LISTEN = %q, want off (the server owns :5282)", got)
+	}
+	vols, _ := dig(b, "volumes")
+	var data bool
+	for _, v := range vols.([]any) {
+		if strings.Contains(digString(v, "target"), "/var/lib/prosody") || strings.Contains(asString(v), ":/var/lib/prosody") {
+			data = true
+		}
+	}
+	if !data {
+		t.Errorf("backup container does not mount the data volume: %v", vols)
+	}
+}
+
+func asString(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// No Redis: Prosody has no Redis client; docs/deployment.md says so instead.
+func TestNoRedisShipped(t *testing.T) {
+	root := repoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, "compose", "cache.yml")); err == nil {
+		t.Error("compose/cache.yml exists: Prosody uses no Redis, see docs/deployment.md")
+	}
+	entries, err := os.ReadDir(filepath.Join(root, "compose"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(root, "compose", e.Name()))
+		if err != nil || e.IsDir() {
+			continue
+		}
+		if strings.Contains(strings.ToLower(string(data)), "image: redis") {
+			t.Errorf("compose/%s runs a Redis image", e.Name())
+		}
+	}
+}
