@@ -13,6 +13,12 @@ import (
 )
 
 // Endpoint paths served by the Monitor.
+//
+// MetricsPath serves only the entrypoint's own metrics (prosody_pfe_*, go_*,
+// process_*). Prosody's metrics come from its own mod_http_openmetrics (enabled by
+// the admin/monitoring feature with statistics = "internal") at /metrics on
+// Prosody's HTTP port (http_ports, default 5280), limited by openmetrics_allow_ips;
+// scrape both as two targets.
 const (
 	LivePath    = "/livez"
 	ReadyPath   = "/readyz"
