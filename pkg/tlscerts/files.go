@@ -52,6 +52,11 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode, uid, gid int) (
 // privateDir creates dir (and parents) if needed and gives it mode 0750 and,
 // when uid >= 0, the owner uid:gid, so only Prosody's user and group enter it.
 func privateDir(dir string, uid, gid int) error {
+	// Parents we create must stay searchable, or Prosody's user cannot
+	// reach dir at all.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("create directory %s: %w", filepath.Dir(dir), err)
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("create directory %s: %w", dir, err)
 	}

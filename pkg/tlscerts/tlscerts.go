@@ -263,6 +263,14 @@ func makeReadable(hc *HostCert, who identity, opts *Options) *Problem {
 			return &Problem{Host: hc.Host, Path: path, Reason: ReasonStaging, Detail: err.Error(),
 				Fix: "set a writable runtime directory (PROSODY_RUNTIME_DIR)"}
 		}
+		// The copy is only useful if Prosody's user can reach it.
+		if ok, why, err := readableBy(key, who); err != nil || !ok {
+			if err != nil {
+				why = err.Error()
+			}
+			return &Problem{Host: hc.Host, Path: key, Reason: ReasonStaging, Detail: why,
+				Fix: "make the runtime directory (PROSODY_RUNTIME_DIR) searchable by the prosody user"}
+		}
 		hc.CertFile, hc.KeyFile, hc.Source = crt, key, SourceStaged
 		return nil
 	}
