@@ -1,0 +1,139 @@
+package luacfg
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// CheckOptions configures Check. The zero value runs luac5.4 and, when it is on PATH,
+// prosodyctl, each with a 30 s limit.
+type CheckOptions struct {
+	// Luac is the Lua compiler used for the syntax check; "" means "luac5.4" from PATH.
+	Luac string
+	// Prosodyctl is the prosodyctl binary; "" means "prosodyctl" from PATH, skipped when
+	// not installed. SkipProsodyctl skips it always.
+	Prosodyctl     string
+	SkipProsodyctl bool
+	// Env is the environment of the checkers (for example CREDENTIALS_DIRECTORY); nil
+	// means the current process's environment.
+	Env []string
+	// Timeout bounds each command; 0 means 30 s.
+	Timeout time.Duration
+}
+
+// Check validates the rendered file at path, which must end in ".lua". First `luac -p`
+// (syntax; the error carries file:line), then `prosodyctl --root --config path check
+// config` when prosodyctl exists: its exit 1 rejects the file with its output, exit 2
+// returns its output lines as warnings, 0 passes. An error also means a checker could not
+// run (missing luac, timeout); the message says which.
+func Check(ctx context.Context, path string, opt CheckOptions) (warnings []string, err error) {
+	if !strings.HasSuffix(path, ".lua") {
+		return nil, fmt.Errorf("check %s: the file name must end in .lua (prosodyctl refuses others)", path)
+	}
+	timeout := opt.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	luac := opt.Luac
+	if luac == "" {
+		luac = "luac5.4"
+	}
+	luacPath, err := exec.LookPath(luac)
+	if err != nil {
+		return nil, fmt.Errorf("check %s: %s not found (install the Debian package lua5.4): %w", path, luac, err)
+	}
+	out, code, err := run(ctx, timeout, opt.Env, luacPath, "-p", path)
+	if err != nil {
+		return nil, fmt.Errorf("check %s: run %s: %w", path, luac, err)
+	}
+	if code != 0 {
+		msg := strings.TrimSpace(out)
+		msg = strings.TrimPrefix(msg, luacPath+": ")
+		msg = strings.TrimPrefix(msg, luac+": ")
+		return nil, fmt.Errorf("check %s: lua syntax error: %s", path, msg)
+	}
+	if opt.SkipProsodyctl {
+		return nil, nil
+	}
+	ctl := opt.Prosodyctl
+	if ctl == "" {
+		ctl = "prosodyctl"
+	}
+	ctlPath, err := exec.LookPath(ctl)
+	if err != nil {
+		if opt.Prosodyctl != "" {
+			return nil, fmt.Errorf("check %s: %s not found: %w", path, ctl, err)
+		}
+		return nil, nil // Prosody not installed here: the syntax check is all we can do
+	}
+	// --root: as root, prosodyctl would otherwise switch to the prosody user first and fail
+	// on files only root can read.
+	out, code, err = run(ctx, timeout, opt.Env, ctlPath, "--root", "--config", path, "check", "config")
+	if err != nil {
+		return nil, fmt.Errorf("check %s: run prosodyctl check config: %w", path, err)
+	}
+	switch code {
+	case 0:
+		return nil, nil
+	case 2:
+		return outputLines(out), nil
+	default:
+		return nil, fmt.Errorf("check %s: prosodyctl check config rejected it (exit %d): %s", path, code, strings.Join(outputLines(out), " | "))
+	}
+}
+
+// run runs a command and returns its combined output and exit code; err is set only when it
+// could not run or timed out.
+func run(ctx context.Context, timeout time.Duration, env []string, name string, args ...string) (string, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return out.String(), -1, fmt.Errorf("%s: %w", name, ctx.Err())
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.String(), ee.ExitCode(), nil
+	}
+	if err != nil {
+		return out.String(), -1, err
+	}
+	return out.String(), 0, nil
+}
+
+// outputLines returns the non-empty lines of out, trimmed, without ANSI colour codes.
+func outputLines(out string) []string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		l = stripANSI(strings.TrimSpace(l))
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+func stripANSI(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0x1b && i+1 < len(s) && s[i+1] == '[' {
+			j := i + 2
+			for j < len(s) && (s[j] < 0x40 || s[j] > 0x7e) {
+				j++
+			}
+			i = j
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
