@@ -306,6 +306,12 @@ func TestPrepareFailures(t *testing.T) {
 			reason: ReasonNoCertificate,
 		},
 		{
+			name:   "certificate directory missing in production",
+			setup:  func(t *testing.T, dir string) { os.Remove(dir) },
+			host:   "example.com",
+			reason: ReasonNoCertificate, detail: "does not exist",
+		},
+		{
 			name:   "host name that would escape a directory",
 			setup:  func(t *testing.T, dir string) {},
 			host:   "../etc",

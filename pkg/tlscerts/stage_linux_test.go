@@ -179,7 +179,7 @@ func TestGeneratedCertificateReusedAndRegenerated(t *testing.T) {
 	uid, gid := prosodyIDs(t)
 	data := t.TempDir()
 	now := testNow
-	opts := Options{Hosts: []string{"example.com", "conference.example.com"}, DataDir: data,
+	opts := Options{Dir: filepath.Join(data, "no-such-dir"), Hosts: []string{"example.com", "conference.example.com"}, DataDir: data,
 		UID: uid, GID: gid, Generate: true, Now: func() time.Time { return now }}
 
 	first, err := Prepare(opts)

@@ -10,7 +10,10 @@
 package tlscerts
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -165,7 +168,9 @@ func Prepare(opts Options) (*Result, error) {
 	var cands []*candidate
 	if opts.Dir != "" {
 		var err error
-		if cands, err = index(opts.Dir, log); err != nil {
+		// A missing directory is only "no certificate": development may
+		// generate one; elsewhere each host reports it with the fix.
+		if cands, err = index(opts.Dir, log); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 	}
@@ -234,8 +239,11 @@ func noCertificate(dir, host string) Problem {
 		return Problem{Host: host, Reason: ReasonNoCertificate, Detail: "no certificate directory set",
 			Fix: "set PROSODY_CERTS_DIR to a directory holding the certificates, or allow a self-signed one in development"}
 	}
-	return Problem{Host: host, Path: dir, Reason: ReasonNoCertificate,
-		Detail: "no certificate whose names cover the host, looked 3 levels deep",
+	detail := "no certificate whose names cover the host, looked 3 levels deep"
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		detail = "the certificate directory does not exist"
+	}
+	return Problem{Host: host, Path: dir, Reason: ReasonNoCertificate, Detail: detail,
 		Fix: fmt.Sprintf("put %s.crt and %s.key (or %s/fullchain.pem and privkey.pem, or Let's Encrypt's live/%s/) in %s, "+
 			"or set PROSODY_TLS_ALLOW_SELF_SIGNED=true", host, host, host, host, dir)}
 }
