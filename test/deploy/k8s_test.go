@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -9,9 +10,11 @@ import (
 // kustomize renders an overlay offline with kubectl's built-in kustomize.
 func kustomize(t *testing.T, overlay string) []map[string]any {
 	t.Helper()
-	kubectl := requireTool(t, "kubectl", "kubernetes-client")
+	// kubectl 1.27+ (kustomize v5) comes with these machines as the "kubectl" package; Debian's
+	// kubernetes-client (1.20) embeds a kustomize too old for these files.
+	kubectl := requireTool(t, "kubectl", "kubectl")
 	root := repoRoot(t)
-	out := runTool(t, root, []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, nil, kubectl, "kustomize", "docker/k8s/overlays/"+overlay)
+	out := runTool(t, root, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, nil, kubectl, "kustomize", "docker/k8s/overlays/"+overlay)
 	return yamlDocs(t, out)
 }
 
