@@ -47,16 +47,18 @@ func (p *parser) domainList(val string) []string {
 		p.problem(name, val, "empty item in the list", acc)
 	}
 	var out []string
+	seen := make(map[string]bool, len(items))
 	for _, d := range items {
 		d = lowerASCII(d)
 		if err := checkDomain(d); err != nil {
 			p.problem(name, d, err.Error(), acc)
 			continue
 		}
-		if slices.Contains(out, d) {
+		if seen[d] {
 			p.problem(name, d, "listed twice", acc)
 			continue
 		}
+		seen[d] = true
 		out = append(out, d)
 	}
 	return out
@@ -71,7 +73,16 @@ func (p *parser) admins(val string, served []string) []string {
 	if hasEmpty {
 		p.problem(name, val, "empty item in the list", acc)
 	}
+	isServed := make(map[string]bool, len(served))
+	for _, d := range served {
+		isServed[d] = true
+	}
+	onServed := "a JID on a domain in PROSODY_DOMAIN"
+	if len(served) <= 5 {
+		onServed = "a JID on " + strings.Join(served, ", ")
+	}
 	var out []string
+	seen := make(map[string]bool, len(items))
 	for _, item := range items {
 		jid, remote := strings.CutPrefix(item, RemoteAdminMarker)
 		jid = strings.TrimSpace(jid)
@@ -93,13 +104,13 @@ func (p *parser) admins(val string, served []string) []string {
 			p.problem(name, item, "domain: "+err.Error(), acc)
 			continue
 		}
-		if !remote && !slices.Contains(served, domain) {
+		if !remote && !isServed[domain] {
 			p.problem(name, item, fmt.Sprintf("domain %s is not served (PROSODY_DOMAIN)", domain),
-				"a JID on "+strings.Join(served, ", ")+", or !"+local+"@"+domain+" for an admin on another server")
+				onServed+", or !"+local+"@"+domain+" for an admin on another server")
 			continue
 		}
-		j := local + "@" + domain
-		if !slices.Contains(out, j) {
+		if j := local + "@" + domain; !seen[j] {
+			seen[j] = true
 			out = append(out, j)
 		}
 	}
@@ -176,13 +187,15 @@ func (p *parser) modules(val string) []string {
 		p.problem(name, val, "empty item in the list", acc)
 	}
 	var out []string
+	seen := make(map[string]bool, len(items))
 	for _, m := range items {
 		switch {
 		case strings.HasPrefix(m, "mod_"):
 			p.problem(name, m, "write the module name without mod_", acc)
 		case !isName(m, "_-"):
 			p.problem(name, m, "not a module name", acc)
-		case !slices.Contains(out, m):
+		case !seen[m]:
+			seen[m] = true
 			out = append(out, m)
 		}
 	}

@@ -63,19 +63,23 @@ func Suggest(name string, candidates []string) string {
 	best, bestD := "", -1
 	un := strings.ToUpper(name)
 	for _, c := range candidates {
+		limit := max(1, max(len(name), len(c))/3)
+		if abs(len(name)-len(c)) > limit {
+			continue // the distance is at least the length difference: not a typo, skip the work
+		}
 		d := levenshtein(un, strings.ToUpper(c))
-		if bestD < 0 || d < bestD {
+		if d <= limit && (bestD < 0 || d < bestD) {
 			best, bestD = c, d
 		}
 	}
-	if bestD < 0 {
-		return ""
-	}
-	limit := max(1, max(len(name), len(best))/3)
-	if bestD > limit {
-		return ""
-	}
 	return best
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 // levenshtein is the edit distance between a and b in bytes (names are ASCII).
