@@ -427,72 +427,10 @@ func (v *pfeVerbs) diff(args []string) int {
 		fmt.Fprintf(v.stderr, "no differences: %s is what the tree renders now\n", *against)
 		return exitOK
 	}
-	fmt.Fprintf(v.stdout, "--- %s\n+++ rendered now\n", *against)
-	writeLineDiff(v.stdout, splitLines(string(old)), splitLines(string(data)), 3)
+	if _, err := io.WriteString(v.stdout, luacfg.Diff(*against, "rendered now", old, data, 3)); err != nil {
+		return exitDiffers
+	}
 	return exitDiffers
-}
-
-func splitLines(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
-}
-
-// writeLineDiff prints a unified-style diff of a and b (longest common subsequence) with
-// ctx lines of context around each change.
-func writeLineDiff(w io.Writer, a, b []string, ctx int) {
-	n, m := len(a), len(b)
-	lcs := make([][]int32, n+1)
-	for i := range lcs {
-		lcs[i] = make([]int32, m+1)
-	}
-	for i := n - 1; i >= 0; i-- {
-		for j := m - 1; j >= 0; j-- {
-			if a[i] == b[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
-	}
-	type op struct {
-		kind byte
-		text string
-	}
-	var ops []op
-	i, j := 0, 0
-	for i < n || j < m {
-		switch {
-		case i < n && j < m && a[i] == b[j]:
-			ops = append(ops, op{' ', a[i]})
-			i, j = i+1, j+1
-		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
-			ops = append(ops, op{'+', b[j]})
-			j++
-		default:
-			ops = append(ops, op{'-', a[i]})
-			i++
-		}
-	}
-	last := -1
-	for k, o := range ops {
-		if o.kind == ' ' {
-			continue
-		}
-		start := max(k-ctx, last+1)
-		if start > last+1 {
-			fmt.Fprintln(w, "@@")
-		}
-		for x := start; x <= k; x++ {
-			fmt.Fprintf(w, "%c%s\n", ops[x].kind, ops[x].text)
-		}
-		last = k
-		for x := k + 1; x < len(ops) && x <= k+ctx && ops[x].kind == ' '; x++ {
-			fmt.Fprintf(w, " %s\n", ops[x].text)
-			last = x
-		}
-	}
 }
 
 // validateResult is one profile × environment of validate.
