@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -167,8 +168,16 @@ func (c *Conn) withDeadline(ctx context.Context, fn func() error) error {
 		_ = c.nc.SetDeadline(time.Unix(1, 0))
 	})
 	err := fn()
-	if !stop() && err != nil && ctx.Err() != nil {
-		return fmt.Errorf("%w (%w)", ctx.Err(), err)
+	stop()
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%w (%w)", cerr, err)
+	}
+	if !dl.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+		// The socket deadline can pass a moment before ctx's own timer marks it done.
+		return fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 	}
 	return err
 }

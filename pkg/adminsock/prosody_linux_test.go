@@ -188,12 +188,6 @@ func dial(t *testing.T, s *server) *adminsock.Conn {
 	return c
 }
 
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func TestServerVersionAndConfigReload(t *testing.T) {
 	s := startProsody(t)
 	c := dial(t, s)
@@ -391,5 +385,30 @@ func TestDialMissingSocketNamesPath(t *testing.T) {
 	_, err := adminsock.Dial(testCtx(t), path)
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("Dial of a missing socket: err = %v, want an error naming %s", err, path)
+	}
+}
+
+// A command whose answer never comes (a promise that never settles, so Prosody sends no
+// <repl-result>) is cut off by the context deadline; the connection is then broken for good,
+// and a new one works.
+func TestExecDeadlineBreaksConnection(t *testing.T) {
+	s := startProsody(t)
+	c := dial(t, s)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	_, err := c.Exec(ctx, `>require"prosody.util.promise".new(function() end)`)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, adminsock.ErrBroken) {
+		t.Fatalf("Exec past its deadline: err = %v, want DeadlineExceeded and ErrBroken", err)
+	}
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Errorf("Exec returned %s after a 300ms deadline", took)
+	}
+	if _, err := c.ServerVersion(testCtx(t)); !errors.Is(err, adminsock.ErrBroken) {
+		t.Errorf("Exec on a broken connection: err = %v, want ErrBroken", err)
+	}
+	if _, err := dial(t, s).ServerVersion(testCtx(t)); err != nil {
+		t.Errorf("new connection after a timed-out one: %v", err)
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/prosody-pfe/prosody-pfe/pkg/watch"
 )
 
@@ -272,4 +275,54 @@ func BenchmarkDebounceToChange(b *testing.B) {
 		writeFile(b, f, strings.Repeat("z", i%64+1))
 		waitFor(b, w, f)
 	}
+}
+
+// A reader that is busy loses nothing: Changes fired while it is away are merged into the one
+// it receives next. The test learns that the watcher fired from its debug log.
+func TestSlowReaderGetsMergedChange(t *testing.T) {
+	root := t.TempDir()
+	a, b := filepath.Join(root, "a.cfg.lua"), filepath.Join(root, "b.cfg.lua")
+	core, logs := observer.New(zap.DebugLevel)
+	w := start(t, watch.Config{Dirs: []string{root}, Rescan: -1, Logger: zap.New(core)})
+	fired := func() int { return logs.FilterMessage("watch: change").Len() }
+	base := fired()
+
+	waitUntil := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(waitLimit)
+		for fired() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("watcher fired %d times, want %d", fired()-base, n-base)
+			}
+			time.Sleep(10 * time.Millisecond) // poll interval of a deadline-bounded wait
+		}
+	}
+	writeFile(t, a, "1")
+	waitUntil(base + 1)
+	writeFile(t, b, "1")
+	waitUntil(base + 2)
+
+	ch := waitFor(t, w, a)
+	if !slices.Equal(ch.Paths, []string{a, b}) {
+		t.Errorf("Paths = %v, want both %s and %s in one Change", ch.Paths, a, b)
+	}
+	noChange(t, w, 300*time.Millisecond)
+}
+
+// A secret file whose directory is mounted after start: the rescan finds it and from then on
+// its directory is watched.
+func TestFileInMissingDirectoryAppears(t *testing.T) {
+	secrets := filepath.Join(t.TempDir(), "secrets")
+	f := filepath.Join(secrets, "db_password")
+	w := start(t, watch.Config{Dirs: []string{t.TempDir()}, Files: []string{f}, Rescan: 50 * time.Millisecond})
+
+	if err := os.Mkdir(secrets, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, f, "pw-1")
+	waitFor(t, w, f)
+	if err := os.Remove(f); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, w, f)
 }
