@@ -31,8 +31,9 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// Problems is the error Load returns: every problem found, in variable order. Use errors.As
-// with a *Problems target to get the list.
+// Problems is the error Load returns: every problem found, in the order found (secret files
+// and deprecated names, then unknown names, then values in table order). Use errors.As with a
+// *Problems target to get the list. It is never empty.
 type Problems struct {
 	List []Problem
 }

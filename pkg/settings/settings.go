@@ -4,6 +4,16 @@
 // Env), reads secrets from VAR_FILE files, accepts deprecated names with a warning, reports
 // unknown PROSODY_* names with the nearest known one, and validates every value, collecting
 // all problems into one *Problems error. Secrets are held as Secret values that never print.
+//
+// Decisions an operator sees:
+//   - An unknown PROSODY_* name is a problem (a typo must not silently fall back to a default),
+//     except PROSODY_FEATURES_<NAME>, which goes to Settings.Toggles for the PFE engine to check.
+//   - An admin JID must be on a served domain; an admin from another server is written with a
+//     leading "!" (RemoteAdminMarker): PROSODY_ADMINS=admin@example.org,!ops@example.net.
+//   - Domains are ASCII (lowercased); internationalized names must be given in xn-- form,
+//     because the standard library has no IDNA mapping.
+//   - Only secrets (PROSODY_DB_PASSWORD, PROSODY_ADMIN_PASSWORD) have a _FILE form; a deprecated
+//     name set together with its replacement is a problem, alone it is used with a warning.
 package settings
 
 import (
@@ -91,10 +101,13 @@ type Settings struct {
 	Watch          bool
 	WatchDebounce  time.Duration
 
+	// raw holds the text of every variable for Describe, with secret fields replaced by their
+	// redacted form: fmt prints unexported fields without calling Secret's methods, so a real
+	// secret here would show in %+v of a Settings.
 	raw       Env
 	vars      []variable
 	sources   map[string]Source
-	generated map[string]Secret
+	generated []string // names recorded by UseGenerated, sorted
 }
 
 // Domains returns the virtual hosts of PROSODY_DOMAIN, lowercased, in the given order, without
@@ -120,19 +133,16 @@ func (s *Settings) RestartPolicy(childIsProsody bool) string {
 // for a name this package does not know.
 func (s *Settings) Source(name string) Source { return s.sources[name] }
 
-// UseGenerated records internal secrets returned by EnsureGenerated so Describe lists them
-// (redacted, source generated). It keeps its own copy.
+// UseGenerated records the names of internal secrets returned by EnsureGenerated so Describe
+// lists them (redacted, source generated). Only the names are kept: the caller keeps the values.
 func (s *Settings) UseGenerated(secrets map[string]string) {
-	if s.generated == nil {
-		s.generated = make(map[string]Secret, len(secrets))
+	for k := range secrets {
+		if !slices.Contains(s.generated, k) {
+			s.generated = append(s.generated, k)
+		}
 	}
-	for k, v := range secrets {
-		s.generated[k] = NewSecret(v)
-	}
+	slices.Sort(s.generated)
 }
-
-// Generated returns the internal secrets recorded by UseGenerated. The caller owns the map.
-func (s *Settings) Generated() map[string]Secret { return maps.Clone(s.generated) }
 
 // Entry is one line of Describe.
 type Entry struct {
@@ -164,8 +174,8 @@ func (s *Settings) Describe() []Entry {
 			out = append(out, Entry{Var: k, Value: s.Toggles[k], Source: SourceEnv, Description: "feature toggle (boolean)"})
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(s.generated)) {
-		out = append(out, Entry{Var: k, Value: s.generated[k].String(), Source: SourceGenerated, Description: "internal secret kept in the data directory"})
+	for _, k := range s.generated {
+		out = append(out, Entry{Var: k, Value: redacted, Source: SourceGenerated, Description: "internal secret kept in the data directory"})
 	}
 	return out
 }
@@ -225,6 +235,12 @@ func Load(environ []string) (*Settings, []Warning, error) {
 	}
 	p.unknown(vars, known)
 	p.build(s)
+	for _, v := range vars {
+		if v.secret { // see Settings.raw
+			f := rv.Field(v.field)
+			f.Set(reflect.ValueOf(NewSecret(f.Interface().(Secret).String())))
+		}
+	}
 	if len(p.problems) > 0 {
 		return nil, p.warnings, &Problems{List: p.problems}
 	}

@@ -1,7 +1,9 @@
 package settings
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -330,6 +332,12 @@ func TestEnvMatchesEnvconfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := mustLoad(t, environ...)
+	if s.DBPassword != viaEnvconfig.DBPassword || s.AdminPassword != viaEnvconfig.AdminPassword {
+		t.Errorf("secrets differ from envconfig's")
+	}
+	// Settings keeps only the redacted form of secrets in its raw view.
+	viaEnvconfig.DBPassword = NewSecret(viaEnvconfig.DBPassword.String())
+	viaEnvconfig.AdminPassword = NewSecret(viaEnvconfig.AdminPassword.String())
 	if !reflect.DeepEqual(viaEnvconfig, s.raw) {
 		t.Errorf("envconfig.Process:\n%+v\nLoad:\n%+v", viaEnvconfig, s.raw)
 	}
@@ -365,6 +373,15 @@ func TestDescribeRedactsSecrets(t *testing.T) {
 	}
 	if e := byVar["PROSODY_C2S_PORT"]; e.Value != "5222" || e.Source != SourceDefault {
 		t.Errorf("port entry %+v", e)
+	}
+	// Printing the whole value, as a careless log line would, shows no secret either.
+	for _, out := range []string{fmt.Sprintf("%v %+v %#v", *s, *s, s), fmt.Sprint(s)} {
+		if strings.Contains(out, pw) || strings.Contains(out, "generated-value-123") {
+			t.Errorf("secret in fmt output of Settings: %s", out)
+		}
+	}
+	if js, err := json.Marshal(s); err != nil || strings.Contains(string(js), pw) {
+		t.Errorf("secret in JSON of Settings (%v): %s", err, js)
 	}
 }
 
