@@ -128,7 +128,7 @@ func (c *Conn) Exec(ctx context.Context, cmd string) (Result, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		// Nothing was sent, so the stream is still in step.
-		return Result{}, fmt.Errorf("run %q on admin socket %s: %w", cmd, c.path, err)
+		return Result{}, fmt.Errorf("run %s on admin socket %s: %w", commandName(cmd), c.path, err)
 	}
 	var res Result
 	err := c.withDeadline(ctx, func() error {
@@ -147,10 +147,20 @@ func (c *Conn) Exec(ctx context.Context, cmd string) (Result, error) {
 		return err
 	})
 	if err != nil {
-		c.broken = fmt.Errorf("%w: %s: command %q: %w", ErrBroken, c.path, cmd, err)
+		c.broken = fmt.Errorf("%w: %s: command %s: %w", ErrBroken, c.path, commandName(cmd), err)
 		return Result{}, c.broken
 	}
 	return res, nil
+}
+
+// commandName is the part of cmd that errors may show: the function called, never its
+// arguments, which could hold a secret (user:create("x", "password")).
+func commandName(cmd string) string {
+	name, _, _ := strings.Cut(strings.TrimSpace(cmd), "(")
+	if len(name) > 40 {
+		name = name[:40] + "…"
+	}
+	return name
 }
 
 // withDeadline runs fn with the socket deadline taken from ctx; cancelling ctx interrupts a

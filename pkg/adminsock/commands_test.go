@@ -55,3 +55,15 @@ func TestParseModuleList(t *testing.T) {
 		})
 	}
 }
+
+func TestCommandNameHidesArguments(t *testing.T) {
+	for cmd, want := range map[string]string{
+		`user:create("a@b", "hunter2")`: "user:create",
+		"config:reload()":               "config:reload",
+		" server:version() ":            "server:version",
+	} {
+		if got := commandName(cmd); got != want {
+			t.Errorf("commandName(%q) = %q, want %q", cmd, got, want)
+		}
+	}
+}

@@ -270,7 +270,7 @@ func BenchmarkDebounceToChange(b *testing.B) {
 	root := b.TempDir()
 	f := filepath.Join(root, "bench.cfg.lua")
 	writeFile(b, f, "0")
-	w := start(b, watch.Config{Dirs: []string{root}, Rescan: -1}) // default 100ms debounce
+	w := start(b, watch.Config{Dirs: []string{root}, Rescan: -1, Logger: zap.NewNop()}) // default 100ms debounce
 	for i := 0; b.Loop(); i++ {
 		writeFile(b, f, strings.Repeat("z", i%64+1))
 		waitFor(b, w, f)
