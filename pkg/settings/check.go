@@ -117,18 +117,20 @@ func (p *parser) admins(val string, served []string) []string {
 	return out
 }
 
-// toggles collects the PROSODY_FEATURES_* variables and checks they are booleans.
+// toggles collects the PROSODY_FEATURES_* variables, checks they are booleans and writes them
+// as "true" or "false" (the form the PFE engine reads).
 func (p *parser) toggles() map[string]string {
 	out := make(map[string]string)
 	for k, v := range p.env {
 		if !strings.HasPrefix(k, featuresPrefix) || v == "" {
 			continue
 		}
-		if _, err := ParseBool(v); err != nil {
+		b, err := ParseBool(v)
+		if err != nil {
 			p.problem(k, v, err.Error(), boolAccepted+", or empty to let the profile decide")
 			continue
 		}
-		out[k] = v
+		out[k] = strconv.FormatBool(b)
 	}
 	return out
 }

@@ -68,9 +68,9 @@ type Settings struct {
 	MigrationMode  bool
 
 	// Toggles holds every non-empty PROSODY_FEATURES_<NAME> variable (the listed ones and any
-	// other), keyed by the full variable name, with the raw value, already checked to be a
-	// boolean (see ParseBool). An unset or empty toggle is absent: the profile decides. The PFE
-	// engine checks the names against its feature catalog (Suggest gives its did-you-mean).
+	// other), keyed by the variable name as given, with the value read by ParseBool and written
+	// "true" or "false". An unset or empty toggle is absent: the profile decides. The PFE engine
+	// checks the names against its feature catalog (Suggest gives its did-you-mean).
 	Toggles map[string]string
 	// Features is PROSODY_FEATURES in order.
 	Features []FeatureChange

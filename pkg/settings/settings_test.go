@@ -101,7 +101,7 @@ func TestLoadValues(t *testing.T) {
 	if !slices.Equal(s.Features, want) {
 		t.Errorf("Features = %v", s.Features)
 	}
-	if !reflect.DeepEqual(s.Toggles, map[string]string{"PROSODY_FEATURES_AUTH_FAST": "off", "PROSODY_FEATURES_NEW_THING": "1"}) {
+	if !reflect.DeepEqual(s.Toggles, map[string]string{"PROSODY_FEATURES_AUTH_FAST": "false", "PROSODY_FEATURES_NEW_THING": "true"}) {
 		t.Errorf("Toggles = %v", s.Toggles)
 	}
 	if s.FastTokenTTL != 9*24*time.Hour || s.HTTPUploadSizeLimit != 50_000_000 {
@@ -365,7 +365,7 @@ func TestDescribeRedactsSecrets(t *testing.T) {
 	if e := byVar["PROSODY_DB_PASSWORD"]; e.Value != redacted || e.Source != SourceEnv {
 		t.Errorf("password entry %+v", e)
 	}
-	if e := byVar["PROSODY_FEATURES_EXTRA_THING"]; e.Value != "yes" {
+	if e := byVar["PROSODY_FEATURES_EXTRA_THING"]; e.Value != "true" {
 		t.Errorf("extra toggle entry %+v", e)
 	}
 	if e := byVar["component_secret"]; e.Source != SourceGenerated || e.Value != redacted {
