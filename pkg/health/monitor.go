@@ -34,7 +34,9 @@ const (
 
 // Config configures a Monitor. Zero values get the defaults documented per field.
 type Config struct {
-	// Listen is the HTTP address, e.g. ":5282" or "127.0.0.1:0". Required; the
+	// Listen is the HTTP address, e.g. ":5282" or "127.0.0.1:0". Empty means no
+	// HTTP server (PROSODY_HEALTH_LISTEN=off): the probe loop and the notify
+	// listener still run, so WaitReady keeps telling the truth; the
 	// caller handles PROSODY_HEALTH_LISTEN=off by not creating a Monitor.
 	Listen string
 	// Interval between probes once ready. Default 10s (each probe is a c2s
@@ -109,9 +111,6 @@ func New(cfg Config) (*Monitor, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	var errs []error
-	if cfg.Listen == "" {
-		errs = append(errs, errors.New("health listen address is empty (want host:port like \":5282\")"))
-	}
 	if cfg.Interval < 0 || cfg.StartupInterval < 0 || cfg.ProbeTimeout < 0 {
 		errs = append(errs, fmt.Errorf("health probe intervals must be positive (interval %s, startup interval %s, timeout %s)", cfg.Interval, cfg.StartupInterval, cfg.ProbeTimeout))
 	}
@@ -155,15 +154,19 @@ func New(cfg Config) (*Monitor, error) {
 	met.setState(first.State)
 	m.handler = m.newHandler()
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen for health endpoints on %q: %w", cfg.Listen, err)
+	if cfg.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("listen for health endpoints on %q: %w", cfg.Listen, err)
+		}
+		m.ln = ln
 	}
-	m.ln = ln
 	if cfg.UseNotify {
 		n, err := sdnotify.Listen(cfg.NotifyPath)
 		if err != nil {
-			_ = ln.Close()
+			if m.ln != nil {
+				_ = m.ln.Close()
+			}
 			return nil, err
 		}
 		m.notify = n
@@ -172,8 +175,13 @@ func New(cfg Config) (*Monitor, error) {
 }
 
 // Addr returns the address the HTTP server listens on (the resolved port when
-// Config.Listen asked for port 0).
-func (m *Monitor) Addr() string { return m.ln.Addr().String() }
+// Config.Listen asked for port 0), or "" when there is no HTTP server.
+func (m *Monitor) Addr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
 
 // NotifySocket returns the value for the child's NOTIFY_SOCKET, or "" without UseNotify.
 func (m *Monitor) NotifySocket() string {
@@ -206,12 +214,14 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 3)
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := srv.Serve(m.ln); !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("serve health endpoints on %s: %w", m.Addr(), err)
-			cancel()
-		}
-	})
+	if m.ln != nil {
+		wg.Go(func() {
+			if err := srv.Serve(m.ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve health endpoints on %s: %w", m.Addr(), err)
+				cancel()
+			}
+		})
+	}
 	wg.Go(func() { m.probeLoop(ctx) })
 	if m.notify != nil {
 		wg.Go(func() {

@@ -277,7 +277,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"no listen", Config{Mode: ModePlain}, "listen address is empty"},
 		{"bad mode", Config{Listen: "127.0.0.1:0", Mode: "docker"}, `mode "docker" is unknown`},
 		{"prosody without c2s", Config{Listen: "127.0.0.1:0"}, "needs the c2s address and the domain"},
 		{"notify without path", Config{Listen: "127.0.0.1:0", Mode: ModePlain, UseNotify: true}, "notify socket path is empty"},
@@ -289,5 +288,31 @@ func TestNewRejectsBadConfig(t *testing.T) {
 				t.Fatalf("New error = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// With PROSODY_HEALTH_LISTEN=off there is no HTTP server, but readiness is still
+// tracked: the reload path waits on it.
+func TestNoListenStillTracksReadiness(t *testing.T) {
+	m, err := New(Config{Mode: ModePlain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Addr() != "" {
+		t.Fatalf("Addr() = %q, want empty without a listener", m.Addr())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	m.SetStagesDone()
+	m.ChildStarted(os.Getpid())
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	if err := m.WaitReady(wctx); err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
