@@ -29,6 +29,8 @@ type Inputs struct {
 	S2SPort   int
 	HTTPPort  int
 	HTTPSPort int
+	// Interfaces are the listen addresses (Prosody's `interfaces`); empty means not set.
+	Interfaces []string
 	// UploadSizeLimit is in bytes.
 	UploadSizeLimit int64
 	// FastTokenTTL is rendered as whole seconds.
@@ -57,7 +59,7 @@ func isInputName(name string) bool {
 	switch name {
 	case "profile", "environment", "domain", "domains", "admins", "storage", "db_host", "db_port",
 		"db_name", "db_user", "allow_registration", "log_level", "c2s_port", "s2s_port", "http_port",
-		"https_port", "upload_size_limit", "fast_token_ttl", "require_channel_binding",
+		"https_port", "interfaces", "upload_size_limit", "fast_token_ttl", "require_channel_binding",
 		"tls_profile", "data_dir", "runtime_dir", "certs_dir":
 		return true
 	}
@@ -115,6 +117,9 @@ func (in *Inputs) inputValue(name, logLevel string) (any, bool) {
 		return num(int64(in.HTTPPort))
 	case "https_port":
 		return num(int64(in.HTTPSPort))
+	case "interfaces":
+		v, _ := list(in.Interfaces)
+		return v, len(in.Interfaces) > 0
 	case "upload_size_limit":
 		return num(in.UploadSizeLimit)
 	case "fast_token_ttl":

@@ -272,3 +272,22 @@ func (p *parser) environmentWarnings(s *Settings) {
 		p.warn("PROSODY_DOMAIN", "localhost in "+s.Environment+" cannot be reached by clients or servers; set your real domain")
 	}
 }
+
+// interfaces reads a comma-separated list of listen addresses for Prosody's
+// `interfaces` option.
+func (p *parser) interfaces(name, val string) []string {
+	const accepted = "*, ::, or IP addresses such as 127.0.0.1, comma-separated"
+	if strings.TrimSpace(val) == "" {
+		return nil
+	}
+	var out []string
+	for _, f := range strings.Split(val, ",") {
+		f = strings.TrimSpace(f)
+		if f != "*" && f != "::" && net.ParseIP(f) == nil {
+			p.problem(name, val, fmt.Sprintf("%q is not an IP address", f), accepted)
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}

@@ -34,6 +34,8 @@ type Env struct {
 	HTTPPort  string `split_words:"true" default:"5280" desc:"HTTP port"`
 	HTTPSPort string `split_words:"true" default:"5281" desc:"HTTPS port"`
 
+	Interfaces string `split_words:"true" default:"" desc:"addresses Prosody's public listeners (c2s, s2s, https) bind to, comma-separated: * for every IPv4 address, :: for every IPv6 address, or IP addresses such as 127.0.0.1 (empty: Prosody's default, every address)"`
+
 	DeploymentType string `split_words:"true" default:"docker" desc:"deployment type: docker, compose, kubernetes, bare"`
 	ScaleProfile   string `split_words:"true" default:"small" desc:"scale profile: small, medium, large"`
 	ResourceLimits string `split_words:"true" default:"false" desc:"apply the scale profile's resource limits (boolean)"`

@@ -60,6 +60,7 @@ type Settings struct {
 	LogLevel          string // debug, info, warn or error; the environment's default when unset
 
 	C2SPort, S2SPort, HTTPPort, HTTPSPort int
+	Interfaces                            []string // "*", "::" or IP addresses
 
 	DeploymentType string // docker, compose, kubernetes or bare
 	ScaleProfile   string // small, medium or large

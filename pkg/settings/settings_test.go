@@ -391,3 +391,17 @@ func TestFirstDuplicateWins(t *testing.T) {
 		t.Errorf("C2SPort = %d, want the first value 6000 as os.Getenv gives", s.C2SPort)
 	}
 }
+
+func TestInterfaces(t *testing.T) {
+	s, _, err := Load([]string{"PROSODY_INTERFACES=127.0.0.1, ::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Interfaces) != 2 || s.Interfaces[0] != "127.0.0.1" || s.Interfaces[1] != "::1" {
+		t.Fatalf("Interfaces = %q", s.Interfaces)
+	}
+	_, _, err = Load([]string{"PROSODY_INTERFACES=localhost"})
+	if err == nil || !strings.Contains(err.Error(), `PROSODY_INTERFACES="localhost": "localhost" is not an IP address`) {
+		t.Fatalf("err = %v", err)
+	}
+}
