@@ -1,0 +1,63 @@
+# prosody-pfe: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN := bin/entrypoint
+
+# make run: a development server on 127.0.0.1 with embedded SQLite storage.
+RUN_DIR ?= $(CURDIR)/.run
+RUN_ENV := PROSODY_PROFILE=development PROSODY_ENVIRONMENT=development \
+	PROSODY_DOMAIN=localhost PROSODY_ADMINS=admin@localhost \
+	PROSODY_ADMIN_PASSWORD=$${PROSODY_ADMIN_PASSWORD:-admin-password} \
+	PROSODY_STORAGE=sqlite PROSODY_INTERFACES=127.0.0.1 \
+	PROSODY_HEALTH_LISTEN=127.0.0.1:5282 \
+	PROSODY_CONFIG_DIR=$(CURDIR)/config PROSODY_CUSTOM_DIR=$(RUN_DIR)/custom \
+	PROSODY_DATA_DIR=$(RUN_DIR)/data PROSODY_RUNTIME_DIR=$(RUN_DIR)/runtime \
+	PROSODY_CERTS_DIR=$(RUN_DIR)/certs PROSODY_HOOKS_DIR=$(RUN_DIR)/hooks \
+	PROSODY_LOG_FORMAT=console
+
+.PHONY: all build static run deps deps-run test test-unit test-docker bench lint docs fmt clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/entrypoint
+
+# The image's binary: static, no cgo.
+static:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/entrypoint ./cmd/entrypoint
+
+deps-run:
+	scripts/install-deps run
+
+deps:
+	scripts/install-deps test
+
+run: deps-run build
+	@mkdir -p $(RUN_DIR)/data $(RUN_DIR)/runtime $(RUN_DIR)/certs $(RUN_DIR)/custom $(RUN_DIR)/hooks
+	@echo "make run: XMPP on 127.0.0.1:5222 (localhost), health on http://127.0.0.1:5282/status"
+	@echo "make run: log in as admin@localhost with password $${PROSODY_ADMIN_PASSWORD:-admin-password}"
+	$(RUN_ENV) exec $(BIN) prosody
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+# make test: everything CI runs. It installs what the tests need first.
+test: deps lint test-unit test-docker
+
+test-unit: build
+	$(GO) test -count=1 -timeout 30m ./...
+
+test-docker: static
+	scripts/test-docker
+
+bench: deps build
+	bench/run
+
+docs: build
+	$(BIN) env --markdown > docs/variables.md
+
+clean:
+	rm -rf bin dist .run

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/health"
+	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
+	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
+)
+
+// runProsody is the Prosody pipeline: settings, init stages, then prosody -F
+// supervised, with health, reload on change and admin bootstrap beside it.
+func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
+	t0 := time.Now()
+	st, ok := loadSettings(env, stderr)
+	if !ok {
+		return exitConfig
+	}
+	log := newLogger(st.LogFormat, "info", stderr)
+	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	s, err := newState(st, log, "prosody.cfg.lua")
+	if err != nil {
+		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
+		return exitConfig
+	}
+	if a.signals == nil {
+		fmt.Fprintln(stderr, "entrypoint: internal error: signals not registered")
+		return exitSoftware
+	}
+	// The runtime directory must exist before the notify socket is bound in it.
+	if err := stageDirectories(context.Background(), s); err != nil {
+		fmt.Fprintf(stderr, "entrypoint: stage directories: %v\n", err)
+		return 1
+	}
+
+	mon, err := health.New(health.Config{
+		Listen:     st.HealthListen,
+		Interval:   st.HealthInterval,
+		Mode:       health.ModeProsody,
+		C2SAddr:    probeAddr(st),
+		Domain:     st.Domains()[0],
+		UseNotify:  true,
+		NotifyPath: filepath.Join(st.RuntimeDir, "notify.sock"),
+		Logger:     log,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "entrypoint: health server (PROSODY_HEALTH_LISTEN=%s): %v\n", st.HealthListen, err)
+		return exitConfig
+	}
+	mon.StageDone("validate-env", time.Since(t0), nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		if err := mon.Run(ctx); err != nil {
+			log.Error("health server", zap.Error(err))
+		}
+	})
+
+	if code, ok := runStages(ctx, configStages(), s, mon, stderr); !ok {
+		mon.GaveUp(code)
+		return code
+	}
+	mon.SetInfo(infoFor(s))
+	for _, h := range s.certs.Hosts {
+		mon.CertExpiry(h.Host, h.NotAfter)
+	}
+	mon.SetStagesDone()
+
+	r := newReloader(s, env, mon, log)
+	sup, err := supervise.New(supervise.Config{
+		Path:        "prosody",
+		Args:        append([]string{"-F", "--config", s.configPath}, args[min(1, len(args)):]...),
+		Env:         childEnv(env, s, mon.NotifySocket()),
+		Dir:         st.DataDir,
+		Cred:        s.cred,
+		StopTimeout: st.StopTimeout,
+		Restart:     restartPolicy(st, true),
+		Signals:     a.signals,
+		Logger:      log.Named("supervise"),
+		Observer:    mon,
+		// SIGHUP to the entrypoint means "re-render and reload now"; Prosody
+		// itself only ever gets a SIGHUP once it is ready.
+		Intercept: func(sig os.Signal) bool {
+			if sig == syscall.SIGHUP {
+				r.trigger("SIGHUP")
+				return true
+			}
+			return false
+		},
+		Stderr: stderr,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
+		return exitSoftware
+	}
+	r.sup = sup
+	wg.Go(func() { r.run(ctx) })
+	wg.Go(func() { bootstrapAdmins(ctx, s, mon, log) })
+	code := sup.Run(ctx)
+	cancel()
+	return code
+}
+
+// probeAddr is where the readiness probe reaches c2s: loopback unless the
+// operator bound Prosody to specific addresses only.
+func probeAddr(st *settings.Settings) string {
+	host := "127.0.0.1"
+	if len(st.Interfaces) > 0 {
+		host = ""
+		for _, i := range st.Interfaces {
+			switch i {
+			case "*", "127.0.0.1":
+				host = "127.0.0.1"
+			case "::", "::1":
+				if host == "" {
+					host = "::1"
+				}
+			}
+		}
+		if host == "" {
+			host = st.Interfaces[0]
+		}
+	}
+	return net.JoinHostPort(host, strconv.Itoa(st.C2SPort))
+}
+
+func restartPolicy(st *settings.Settings, prosody bool) supervise.Policy {
+	return supervise.Policy{
+		Mode:    supervise.RestartMode(st.RestartPolicy(prosody)),
+		Max:     st.RestartMax,
+		Window:  st.RestartWindow,
+		Backoff: st.RestartBackoff,
+	}
+}
+
+func infoFor(s *state) health.Info {
+	names := make([]string, len(s.plan.Features))
+	for i, f := range s.plan.Features {
+		names[i] = f.Name
+	}
+	return health.Info{
+		Profile:     s.plan.Profile,
+		Environment: s.plan.Environment,
+		Features:    names,
+		ConfigHash:  s.hash,
+		Hosts:       planHosts(s.plan),
+	}
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/health"
+	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
+)
+
+// loadSettings reads and validates the environment. Problems are printed to
+// stderr, all at once; ok is false when the caller must exit 78.
+func loadSettings(env []string, stderr io.Writer) (*settings.Settings, bool) {
+	st, warnings, err := settings.Load(env)
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "entrypoint: warning: %s\n", w)
+	}
+	if err != nil {
+		var probs *settings.Problems
+		if errors.As(err, &probs) {
+			fmt.Fprintf(stderr, "entrypoint: the environment has %d problem(s); nothing was started:\n%s\n", len(probs.List), probs.Error())
+		} else {
+			fmt.Fprintf(stderr, "entrypoint: reading the environment: %v\n", err)
+		}
+		return nil, false
+	}
+	return st, true
+}
+
+// runHealthcheck is Docker's HEALTHCHECK: no curl, no shell.
+func runHealthcheck(args, env []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	live := fs.Bool("live", false, "ask /livez instead of /readyz")
+	url := fs.String("url", "", "the endpoint to ask (default: from PROSODY_HEALTH_LISTEN)")
+	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	target := *url
+	if target == "" {
+		listen := ":5282"
+		for _, kv := range env {
+			if len(kv) > len("PROSODY_HEALTH_LISTEN=") && kv[:len("PROSODY_HEALTH_LISTEN=")] == "PROSODY_HEALTH_LISTEN=" {
+				listen = kv[len("PROSODY_HEALTH_LISTEN="):]
+			}
+		}
+		if listen == "off" {
+			fmt.Fprintln(stderr, "healthcheck: PROSODY_HEALTH_LISTEN=off: there is no health server to ask; pass --url")
+			return 1
+		}
+		path := health.ReadyPath
+		if *live {
+			path = health.LivePath
+		}
+		u, err := health.EndpointURL(listen, path)
+		if err != nil {
+			fmt.Fprintf(stderr, "healthcheck: PROSODY_HEALTH_LISTEN=%q: %v\n", listen, err)
+			return 1
+		}
+		target = u
+	}
+	return health.Healthcheck(context.Background(), target, *timeout, stdout)
+}
+
+// runEnv prints the effective settings, the variables' documentation, or a
+// generated .env file.
+func runEnv(args, env []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "--help", "help":
+			if err := settings.Usage(stdout); err != nil {
+				fmt.Fprintf(stderr, "entrypoint env: %v\n", err)
+				return exitSoftware
+			}
+			return 0
+		case "--markdown":
+			if err := settings.Markdown(stdout); err != nil {
+				fmt.Fprintf(stderr, "entrypoint env: %v\n", err)
+				return exitSoftware
+			}
+			return 0
+		case "generate":
+			fs := flag.NewFlagSet("env generate", flag.ContinueOnError)
+			fs.SetOutput(stderr)
+			profile := fs.String("profile", "standard", "profile to generate for")
+			environment := fs.String("environment", "production", "environment to generate for")
+			if err := fs.Parse(args[1:]); err != nil {
+				return 2
+			}
+			if err := settings.Generate(stdout, *profile, *environment); err != nil {
+				fmt.Fprintf(stderr, "entrypoint env generate: %v\n", err)
+				return exitConfig
+			}
+			return 0
+		default:
+			fmt.Fprintf(stderr, "entrypoint env: unknown argument %q; accepted: --help, --markdown, generate\n", args[0])
+			return 2
+		}
+	}
+	st, ok := loadSettings(env, stderr)
+	if !ok {
+		return exitConfig
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tVALUE\tSOURCE")
+	for _, e := range st.Describe() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Var, e.Value, e.Source)
+	}
+	if err := tw.Flush(); err != nil {
+		return exitSoftware
+	}
+	return 0
+}
+
+// runPFE runs a profile-manager verb with the plan inputs taken from the environment.
+func runPFE(verb string, args, env []string, stdout, stderr io.Writer) int {
+	st, ok := loadSettings(env, stderr)
+	if !ok {
+		return exitConfig
+	}
+	return runPFEVerb(verb, args, planInputs(st), st.ConfigDir, st.CustomDir, stdout, stderr)
+}
