@@ -371,4 +371,3 @@ func fingerprints(s *state) string {
 	}
 	return b.String()
 }
-

@@ -205,9 +205,43 @@ const featuresPrefix = Prefix + "_FEATURES_"
 // accepted but questionable input. The error is a *Problems listing every problem, except when
 // the Env table itself is broken (a programming error), which is a plain error.
 func Load(environ []string) (*Settings, []Warning, error) {
-	vars, err := variables()
+	s, warnings, problems, err := load(environ)
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(problems) > 0 {
+		return nil, warnings, &Problems{List: problems}
+	}
+	return s, warnings, nil
+}
+
+// LoadLenient is Load for plain init: only problems with the variables for
+// which fatal returns true are an error (*Problems); the others are returned as
+// tolerated, with the settings (those fields hold whatever could be parsed, so
+// the caller must not use them).
+func LoadLenient(environ []string, fatal func(name string) bool) (*Settings, []Warning, []Problem, error) {
+	s, warnings, problems, err := load(environ)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var bad, tolerated []Problem
+	for _, p := range problems {
+		if fatal(p.Var) {
+			bad = append(bad, p)
+		} else {
+			tolerated = append(tolerated, p)
+		}
+	}
+	if len(bad) > 0 {
+		return nil, warnings, tolerated, &Problems{List: bad}
+	}
+	return s, warnings, tolerated, nil
+}
+
+func load(environ []string) (*Settings, []Warning, []Problem, error) {
+	vars, err := variables()
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	env := make(map[string]string)
 	for _, kv := range environ {
@@ -242,10 +276,7 @@ func Load(environ []string) (*Settings, []Warning, error) {
 			f.Set(reflect.ValueOf(NewSecret(f.Interface().(Secret).String())))
 		}
 	}
-	if len(p.problems) > 0 {
-		return nil, p.warnings, &Problems{List: p.problems}
-	}
-	return s, p.warnings, nil
+	return s, p.warnings, p.problems, nil
 }
 
 // lookup returns the raw value of v and its source, handling deprecated names and VAR_FILE.

@@ -405,3 +405,18 @@ func TestInterfaces(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestLoadLenient(t *testing.T) {
+	fatal := func(name string) bool { return name == "PROSODY_STOP_TIMEOUT" }
+	s, _, tolerated, err := LoadLenient([]string{"PROSODY_STORAGE=mysql", "PROSODY_STOP_TIMEOUT=3s"}, fatal)
+	if err != nil || s == nil || s.StopTimeout != 3*time.Second {
+		t.Fatalf("LoadLenient = %v, %v; want settings with StopTimeout 3s", s, err)
+	}
+	if len(tolerated) != 1 || tolerated[0].Var != "PROSODY_STORAGE" {
+		t.Fatalf("tolerated = %v", tolerated)
+	}
+	_, _, _, err = LoadLenient([]string{"PROSODY_STOP_TIMEOUT=soon"}, fatal)
+	if err == nil || !strings.Contains(err.Error(), "PROSODY_STOP_TIMEOUT") {
+		t.Fatalf("err = %v, want a problem naming PROSODY_STOP_TIMEOUT", err)
+	}
+}
