@@ -29,7 +29,7 @@ func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(st.LogFormat, "info", stderr)
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-	s, err := newState(st, log, "prosody.cfg.lua")
+	s, err := newState(st, log, stderr, "prosody.cfg.lua")
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
 		return exitConfig

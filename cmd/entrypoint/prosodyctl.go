@@ -23,7 +23,7 @@ func (a *app) runProsodyctl(args, env []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "entrypoint: internal error: signals not registered")
 		return exitSoftware
 	}
-	s, err := newState(st, log, "prosodyctl.cfg.lua")
+	s, err := newState(st, log, stderr, "prosodyctl.cfg.lua")
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
 		return exitConfig

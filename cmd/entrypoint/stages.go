@@ -33,8 +33,9 @@ func (e configError) Unwrap() error { return e.err }
 // state is what the init stages produce and pass along, and what the reload
 // path re-derives on a change.
 type state struct {
-	st  *settings.Settings
-	log *zap.Logger
+	st     *settings.Settings
+	log    *zap.Logger
+	stderr io.Writer // where operator-facing reports go
 
 	// cred is who prosody runs as (nil: as the entrypoint). uid/gid own the files
 	// prosody must read; -1 when the entrypoint is not root (it owns them itself).
@@ -83,6 +84,9 @@ func planInputs(st *settings.Settings) pfe.Inputs {
 		HTTPPort:              st.HTTPPort,
 		HTTPSPort:             st.HTTPSPort,
 		Interfaces:            st.Interfaces,
+		DeploymentType:        st.DeploymentType,
+		ScaleProfile:          st.ScaleProfile,
+		ResourceLimits:        st.ResourceLimits,
 		UploadSizeLimit:       st.HTTPUploadSizeLimit,
 		FastTokenTTL:          st.FastTokenTTL,
 		RequireChannelBinding: st.RequireChannelBinding,
@@ -117,8 +121,8 @@ func planInputs(st *settings.Settings) pfe.Inputs {
 }
 
 // newState decides who prosody runs as and where the runtime files go.
-func newState(st *settings.Settings, log *zap.Logger, configName string) (*state, error) {
-	s := &state{st: st, log: log, uid: -1, gid: -1}
+func newState(st *settings.Settings, log *zap.Logger, stderr io.Writer, configName string) (*state, error) {
+	s := &state{st: st, log: log, stderr: stderr, uid: -1, gid: -1}
 	uidOverride, gidOverride := "", ""
 	if st.UID >= 0 {
 		uidOverride = strconv.Itoa(st.UID)
@@ -162,6 +166,14 @@ func stagePlan(_ context.Context, s *state) error {
 	}
 	s.log.Info("plan", zap.String("profile", plan.Profile), zap.String("environment", plan.Environment),
 		zap.Strings("domains", plan.Domains), zap.Strings("features", names))
+	if s.st.MigrationMode {
+		report, err := migrationReport(s.st.ConfigDir, plan)
+		if err != nil {
+			return configError{fmt.Errorf("PROSODY_MIGRATION_MODE: %w", err)}
+		}
+		s.log.Info("migration report: legacy modules.d lists mapped to features", zap.String("report", report))
+		fmt.Fprint(s.stderr, "entrypoint: migration report (PROSODY_MIGRATION_MODE=true)\n"+report)
+	}
 	return nil
 }
 

@@ -29,6 +29,11 @@ type Inputs struct {
 	S2SPort   int
 	HTTPPort  int
 	HTTPSPort int
+	// DeploymentType, ScaleProfile and ResourceLimits are the seeds' deployment knobs,
+	// available to `when` blocks (core/global.json sizes the limits module by them).
+	DeploymentType string
+	ScaleProfile   string
+	ResourceLimits bool
 	// Interfaces are the listen addresses (Prosody's `interfaces`); empty means not set.
 	Interfaces []string
 	// UploadSizeLimit is in bytes.
@@ -59,7 +64,7 @@ func isInputName(name string) bool {
 	switch name {
 	case "profile", "environment", "domain", "domains", "admins", "storage", "db_host", "db_port",
 		"db_name", "db_user", "allow_registration", "log_level", "c2s_port", "s2s_port", "http_port",
-		"https_port", "interfaces", "upload_size_limit", "fast_token_ttl", "require_channel_binding",
+		"https_port", "interfaces", "deployment_type", "scale_profile", "resource_limits", "upload_size_limit", "fast_token_ttl", "require_channel_binding",
 		"tls_profile", "data_dir", "runtime_dir", "certs_dir":
 		return true
 	}
@@ -117,6 +122,12 @@ func (in *Inputs) inputValue(name, logLevel string) (any, bool) {
 		return num(int64(in.HTTPPort))
 	case "https_port":
 		return num(int64(in.HTTPSPort))
+	case "deployment_type":
+		return str(in.DeploymentType)
+	case "scale_profile":
+		return str(in.ScaleProfile)
+	case "resource_limits":
+		return in.ResourceLimits, true
 	case "interfaces":
 		v, _ := list(in.Interfaces)
 		return v, len(in.Interfaces) > 0
