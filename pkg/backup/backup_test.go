@@ -1,0 +1,148 @@
+package backup
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sqlite(t *testing.T, db, sql string) string {
+	t.Helper()
+	if _, err := exec.LookPath("sqlite3"); err != nil {
+		t.Fatal("sqlite3 not found: install the Debian package sqlite3")
+	}
+	out, err := exec.Command("sqlite3", db, sql).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sqlite3 %s: %v: %s", sql, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A data directory with SQLite, internal files and a secret survives a round
+// trip; what the restore replaced is kept aside.
+func TestRoundTripKeepsEverythingAndMovesOldAside(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	writeFile(t, filepath.Join(data, "localhost", "accounts", "alice.dat"), "return {password=\"x\"};\n")
+	writeFile(t, filepath.Join(data, "secrets", "component_secret"), "s3cr3t")
+	db := filepath.Join(data, "prosody.sqlite")
+	sqlite(t, db, "PRAGMA journal_mode=WAL; CREATE TABLE prosody(k TEXT); INSERT INTO prosody VALUES ('one'),('two');")
+	var buf bytes.Buffer
+	m, err := Create(context.Background(), Config{DataDir: data, Storage: "sqlite", Profile: "standard", Version: "test"}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Database != "sqlite: online backup" || len(m.Files) != 3 {
+		t.Fatalf("manifest %+v", m)
+	}
+	archive := filepath.Join(t.TempDir(), "b.tar.gz")
+	if err := os.WriteFile(archive, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Wipe and change: the restore must bring the old state back and keep this one.
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(data, "newer.txt"), "written after the backup")
+	now := time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC)
+	res, err := Restore(context.Background(), RestoreConfig{DataDir: data, UID: -1, GID: -1, Now: func() time.Time { return now }}, archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files != 3 || res.Aside != data+".pre-restore-20250501T120000Z" {
+		t.Fatalf("result %+v", res)
+	}
+	if b, err := os.ReadFile(filepath.Join(res.Aside, "newer.txt")); err != nil || string(b) != "written after the backup" {
+		t.Fatalf("aside copy: %q %v", b, err)
+	}
+	if got := sqlite(t, db, "SELECT group_concat(k) FROM prosody;"); got != "one,two" {
+		t.Fatalf("restored database has %q", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(data, "secrets", "component_secret")); string(b) != "s3cr3t" {
+		t.Fatalf("secret %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(data, "newer.txt")); !os.IsNotExist(err) {
+		t.Fatalf("newer.txt still in the data directory: %v", err)
+	}
+}
+
+// A changed byte fails verification, and the data directory is untouched.
+func TestTamperedArchiveIsRefused(t *testing.T) {
+	data := t.TempDir()
+	writeFile(t, filepath.Join(data, "localhost", "roster", "alice.dat"), "return {};\n")
+	var buf bytes.Buffer
+	if _, err := Create(context.Background(), Config{DataDir: data, Storage: "internal"}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite the archive with one data byte changed.
+	var out bytes.Buffer
+	gz, _ := gzip.NewReader(&buf)
+	tr := tar.NewReader(gz)
+	gw := gzip.NewWriter(&out)
+	tw := tar.NewWriter(gw)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		if strings.HasPrefix(hdr.Name, "data/") {
+			b[0] ^= 1
+		}
+		tw.WriteHeader(hdr)
+		tw.Write(b)
+	}
+	tw.Close()
+	gw.Close()
+	if _, err := Verify(bytes.NewReader(out.Bytes())); err == nil || !strings.Contains(err.Error(), "checksum mismatch for data/localhost/roster/alice.dat") {
+		t.Fatalf("Verify = %v, want a checksum mismatch naming the file", err)
+	}
+	target := t.TempDir()
+	writeFile(t, filepath.Join(target, "keep.txt"), "keep")
+	archive := filepath.Join(t.TempDir(), "bad.tar.gz")
+	os.WriteFile(archive, out.Bytes(), 0o600)
+	if _, err := Restore(context.Background(), RestoreConfig{DataDir: target, UID: -1, GID: -1}, archive); err == nil {
+		t.Fatal("restore of a tampered archive succeeded")
+	}
+	entries, _ := os.ReadDir(target)
+	if len(entries) != 1 || entries[0].Name() != "keep.txt" {
+		t.Fatalf("data directory changed: %v", entries)
+	}
+}
+
+// Restore refuses while something answers on the admin socket.
+func TestRestoreRefusesWhileRunning(t *testing.T) {
+	data := t.TempDir()
+	sock := filepath.Join(data, "prosody.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = Restore(context.Background(), RestoreConfig{DataDir: data, AdminSocket: sock, UID: -1, GID: -1}, "/nonexistent.tar.gz")
+	if err == nil || !strings.Contains(err.Error(), "stop the server first") {
+		t.Fatalf("Restore = %v, want a refusal", err)
+	}
+}
