@@ -29,25 +29,11 @@ RUN test -x /out/entrypoint || { echo "dist/entrypoint is missing or not executa
 
 FROM debian:${DEBIAN_SUITE}-slim AS runtime
 
-ARG VERSION=dev
-ARG REVISION=unknown
-ARG CREATED=unknown
 # The uid/gid of the prosody user are fixed, not left to adduser's first free number, so that
 # Kubernetes' runAsUser/fsGroup, `docker run --user 101:101` and volume ownership on the host
 # can rely on them.
 ARG PROSODY_UID=101
 ARG PROSODY_GID=101
-
-LABEL org.opencontainers.image.title="prosody-pfe" \
-      org.opencontainers.image.description="Prosody 13 XMPP server with a Go PID 1 entrypoint: validated env, rendered Profile-Feature-Environment config, supervision, health and metrics" \
-      org.opencontainers.image.source="https://github.com/prosody-pfe/prosody-pfe" \
-      org.opencontainers.image.url="https://github.com/prosody-pfe/prosody-pfe" \
-      org.opencontainers.image.documentation="https://github.com/prosody-pfe/prosody-pfe/blob/main/docs/deployment.md" \
-      org.opencontainers.image.vendor="prosody-pfe" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.base.name="debian:${DEBIAN_SUITE}-slim"
 
 # The prosody user exists before the package is installed: Debian's postinst only creates it
 # when it is missing, so ours (with the fixed ids) is kept.
@@ -93,3 +79,21 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
 
 ENTRYPOINT ["entrypoint"]
 CMD ["prosody"]
+
+# Build metadata last: VERSION, REVISION and CREATED change on every build, and an ARG or LABEL
+# above the package layer would make every build reinstall the packages.
+# DEBIAN_SUITE is declared before the first FROM; a stage sees it only when it names it again.
+ARG DEBIAN_SUITE
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="prosody-pfe" \
+      org.opencontainers.image.description="Prosody 13 XMPP server with a Go PID 1 entrypoint: validated env, rendered Profile-Feature-Environment config, supervision, health and metrics" \
+      org.opencontainers.image.source="https://github.com/prosody-pfe/prosody-pfe" \
+      org.opencontainers.image.url="https://github.com/prosody-pfe/prosody-pfe" \
+      org.opencontainers.image.documentation="https://github.com/prosody-pfe/prosody-pfe/blob/main/docs/deployment.md" \
+      org.opencontainers.image.vendor="prosody-pfe" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="debian:${DEBIAN_SUITE}-slim"
