@@ -49,7 +49,9 @@ func HostStores() []string {
 }
 
 // MUCStores are the stores of a MUC component.
-func MUCStores() []string { return []string{"persistent", "config", "state", "muc_log-archive", "cron"} }
+func MUCStores() []string {
+	return []string{"persistent", "config", "state", "muc_log-archive", "cron"}
+}
 
 // UploadStores are the stores of an HTTP file share component.
 func UploadStores() []string { return []string{"uploads-archive", "upload_stats", "cron"} }
