@@ -50,10 +50,12 @@ func (a *app) runPlain(argv, env []string, stderr io.Writer) int {
 	log := newLogger(st.LogFormat, st.LogLevel, stderr)
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	// wg.Wait is deferred before cancel so that it runs after it: an early
+	// return cancels the goroutines' context first, then waits for them.
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 
 	var obs supervise.Observer
 	if st.HealthEnabled() {

@@ -60,10 +60,12 @@ func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
 	}
 	mon.StageDone("validate-env", time.Since(t0), nil)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	// wg.Wait is deferred before cancel so that it runs after it: an early
+	// return cancels the goroutines' context first, then waits for them.
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	wg.Go(func() {
 		if err := mon.Run(ctx); err != nil {
 			log.Error("health server", zap.Error(err))
