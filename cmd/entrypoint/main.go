@@ -56,6 +56,11 @@ usage:
   entrypoint explain MODULE|OPTION|FEATURE
   entrypoint diff [--against FILE]
   entrypoint validate             every profile x environment renders and passes the checks
+  entrypoint backup [--out FILE]  archive the data directory (SQLite online backup, files, secrets, certs)
+  entrypoint restore [--verify] FILE
+                                  verify an archive and restore it into the stopped data directory
+  entrypoint modules list [--json]
+                                  installed modules (core, community, plugin dir) and the features using them
   entrypoint version
 
 Exit codes: the child's code; 128+N when signal N killed it; 126/127 when it cannot be
@@ -94,6 +99,12 @@ func (a *app) run(args []string, env []string, stdout, stderr io.Writer) int {
 		return runHealthcheck(args[1:], env, stdout, stderr)
 	case "env":
 		return runEnv(args[1:], env, stdout, stderr)
+	case "backup":
+		return runBackup(args[1:], env, stdout, stderr)
+	case "restore":
+		return runRestore(args[1:], env, stdout, stderr)
+	case "modules":
+		return runModules(args[1:], env, stdout, stderr)
 	case "profiles", "features", "render", "explain", "diff", "validate":
 		return runPFE(verb, args[1:], env, stdout, stderr)
 	}

@@ -72,7 +72,7 @@ func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
 		}
 	})
 
-	if code, ok := runStages(ctx, configStages(), s, mon, stderr); !ok {
+	if code, ok := runStages(ctx, prosodyStages(s, env), s, mon, stderr); !ok {
 		mon.GaveUp(code)
 		return code
 	}
