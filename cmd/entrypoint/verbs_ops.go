@@ -383,4 +383,3 @@ func debianCommunityModules() map[string]bool {
 	}
 	return out
 }
-
