@@ -181,11 +181,12 @@ func (s *Server) Start() *Server {
 		s.t.Fatalf("start entrypoint: %v", err)
 	}
 	go func() { s.err = s.Cmd.Wait(); close(s.done) }()
-	s.t.Cleanup(func() {
+	owner := s.t // In may hand s to a subtest that ends before this cleanup runs
+	owner.Cleanup(func() {
 		s.Stop(15 * time.Second)
-		if s.t.Failed() {
-			s.t.Logf("entrypoint stderr:\n%s", tail(s.Stderr(), 8000))
-			s.t.Logf("prosody stdout:\n%s", tail(s.Stdout(), 8000))
+		if owner.Failed() {
+			owner.Logf("entrypoint stderr:\n%s", tail(s.Stderr(), 8000))
+			owner.Logf("prosody stdout:\n%s", tail(s.Stdout(), 8000))
 		}
 	})
 	return s
@@ -195,6 +196,14 @@ func tail(s string, n int) string {
 	if len(s) > n {
 		return "…" + s[len(s)-n:]
 	}
+	return s
+}
+
+// In makes s report its failures (WaitFor, Status, …) to t from now on: for
+// servers started together by a test and checked in its subtests. The server
+// is still stopped, and its logs printed on failure, by the test that started it.
+func (s *Server) In(t testing.TB) *Server {
+	s.t = t
 	return s
 }
 

@@ -1,0 +1,264 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The catalog's profiles and environments (config/profiles, config/environments).
+var (
+	catalogProfiles     = []string{"minimal", "standard", "enterprise", "development"}
+	catalogEnvironments = []string{"development", "staging", "production", "testing"}
+)
+
+// profileDomain is the XMPP domain the profile tests serve. Not localhost, so that
+// production does not warn, and certificates name it like a real one.
+const profileDomain = "e2e.test"
+
+// profileCA is a certificate authority made for one test: production and staging
+// servers get a leaf it signed, and clients trust only it.
+type profileCA struct {
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	pemPath string // the CA certificate, for clients (--ca, RootCAs)
+}
+
+// newProfileCA creates a CA and writes its certificate into dir.
+func newProfileCA(t testing.TB, dir string) *profileCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "prosody-pfe e2e test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &profileCA{cert: cert, key: key, pemPath: filepath.Join(dir, "test-ca.crt")}
+	writeProfilePEM(t, ca.pemPath, 0o644, "CERTIFICATE", der)
+	return ca
+}
+
+// issue writes certs/<domain>.crt (leaf then CA, as a full chain) and
+// certs/<domain>.key (root-only 0600, as an operator's mounted secret would
+// be: the entrypoint must stage a copy Prosody can read) into a server's
+// certificate directory. The leaf names the domain and every component of it.
+func (ca *profileCA) issue(t testing.TB, certsDir, domain string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: domain},
+		DNSNames: []string{domain, "*." + domain, "conference." + domain, "upload." + domain,
+			"pubsub." + domain, "proxy." + domain},
+		NotBefore:   time.Now().Add(-time.Hour),
+		NotAfter:    time.Now().Add(12 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})...)
+	if err := os.WriteFile(filepath.Join(certsDir, domain+".crt"), chain, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeProfilePEM(t, filepath.Join(certsDir, domain+".key"), 0o600, "PRIVATE KEY", kder)
+}
+
+func writeProfilePEM(t testing.TB, path string, mode os.FileMode, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// needsRealCert reports whether an environment refuses self-signed
+// certificates (config/environments: tls.allow_self_signed false).
+func needsRealCert(environment string) bool {
+	return environment == "production" || environment == "staging"
+}
+
+// newProfileServer prepares a server for profile × environment on profileDomain
+// with SQLite storage: production and staging get a certificate from ca,
+// the others generate their self-signed one.
+func newProfileServer(t testing.TB, ca *profileCA, profile, environment string, env map[string]string) *Server {
+	t.Helper()
+	all := map[string]string{"PROSODY_STORAGE": "sqlite"}
+	for k, v := range env {
+		all[k] = v
+	}
+	s := NewServer(t, Options{Profile: profile, Environment: environment, Domain: profileDomain, Env: all})
+	if needsRealCert(environment) {
+		ca.issue(t, filepath.Join(s.Dir, "certs"), profileDomain)
+	}
+	return s
+}
+
+// serverCA is the PEM file a client must trust for s: the test CA, or the
+// self-signed certificate the entrypoint generated in the data directory.
+func serverCA(s *Server, ca *profileCA) string {
+	if needsRealCert(s.Env["PROSODY_ENVIRONMENT"]) {
+		return ca.pemPath
+	}
+	return filepath.Join(s.Dir, "data", "certs", "selfsigned.crt")
+}
+
+// c2sStreamFeatures opens a client stream to s's c2s port, returns the
+// <stream:features> offered before TLS, then does STARTTLS verifying the
+// certificate for the domain against the PEM file caFile, and returns the
+// features offered on the encrypted stream. Every read has a deadline.
+func c2sStreamFeatures(t testing.TB, s *Server, caFile string) (plain, secure string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.C2S)), 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial c2s: %v", err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	header := "<?xml version='1.0'?><stream:stream to='" + s.Domain + "' xmlns='jabber:client' " +
+		"xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+	if _, err := conn.Write([]byte(header)); err != nil {
+		t.Fatalf("write stream header: %v", err)
+	}
+	r := bufio.NewReader(conn)
+	plain = readStreamUntil(t, r, "</stream:features>")
+	if !strings.Contains(plain, "urn:ietf:params:xml:ns:xmpp-tls") {
+		t.Fatalf("c2s offers no STARTTLS before TLS: %s", plain)
+	}
+	if _, err := conn.Write([]byte("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")); err != nil {
+		t.Fatalf("write starttls: %v", err)
+	}
+	if proceed := readStreamUntil(t, r, "/>"); !strings.Contains(proceed, "<proceed") {
+		t.Fatalf("STARTTLS answered %q, want <proceed/>", proceed)
+	}
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatalf("read the certificate clients should trust: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		t.Fatalf("no certificate in %s", caFile)
+	}
+	tc := tls.Client(conn, &tls.Config{ServerName: s.Domain, RootCAs: roots, MinVersion: tls.VersionTLS12})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake verifying %s against %s: %v", s.Domain, filepath.Base(caFile), err)
+	}
+	if _, err := tc.Write([]byte(header)); err != nil {
+		t.Fatalf("write stream header over TLS: %v", err)
+	}
+	secure = readStreamUntil(t, bufio.NewReader(tc), "</stream:features>")
+	_, _ = tc.Write([]byte("</stream:stream>"))
+	return plain, secure
+}
+
+// readStreamUntil reads from r until the text read so far ends with end, failing
+// on a read error (the connection's deadline bounds it) or a stream error.
+func readStreamUntil(t testing.TB, r *bufio.Reader, end string) string {
+	t.Helper()
+	var b strings.Builder
+	for !strings.HasSuffix(b.String(), end) {
+		c, err := r.ReadByte()
+		if err != nil {
+			t.Fatalf("reading the stream until %q: %v (so far: %s)", end, err, b.String())
+		}
+		b.WriteByte(c)
+		if strings.Contains(b.String(), "</stream:error>") {
+			t.Fatalf("stream error: %s", b.String())
+		}
+	}
+	return b.String()
+}
+
+// Every profile starts real Prosody 13 on every environment, with SQLite
+// storage, and its c2s port accepts an XMPP stream: the entrypoint's own
+// readiness probe says so (/readyz), and so does a stream this test opens,
+// which must offer STARTTLS, complete TLS with a certificate the client
+// verifies for the domain (a CA-signed chain in production and staging, the
+// generated self-signed one elsewhere), and then offer SASL login. The four
+// environments of one profile run at once.
+func TestEveryProfileStartsOnEveryEnvironment(t *testing.T) {
+	ca := newProfileCA(t, t.TempDir())
+	for _, profile := range catalogProfiles {
+		t.Run(profile, func(t *testing.T) {
+			servers := map[string]*Server{}
+			for _, environment := range catalogEnvironments {
+				servers[environment] = newProfileServer(t, ca, profile, environment, nil).Start()
+			}
+			for _, environment := range catalogEnvironments {
+				t.Run(environment, func(t *testing.T) {
+					s := servers[environment].In(t)
+					s.WaitReady(60 * time.Second)
+					st := s.Status()
+					if st.Profile != profile || st.Environment != environment || st.State != "ready" || !st.Child.Running {
+						t.Fatalf("/status = %+v, want profile %s, environment %s, ready with prosody running", st, profile, environment)
+					}
+					if !strings.Contains(s.RenderedConfig(), `driver = "SQLite3"`) {
+						t.Errorf("rendered config does not use SQLite storage")
+					}
+					plain, secure := c2sStreamFeatures(t, s, serverCA(s, ca))
+					if !strings.Contains(plain, "<required/>") {
+						t.Errorf("STARTTLS is not required in %s: %s", environment, plain)
+					}
+					if !strings.Contains(secure, "urn:ietf:params:xml:ns:xmpp-sasl") || !strings.Contains(secure, "<mechanism>SCRAM-SHA-1</mechanism>") {
+						t.Errorf("no SASL login with SCRAM-SHA-1 offered after TLS: %s", secure)
+					}
+					if bad := profileLogProblems(s.Stdout()); bad != "" {
+						t.Errorf("prosody logged module or port problems:\n%s", bad)
+					}
+				})
+			}
+		})
+	}
+}
+
+// profileLogProblems returns the lines of Prosody's log that show a module or
+// listener that did not come up (Prosody keeps running after those).
+func profileLogProblems(log string) string {
+	var bad []string
+	for _, line := range strings.Split(log, "\n") {
+		for _, sign := range []string{"Unable to load module", "Error initializing module", "Failed to open server port"} {
+			if strings.Contains(line, sign) {
+				bad = append(bad, line)
+			}
+		}
+	}
+	return strings.Join(bad, "\n")
+}
