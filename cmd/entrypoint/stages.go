@@ -97,6 +97,7 @@ func planInputs(st *settings.Settings) pfe.Inputs {
 		Legacy:                st.LegacyMode,
 		Toggles:               st.Toggles,
 		ExtraModules:          st.ExtraModules,
+		PluginPaths:           moduleDirs(st)[1:], // the operator's PROSODY_PLUGIN_DIR, if any
 		Suggest:               settings.Suggest,
 	}
 	if src := st.Source("PROSODY_ALLOW_REGISTRATION"); src != settings.SourceDefault {

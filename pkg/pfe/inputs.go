@@ -52,6 +52,9 @@ type Inputs struct {
 	// FeatureList is PROSODY_FEATURES: comma-separated "+group/name" (or bare) to enable,
 	// "-group/name" to disable.
 	FeatureList string
+	// PluginPaths are extra module directories (Prosody's plugin_paths), searched
+	// before Prosody's own; empty means not set.
+	PluginPaths []string
 	// ExtraModules are added to the global modules_enabled after every layer.
 	ExtraModules []string
 	// Suggest, when set, replaces the built-in did-you-mean for unknown names: it returns
@@ -65,7 +68,7 @@ func isInputName(name string) bool {
 	case "profile", "environment", "domain", "domains", "admins", "storage", "db_host", "db_port",
 		"db_name", "db_user", "allow_registration", "log_level", "c2s_port", "s2s_port", "http_port",
 		"https_port", "interfaces", "deployment_type", "scale_profile", "resource_limits", "upload_size_limit", "fast_token_ttl", "require_channel_binding",
-		"tls_profile", "data_dir", "runtime_dir", "certs_dir":
+		"tls_profile", "data_dir", "runtime_dir", "certs_dir", "plugin_paths":
 		return true
 	}
 	return false
@@ -145,6 +148,9 @@ func (in *Inputs) inputValue(name, logLevel string) (any, bool) {
 		return str(in.RuntimeDir)
 	case "certs_dir":
 		return str(in.CertsDir)
+	case "plugin_paths":
+		v, _ := list(in.PluginPaths)
+		return v, len(in.PluginPaths) > 0
 	}
 	return nil, false
 }
