@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""A real XMPP client (Debian's python3-slixmpp) for the operations tests: accounts,
+roster and message archive before and after backup/restore and storage migration.
+
+Connects with STARTTLS to 127.0.0.1:--port, pinning the server's certificate (--ca).
+Prints one JSON object on stdout.
+
+  login JID PASSWORD            {"ok": true} or {"ok": false, "reason": ...}
+  populate JID PW PEER PEER_PW N
+                                JID adds PEER to its roster (name "peer"), both log in,
+                                JID sends N chat messages "ops-1".."ops-N" to PEER and waits
+                                until PEER received them all: {"sent": N, "received": M}
+  check JID PASSWORD            {"roster": [bare JIDs], "archive": [bodies]}: the roster
+                                and every body in JID's own MAM archive (urn:xmpp:mam:2)
+"""
+import argparse
+import asyncio
+import json
+import logging
+import ssl
+import sys
+
+from slixmpp import ClientXMPP
+from slixmpp.xmlstream import ET
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+NS_MAM = "urn:xmpp:mam:2"
+NS_FORWARD = "urn:xmpp:forward:0"
+
+
+def emit(obj):
+    print(json.dumps(obj), flush=True)
+
+
+class Client(ClientXMPP):
+    def __init__(self, jid, password, ca):
+        super().__init__(jid, password)
+        ctx = ssl.create_default_context(cafile=ca)
+        # The certificate names the XMPP domain; the client dials 127.0.0.1.
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        # slixmpp 1.8 binds SCRAM-*-PLUS to tls-unique, which TLS 1.3 does not have.
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        self.ssl_context = ctx
+        self.online = asyncio.get_event_loop().create_future()
+        self.received = []
+        self.archived = []
+        self.add_event_handler("session_start", self._started)
+        self.add_event_handler("failed_auth", self._failed)
+        self.add_event_handler("message", self._message)
+        self.register_handler(Callback("mam result",
+                                       MatchXPath("{jabber:client}message/{%s}result" % NS_MAM), self._mam))
+        self.register_plugin("xep_0030")
+
+    async def _started(self, _):
+        self.send_presence()
+        await self.get_roster()
+        if not self.online.done():
+            self.online.set_result(True)
+
+    def _failed(self, _):
+        if not self.online.done():
+            self.online.set_exception(RuntimeError("authentication failed for " + str(self.boundjid.bare)))
+
+    def _message(self, msg):
+        if msg["type"] == "chat" and msg["body"].startswith("ops-"):
+            self.received.append(msg["body"])
+
+    def _mam(self, msg):
+        for body in msg.xml.iter("{jabber:client}body"):
+            self.archived.append(body.text)
+
+    async def archive(self, timeout):
+        # One page is enough for the handful of messages the tests send.
+        iq = self.make_iq_set()
+        q = ET.SubElement(iq.xml, "{%s}query" % NS_MAM, queryid="ops")
+        iq["to"] = None
+        await iq.send(timeout=timeout)
+        return list(self.archived)
+
+
+async def login(args, jid, password):
+    c = Client(jid, password, args.ca)
+    c.connect(("127.0.0.1", args.port))
+    await asyncio.wait_for(c.online, args.timeout)
+    return c
+
+
+async def main(args):
+    a = args.accounts
+    if args.mode == "login":
+        try:
+            c = await login(args, a[0], a[1])
+        except RuntimeError as e:
+            emit({"ok": False, "reason": str(e)})
+            return 0
+        emit({"ok": True})
+        c.disconnect()
+        return 0
+    if args.mode == "populate":
+        x = await login(args, a[0], a[1])
+        y = await login(args, a[2], a[3])
+        await x.update_roster(a[2], name="peer", subscription="none")
+        n = int(a[4])
+        for i in range(1, n + 1):
+            x.send_message(mto=a[2], mbody="ops-%d" % i, mtype="chat")
+        loop = asyncio.get_event_loop()
+        deadline = loop.time() + args.timeout
+        while len(y.received) < n and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        emit({"sent": n, "received": len(y.received)})
+        x.disconnect()
+        y.disconnect()
+        return 0
+    c = await login(args, a[0], a[1])
+    roster = sorted(str(j) for j in c.client_roster.keys() if str(j) != c.boundjid.bare)
+    bodies = await c.archive(args.timeout)
+    emit({"roster": roster, "archive": sorted(bodies)})
+    c.disconnect()
+    return 0
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--ca", required=True)
+    p.add_argument("--timeout", type=float, default=15)
+    p.add_argument("mode", choices=["login", "populate", "check"])
+    p.add_argument("accounts", nargs="+")
+    logging.basicConfig(level=logging.ERROR)
+    try:
+        sys.exit(asyncio.get_event_loop().run_until_complete(main(p.parse_args())))
+    except Exception as e:  # the Go test reads the reason from the JSON
+        emit({"error": "%s: %s" % (type(e).__name__, e)})
+        sys.exit(1)
