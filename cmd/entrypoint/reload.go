@@ -19,6 +19,7 @@ import (
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
+	"github.com/prosody-pfe/prosody-pfe/pkg/tlscerts"
 	"github.com/prosody-pfe/prosody-pfe/pkg/watch"
 )
 
@@ -122,6 +123,12 @@ func (r *reloader) reload(ctx context.Context, reason string) {
 		r.mon.ReloadDone("refused", time.Since(start), err)
 		return
 	}
+	if err := abandonedCerts(r.cur, next, time.Now()); err != nil {
+		_ = os.Remove(next.configPath)
+		log.Error("certificate change refused; prosody keeps the certificate it has", zap.Error(err))
+		r.mon.ReloadDone("refused", time.Since(start), err)
+		return
+	}
 	certsChanged := fingerprints(r.cur) != fingerprints(next)
 	if string(next.rendered) == string(r.cur.rendered) && !certsChanged {
 		_ = os.Remove(next.configPath)
@@ -200,12 +207,14 @@ func (r *reloader) candidate(ctx context.Context) (*state, error) {
 func (r *reloader) apply(ctx context.Context, prev, next *state) error {
 	sock := adminSocket(next)
 	if sock == "" || !hasAdminShell(prev.plan) {
+		// Prosody 13 answers a SIGHUP with RELOADING=1 and, once the reload
+		// succeeded, READY=1 on NOTIFY_SOCKET; the monitor keeps readiness at
+		// "reloading" until then, and the next reload waits for it. Waiting for
+		// readiness here would wait for this reload's own ReloadDone.
 		if err := r.sup.Signal(syscall.SIGHUP); err != nil {
 			return fmt.Errorf("signal prosody to reload: %w", err)
 		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		return r.mon.WaitReady(wctx)
+		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -359,6 +368,31 @@ func adminSocket(s *state) string {
 		path = filepath.Join(s.st.DataDir, path)
 	}
 	return path
+}
+
+// abandonedCerts refuses a candidate that stopped using the certificate files
+// a host was served from because those files now hold an invalid pair (a
+// renewal for the wrong host, a key that does not match): discovery would
+// otherwise quietly fall back to another file that covers the host, such as
+// an older copy in Let's Encrypt's archive/, and the bad renewal would go
+// unreported. Files that were removed are a deliberate move, not a refusal.
+func abandonedCerts(prev, next *state, now time.Time) error {
+	if prev.certs == nil || next.certs == nil {
+		return nil
+	}
+	for _, h := range next.certs.Hosts {
+		old, ok := prev.certs.Host(h.Host)
+		if !ok || old.SourceCert == h.SourceCert {
+			continue
+		}
+		if _, err := os.Stat(old.SourceCert); err != nil {
+			continue
+		}
+		if err := tlscerts.Validate(old.SourceCert, old.SourceKey, h.Host, now); err != nil {
+			return fmt.Errorf("new certificate files for %s refused: %w", h.Host, err)
+		}
+	}
+	return nil
 }
 
 func fingerprints(s *state) string {
