@@ -141,11 +141,13 @@ func serverCA(s *Server, ca *profileCA) string {
 	return filepath.Join(s.Dir, "data", "certs", "selfsigned.crt")
 }
 
-// c2sStreamFeatures opens a client stream to s's c2s port, returns the
+// c2sStreamFeatures opens a client stream to s's c2s port (with a from
+// attribute when from is not empty, as clients that know their JID send it and
+// FAST needs it), returns the
 // <stream:features> offered before TLS, then does STARTTLS verifying the
 // certificate for the domain against the PEM file caFile, and returns the
 // features offered on the encrypted stream. Every read has a deadline.
-func c2sStreamFeatures(t testing.TB, s *Server, caFile string) (plain, secure string) {
+func c2sStreamFeatures(t testing.TB, s *Server, caFile, from string) (plain, secure string) {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.C2S)), 5*time.Second)
 	if err != nil {
@@ -153,7 +155,11 @@ func c2sStreamFeatures(t testing.TB, s *Server, caFile string) (plain, secure st
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	header := "<?xml version='1.0'?><stream:stream to='" + s.Domain + "' xmlns='jabber:client' " +
+	header := "<?xml version='1.0'?><stream:stream to='" + s.Domain + "' xmlns='jabber:client' "
+	if from != "" {
+		header += "from='" + from + "' "
+	}
+	header +=
 		"xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
 	if _, err := conn.Write([]byte(header)); err != nil {
 		t.Fatalf("write stream header: %v", err)
@@ -233,7 +239,7 @@ func TestEveryProfileStartsOnEveryEnvironment(t *testing.T) {
 					if !strings.Contains(s.RenderedConfig(), `driver = "SQLite3"`) {
 						t.Errorf("rendered config does not use SQLite storage")
 					}
-					plain, secure := c2sStreamFeatures(t, s, serverCA(s, ca))
+					plain, secure := c2sStreamFeatures(t, s, serverCA(s, ca), "")
 					if !strings.Contains(plain, "<required/>") {
 						t.Errorf("STARTTLS is not required in %s: %s", environment, plain)
 					}

@@ -1,0 +1,355 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// probeResult is what clients/features_probe.py (slixmpp) saw.
+type probeResult struct {
+	StreamFeatures [][]string           `json:"stream_features"` // "{ns}name" per <stream:features>, last = after login
+	Server         discoInfo            `json:"server"`
+	Account        discoInfo            `json:"account"`
+	Items          map[string]discoInfo `json:"items"`
+	MUC            map[string]struct {
+		Room          string   `json:"room"`
+		StatusCodes   []string `json:"status_codes"`
+		MessageEchoed bool     `json:"message_echoed"`
+	} `json:"muc"`
+	Upload map[string]struct {
+		PutURL    string `json:"put_url"`
+		PutStatus int    `json:"put_status"`
+		GetStatus int    `json:"get_status"`
+		SameBytes bool   `json:"same_bytes"`
+	} `json:"upload"`
+	Error string `json:"error"`
+
+	// Seen by the test itself: on its own c2s stream and over HTTP on the
+	// server's http port.
+	FAST         bool // <fast> in SASL2's inline features, offered when the stream says from=
+	WebSocket101 bool
+	BOSH         bool
+	Metrics      bool
+}
+
+type discoInfo struct {
+	Features   []string    `json:"features"`
+	Identities [][2]string `json:"identities"`
+}
+
+func (d discoInfo) has(feature string) bool { return slices.Contains(d.Features, feature) }
+
+func (d discoInfo) is(category, typ string) bool {
+	return slices.Contains(d.Identities, [2]string{category, typ})
+}
+
+// streamHas reports whether any <stream:features> before the last (that is,
+// before login) carries el; the last one is after login.
+func (r *probeResult) preAuthHas(el string) bool {
+	for _, f := range r.StreamFeatures[:max(len(r.StreamFeatures)-1, 0)] {
+		if slices.Contains(f, el) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *probeResult) postAuthHas(el string) bool {
+	return len(r.StreamFeatures) > 0 && slices.Contains(r.StreamFeatures[len(r.StreamFeatures)-1], el)
+}
+
+// component is the disco#items entry offering a service: identity category
+// and type.
+func (r *probeResult) component(category, typ string) (string, bool) {
+	for jid, info := range r.Items {
+		if info.is(category, typ) {
+			return jid, true
+		}
+	}
+	return "", false
+}
+
+// observable is one thing a client can see, offered exactly when the plan
+// has one of features. This table is the contract between the catalog
+// (config/features) and what Prosody 13 really serves: when they disagree in
+// either direction, the test fails.
+type observable struct {
+	what     string
+	features []string
+	seen     func(r *probeResult) bool
+}
+
+var observables = []observable{
+	{"MAM (urn:xmpp:mam:2) in the account's disco#info", []string{"messaging/archive"},
+		func(r *probeResult) bool { return r.Account.has("urn:xmpp:mam:2") }},
+	{"carbons (urn:xmpp:carbons:2) in the server's disco#info", []string{"messaging/carbons"},
+		func(r *probeResult) bool { return r.Server.has("urn:xmpp:carbons:2") }},
+	{"push (urn:xmpp:push:0) in the account's disco#info", []string{"mobile/push"},
+		func(r *probeResult) bool { return r.Account.has("urn:xmpp:push:0") }},
+	// csi_battery_saver (mobile/battery) depends on csi.
+	{"CSI (urn:xmpp:csi:0) stream feature after login", []string{"mobile/csi", "mobile/battery"},
+		func(r *probeResult) bool { return r.postAuthHas("{urn:xmpp:csi:0}csi") }},
+	{"stream management (urn:xmpp:sm:3) stream feature after login", []string{"messaging/core"},
+		func(r *probeResult) bool { return r.postAuthHas("{urn:xmpp:sm:3}sm") }},
+	{"SASL2 (urn:xmpp:sasl:2) stream feature before login", []string{"authentication/modern"},
+		func(r *probeResult) bool { return r.preAuthHas("{urn:xmpp:sasl:2}authentication") }},
+	{"Bind2 (urn:xmpp:bind:0) inline in SASL2", []string{"authentication/modern"},
+		func(r *probeResult) bool { return r.preAuthHas("{urn:xmpp:bind:0}bind") }},
+	{"FAST (urn:xmpp:fast:0) inline in SASL2", []string{"authentication/modern"},
+		func(r *probeResult) bool { return r.FAST }},
+	{"blocking (urn:xmpp:blocking) in the server's disco#info", []string{"messaging/core"},
+		func(r *probeResult) bool { return r.Server.has("urn:xmpp:blocking") }},
+	{"bookmarks (urn:xmpp:bookmarks:1#compat) in the account's disco#info", []string{"collaboration/bookmarks"},
+		func(r *probeResult) bool { return r.Account.has("urn:xmpp:bookmarks:1#compat") }},
+	{"spam reporting (urn:xmpp:reporting:1) in the server's disco#info", []string{"security/antispam"},
+		func(r *probeResult) bool { return r.Server.has("urn:xmpp:reporting:1") }},
+	{"MUC component (conference/text) where a room is created and echoes a message", []string{"collaboration/muc"},
+		func(r *probeResult) bool {
+			jid, ok := r.component("conference", "text")
+			m, joined := r.MUC[jid]
+			return ok && joined && slices.Contains(m.StatusCodes, "110") && m.MessageEchoed
+		}},
+	{"HTTP upload component (urn:xmpp:http:upload:0) where a file is PUT and fetched back", []string{"web/upload"},
+		func(r *probeResult) bool {
+			jid, ok := r.component("store", "file")
+			u, done := r.Upload[jid]
+			return ok && r.Items[jid].has("urn:xmpp:http:upload:0") && done &&
+				u.PutStatus == http.StatusCreated && u.GetStatus == http.StatusOK && u.SameBytes
+		}},
+	{"pubsub component (pubsub/service)", []string{"collaboration/pubsub"},
+		func(r *probeResult) bool { _, ok := r.component("pubsub", "service"); return ok }},
+	{"websocket upgrade (101, protocol xmpp) at /xmpp-websocket", []string{"web/websocket"},
+		func(r *probeResult) bool { return r.WebSocket101 }},
+	{"BOSH at /http-bind", []string{"web/http"},
+		func(r *probeResult) bool { return r.BOSH }},
+	{"Prometheus metrics at /metrics", []string{"admin/monitoring"},
+		func(r *probeResult) bool { return r.Metrics }},
+}
+
+// probePython is Debian's python3 with slixmpp (a pyenv python3 on PATH
+// usually lacks it). The test fails, naming the package, when it is missing.
+func probePython(t testing.TB) string {
+	t.Helper()
+	py := "/usr/bin/python3"
+	if out, err := exec.Command(py, "-c", "import slixmpp").CombinedOutput(); err != nil {
+		t.Fatalf("%s cannot import slixmpp (install Debian package python3-slixmpp): %v\n%s", py, err, out)
+	}
+	return py
+}
+
+// runProbe logs in as jid with the real client and returns what it saw.
+func runProbe(t testing.TB, s *Server, caFile, jid, password string) *probeResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, probePython(t), filepath.Join(repoRoot, "test", "e2e", "clients", "features_probe.py"),
+		"--port", strconv.Itoa(s.C2S), "--http-port", strconv.Itoa(s.HTTP), "--ca", caFile, jid, password)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var r probeResult
+	if jerr := json.Unmarshal(out, &r); jerr != nil {
+		t.Fatalf("features_probe.py: %v (exit %v)\nstdout: %s\nstderr: %s", jerr, err, out, tail(stderr.String(), 4000))
+	}
+	if r.Error != "" {
+		t.Fatalf("features_probe.py as %s: %s\nsaw so far: %s\nstderr: %s", jid, r.Error, out, tail(stderr.String(), 4000))
+	}
+	return &r
+}
+
+// httpGet fetches path from the server's plain HTTP port with Host: the domain.
+func httpGet(s *Server, path string) (int, string, error) {
+	req, err := http.NewRequest("GET", "http://127.0.0.1:"+strconv.Itoa(s.HTTP)+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = s.Domain
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// webSocketUpgrade asks for an XMPP websocket (RFC 7395) and reports whether
+// the server switched protocols with a correct handshake. A refused
+// connection (no HTTP listener) is "no".
+func webSocketUpgrade(s *Server) (bool, string) {
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.HTTP)), 5*time.Second)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET /xmpp-websocket HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n", s.Domain)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	// The accept value for that key is fixed by RFC 6455 section 1.3.
+	ok := resp.StatusCode == http.StatusSwitchingProtocols &&
+		resp.Header.Get("Sec-WebSocket-Accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" &&
+		resp.Header.Get("Sec-WebSocket-Protocol") == "xmpp"
+	return ok, fmt.Sprintf("%s %v", resp.Status, resp.Header)
+}
+
+// renderedPlan is the part of `entrypoint render --json` these tests read.
+type renderedPlan struct {
+	Features []struct {
+		Name string `json:"name"`
+	} `json:"features"`
+	Components []struct {
+		Address string `json:"address"`
+		Type    string `json:"type"`
+	} `json:"components"`
+}
+
+// planOf runs `entrypoint render --json` with the server's environment: the
+// plan as the CLI prints it, independent of the running server.
+func planOf(t testing.TB, s *Server) renderedPlan {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, entrypointBin, "render", "--json")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range s.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("entrypoint render --json: %v\n%s", err, out)
+	}
+	var p renderedPlan
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatalf("decode render --json: %v", err)
+	}
+	return p
+}
+
+// For every profile, in production (CA-signed certificate, invitation-only
+// registration, rate limits) and development: a real client (slixmpp) logs
+// in, and what it finds through stream features, disco#info, disco#items,
+// joining a room, uploading a file and upgrading to a websocket is exactly
+// what the plan (/status and `entrypoint render --json`) declares, by the
+// observables table: everything declared works, nothing left out is there.
+// The four profiles of one environment run at once.
+func TestProfilesOfferExactlyWhatThePlanDeclares(t *testing.T) {
+	probePython(t)
+	ca := newProfileCA(t, t.TempDir())
+	for _, environment := range []string{"production", "development"} {
+		t.Run(environment, func(t *testing.T) {
+			servers := map[string]*Server{}
+			passwords := map[string]string{}
+			for _, profile := range catalogProfiles {
+				pw := make([]byte, 12)
+				_, _ = rand.Read(pw)
+				passwords[profile] = hex.EncodeToString(pw)
+				env := map[string]string{
+					"PROSODY_ADMINS":         "admin@" + profileDomain,
+					"PROSODY_ADMIN_PASSWORD": passwords[profile],
+				}
+				if profile == "minimal" {
+					// The admin account is created over the admin shell, which
+					// minimal leaves out; admin/shell adds nothing a client sees,
+					// and the table still compares with the plan as it runs.
+					env["PROSODY_FEATURES_ADMIN_SHELL"] = "true"
+				}
+				servers[profile] = newProfileServer(t, ca, profile, environment, env).Start()
+			}
+			for _, profile := range catalogProfiles {
+				t.Run(profile, func(t *testing.T) {
+					s := servers[profile].In(t)
+					checkOffersExactlyThePlan(t, s, serverCA(s, ca), passwords[profile])
+				})
+			}
+		})
+	}
+}
+
+func checkOffersExactlyThePlan(t *testing.T, s *Server, caFile, password string) {
+	s.WaitReady(60 * time.Second)
+	s.WaitFor(30*time.Second, "admin account created", func() bool {
+		return strings.Contains(s.Stderr(), "admin account created")
+	})
+	st := s.Status()
+	plan := planOf(t, s)
+	var planned []string
+	for _, f := range plan.Features {
+		planned = append(planned, f.Name)
+	}
+	slices.Sort(planned)
+	if running := slices.Sorted(slices.Values(st.Features)); !slices.Equal(running, planned) {
+		t.Fatalf("/status features %v differ from `render --json` features %v", running, planned)
+	}
+
+	r := runProbe(t, s, caFile, "admin@"+s.Domain, password)
+	// slixmpp sends no from= on its stream, so FAST is looked for on ours.
+	_, secure := c2sStreamFeatures(t, s, caFile, "admin@"+s.Domain)
+	r.FAST = strings.Contains(secure, "<fast xmlns='urn:xmpp:fast:0'")
+	r.WebSocket101, _ = webSocketUpgrade(s)
+	code, body, err := httpGet(s, "/http-bind")
+	r.BOSH = err == nil && code == http.StatusOK && strings.Contains(body, "BOSH")
+	code, body, err = httpGet(s, "/metrics")
+	r.Metrics = err == nil && code == http.StatusOK && strings.Contains(body, "prosody_")
+
+	var verified []string
+	for _, o := range observables {
+		want := slices.ContainsFunc(o.features, func(f string) bool { return slices.Contains(planned, f) })
+		got := o.seen(r)
+		switch {
+		case want && !got:
+			t.Errorf("the plan has %v but a client does not see %s", o.features, o.what)
+		case !want && got:
+			t.Errorf("the plan has none of %v but a client sees %s", o.features, o.what)
+		case want:
+			verified = append(verified, o.what)
+		}
+	}
+	// disco#items lists exactly the plan's components, no more.
+	var items, components []string
+	for jid := range r.Items {
+		items = append(items, jid)
+	}
+	for _, c := range plan.Components {
+		components = append(components, c.Address)
+	}
+	slices.Sort(items)
+	slices.Sort(components)
+	if !slices.Equal(items, components) {
+		t.Errorf("disco#items of %s = %v, the plan's components = %v", s.Domain, items, components)
+	}
+	if t.Failed() {
+		raw, _ := json.MarshalIndent(r, "", " ")
+		t.Logf("the client saw: %s", raw)
+		if _, detail := webSocketUpgrade(s); !r.WebSocket101 {
+			t.Logf("websocket answer: %s", detail)
+		}
+	}
+	t.Logf("verified by slixmpp and HTTP: %s", strings.Join(verified, "; "))
+	for name, text := range map[string]string{"entrypoint log": s.Stderr(), "prosody log": s.Stdout()} {
+		if strings.Contains(text, password) {
+			t.Errorf("%s contains the admin password", name)
+		}
+	}
+	if bad := profileLogProblems(s.Stdout()); bad != "" {
+		t.Errorf("prosody logged module or port problems:\n%s", bad)
+	}
+}
