@@ -106,6 +106,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pfebench: %v\n", err)
 		return 1
 	}
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		b.report.Machine += "\n| load average at end | " + strings.Join(strings.Fields(string(load))[:3], " ") + " |"
+	}
 	if *md == "" {
 		*md = filepath.Join(b.root, "BENCHMARKS.md")
 	}
