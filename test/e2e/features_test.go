@@ -277,14 +277,16 @@ func TestProfilesOfferExactlyWhatThePlanDeclares(t *testing.T) {
 			for _, profile := range catalogProfiles {
 				t.Run(profile, func(t *testing.T) {
 					s := servers[profile].In(t)
-					checkOffersExactlyThePlan(t, s, serverCA(s, ca), passwords[profile])
+					_ = checkOffersExactlyThePlan(t, s, serverCA(s, ca), passwords[profile])
 				})
 			}
 		})
 	}
 }
 
-func checkOffersExactlyThePlan(t *testing.T, s *Server, caFile, password string) {
+// checkOffersExactlyThePlan logs in to s as the admin and compares what a
+// client sees with the observables table; it returns the planned features.
+func checkOffersExactlyThePlan(t *testing.T, s *Server, caFile, password string) []string {
 	s.WaitReady(60 * time.Second)
 	s.WaitFor(30*time.Second, "admin account created", func() bool {
 		return strings.Contains(s.Stderr(), "admin account created")
@@ -351,5 +353,31 @@ func checkOffersExactlyThePlan(t *testing.T, s *Server, caFile, password string)
 	}
 	if bad := profileLogProblems(s.Stdout()); bad != "" {
 		t.Errorf("prosody logged module or port problems:\n%s", bad)
+	}
+	return planned
+}
+
+// Toggles change what clients see, not only the rendered file: standard with
+// archive, websocket and CSI switched off and pubsub switched on offers no
+// MAM, no websocket and no CSI, and a pubsub component.
+func TestFeatureTogglesChangeWhatClientsSee(t *testing.T) {
+	probePython(t)
+	ca := newProfileCA(t, t.TempDir())
+	pw := make([]byte, 12)
+	_, _ = rand.Read(pw)
+	password := hex.EncodeToString(pw)
+	s := newProfileServer(t, ca, "standard", "development", map[string]string{
+		"PROSODY_FEATURES":       "-messaging/archive,-web/websocket,-mobile/csi,+collaboration/pubsub",
+		"PROSODY_ADMINS":         "admin@" + profileDomain,
+		"PROSODY_ADMIN_PASSWORD": password,
+	}).Start()
+	planned := checkOffersExactlyThePlan(t, s, serverCA(s, ca), password)
+	for _, f := range []string{"messaging/archive", "web/websocket", "mobile/csi"} {
+		if slices.Contains(planned, f) {
+			t.Errorf("PROSODY_FEATURES=-%s left it in the plan", f)
+		}
+	}
+	if !slices.Contains(planned, "collaboration/pubsub") {
+		t.Errorf("PROSODY_FEATURES=+collaboration/pubsub did not add it to the plan")
 	}
 }

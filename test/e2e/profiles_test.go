@@ -2,16 +2,19 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -267,4 +270,103 @@ func profileLogProblems(log string) string {
 		}
 	}
 	return strings.Join(bad, "\n")
+}
+
+// validateResult is one line of `entrypoint validate --json`.
+type validateResult struct {
+	Profile        string `json:"profile"`
+	Environment    string `json:"environment"`
+	OK             bool   `json:"ok"`
+	Error          string `json:"error"`
+	Warnings       []string
+	MissingModules []struct {
+		Module string `json:"module"`
+	} `json:"missing_modules"`
+}
+
+// runValidate runs `entrypoint validate --json` on the config tree dir and
+// returns its exit code and results.
+func runValidate(t *testing.T, dir string) (int, []validateResult, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, entrypointBin, "validate", "--json")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "PROSODY_CONFIG_DIR=" + dir, "PROSODY_DOMAIN=" + profileDomain}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("entrypoint validate: %v", err)
+	}
+	var res []validateResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("decode validate --json (exit %d): %v\n%s\n%s", code, err, out, stderr.String())
+	}
+	return code, res, string(out)
+}
+
+// `entrypoint validate` (the CI gate of the catalog) passes for the whole
+// tree: every profile × environment plans, renders, passes luac and
+// `prosodyctl check config`, and names only modules installed here (the
+// catalog's own module check is pkg/catalogtest TestEveryModuleExists). And it
+// can fail: the same tree with one feature naming a module that does not
+// exist is rejected, naming that module.
+func TestValidatePassesForTheWholeTree(t *testing.T) {
+	code, res, out := runValidate(t, filepath.Join(repoRoot, "config"))
+	if code != 0 {
+		t.Errorf("entrypoint validate exited %d:\n%s", code, out)
+	}
+	seen := map[string]bool{}
+	for _, r := range res {
+		seen[r.Profile+" × "+r.Environment] = true
+		if !r.OK {
+			t.Errorf("%s × %s: error %q, missing modules %v", r.Profile, r.Environment, r.Error, r.MissingModules)
+		}
+	}
+	for _, p := range catalogProfiles {
+		for _, e := range catalogEnvironments {
+			if !seen[p+" × "+e] {
+				t.Errorf("validate did not check %s × %s", p, e)
+			}
+		}
+	}
+
+	broken := t.TempDir()
+	if err := os.CopyFS(broken, os.DirFS(filepath.Join(repoRoot, "config"))); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(broken, "features", "messaging", "archive.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var feature map[string]any
+	if err := json.Unmarshal(raw, &feature); err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	global := feature["global"].(map[string]any)
+	global["modules"] = append(global["modules"].([]any), "e2e_no_such_module")
+	raw, _ = json.MarshalIndent(feature, "", "  ")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, res, out = runValidate(t, broken)
+	if code == 0 {
+		t.Fatalf("validate accepted a feature naming a module that does not exist:\n%s", out)
+	}
+	flagged := 0
+	for _, r := range res {
+		for _, m := range r.MissingModules {
+			if m.Module == "e2e_no_such_module" {
+				flagged++
+			}
+		}
+	}
+	// minimal leaves messaging/archive out; the three other profiles have it.
+	if want := 3 * len(catalogEnvironments); flagged != want {
+		t.Errorf("the missing module was named in %d results, want %d (every plan with messaging/archive):\n%s", flagged, want, out)
+	}
 }
