@@ -275,11 +275,11 @@ func destinationEmpty(dataDir, to string) error {
 	return nil
 }
 
-// store is the Lua value of one migrator store.
-func store(kind string, cfg Config) map[string]any {
+// store is the Lua value of one migrator store; internal stores live in path.
+func store(kind string, cfg Config, path string) map[string]any {
 	switch kind {
 	case Internal:
-		return map[string]any{"type": "internal", "path": cfg.DataDir}
+		return map[string]any{"type": "internal", "path": path}
 	case SQLite:
 		return map[string]any{"type": "sql", "driver": "SQLite3", "database": filepath.Join(cfg.DataDir, SQLiteFile)}
 	default:
@@ -292,10 +292,27 @@ func store(kind string, cfg Config) map[string]any {
 	}
 }
 
-// MigratorConfig renders prosody-migrator's config: an "input" store of kind
-// from with the hosts and their stores, and an "output" store of cfg.To.
-func MigratorConfig(cfg Config, from string) ([]byte, error) {
-	in := store(from, cfg)
+// hop is one prosody-migrator run.
+type hop struct {
+	from, to       string
+	fromDir, toDir string // internal store paths
+}
+
+// plan returns the migrator runs from one storage to another. prosody-migrator
+// loads one SQL driver per host, so it cannot read one SQL database and write
+// another: SQL to SQL goes through internal files in tmpDir.
+func plan(from, to, dataDir, tmpDir string) []hop {
+	if from != Internal && to != Internal {
+		return []hop{{from, Internal, dataDir, tmpDir}, {Internal, to, tmpDir, dataDir}}
+	}
+	return []hop{{from, to, dataDir, dataDir}}
+}
+
+// MigratorConfig renders prosody-migrator's config for one run: an "input"
+// store of kind from (internal files in fromDir) with the hosts and their
+// stores, and an "output" store of kind to (internal files in toDir).
+func MigratorConfig(cfg Config, from, fromDir, to, toDir string) ([]byte, error) {
+	in := store(from, cfg, fromDir)
 	hosts := map[string]any{}
 	for _, h := range cfg.Hosts {
 		hosts[h.Name] = h.Stores
@@ -306,7 +323,7 @@ func MigratorConfig(cfg Config, from string) ([]byte, error) {
 	for _, s := range []struct {
 		name string
 		v    map[string]any
-	}{{"input", in}, {"output", store(cfg.To, cfg)}} {
+	}{{"input", in}, {"output", store(to, cfg, toDir)}} {
 		v, err := luacfg.Value(s.v)
 		if err != nil {
 			return nil, fmt.Errorf("encode migrator %s store: %w", s.name, err)

@@ -58,7 +58,7 @@ func TestMigratorConfigIsLua(t *testing.T) {
 	cfg := Config{DataDir: "/var/lib/prosody", To: Postgres,
 		Hosts:    []Host{{Name: "example.com", Stores: HostStores()}, {Name: "conference.example.com", Stores: MUCStores()}},
 		Postgres: PostgresDB{Host: "db", Name: "prosody", User: "prosody", Password: "x\"]] os.exit(3) --", Port: 5432}}
-	text, err := MigratorConfig(cfg, Internal)
+	text, err := MigratorConfig(cfg, Internal, cfg.DataDir, Postgres, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,10 +14,37 @@ import (
 	"github.com/prosody-pfe/prosody-pfe/pkg/luacfg"
 )
 
-// run writes the migrator config and runs prosody-migrator input output as
-// cfg.UID:cfg.GID.
+// run migrates from -> cfg.To, through internal files in a temporary
+// directory inside the data directory when both are SQL (removed afterwards:
+// it is a copy).
 func run(ctx context.Context, cfg Config, from string) error {
-	text, err := MigratorConfig(cfg, from)
+	tmp := filepath.Join(cfg.DataDir, ".migrate-"+from+"-"+cfg.To)
+	if err := os.RemoveAll(tmp); err != nil { // a copy left by an interrupted run
+		return fmt.Errorf("remove %s: %w", tmp, err)
+	}
+	defer os.RemoveAll(tmp)
+	for _, h := range plan(from, cfg.To, cfg.DataDir, tmp) {
+		if h.toDir == tmp {
+			if err := os.Mkdir(tmp, 0o750); err != nil {
+				return fmt.Errorf("create %s: %w", tmp, err)
+			}
+			if cfg.UID >= 0 {
+				if err := os.Chown(tmp, cfg.UID, cfg.GID); err != nil {
+					return fmt.Errorf("give %s to uid %d: %w", tmp, cfg.UID, err)
+				}
+			}
+		}
+		if err := runOnce(ctx, cfg, h); err != nil {
+			return fmt.Errorf("%s to %s: %w", h.from, h.to, err)
+		}
+	}
+	return nil
+}
+
+// runOnce writes the migrator config and runs prosody-migrator input output
+// as cfg.UID:cfg.GID.
+func runOnce(ctx context.Context, cfg Config, h hop) error {
+	text, err := MigratorConfig(cfg, h.from, h.fromDir, h.to, h.toDir)
 	if err != nil {
 		return err
 	}
@@ -37,10 +64,9 @@ func run(ctx context.Context, cfg Config, from string) error {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: []uint32{}}}
 	}
 	out, err := cmd.CombinedOutput()
-	cfg.Logger.Debug("prosody-migrator output", zap.String("output", string(out)))
-	// prosody-migrator exits 0 even when a store failed under --keep-going; we
-	// do not pass it, so an error aborts with a non-zero status, but an error
-	// line is checked too.
+	cfg.Logger.Debug("prosody-migrator output", zap.String("from", h.from), zap.String("to", h.to), zap.String("output", string(out)))
+	// Without --keep-going a failed store aborts with a non-zero status; an
+	// error line is checked too.
 	if err == nil && strings.Contains(string(out), "\terror\t") {
 		err = fmt.Errorf("it logged errors")
 	}
