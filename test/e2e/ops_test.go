@@ -244,3 +244,188 @@ func TestInitHooksRunInOrderAndAFailureStopsStartup(t *testing.T) {
 		t.Error("prosody started after a failing hook")
 	}
 }
+
+// opsAccountsEnv creates admin, alice and bob through the admin bootstrap.
+func opsAccountsEnv(extra map[string]string, pw string) map[string]string {
+	env := map[string]string{
+		"PROSODY_ADMINS":         "admin@localhost,alice@localhost,bob@localhost",
+		"PROSODY_ADMIN_PASSWORD": pw,
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+// opsExpectSame checks that alice and bob still have their accounts, roster
+// and archive (no account may come from the bootstrap: it is off here).
+func opsExpectSame(t *testing.T, s *Server, pw string, want opsAccount, stage string) {
+	t.Helper()
+	for _, jid := range []string{"admin@localhost", "bob@localhost"} {
+		if !opsLogin(t, s, jid, pw) {
+			t.Fatalf("%s: %s cannot log in", stage, jid)
+		}
+	}
+	got := opsCheck(t, s, "alice@localhost", pw)
+	if !slices.Equal(got.Roster, want.Roster) || !slices.Equal(got.Archive, want.Archive) {
+		t.Fatalf("%s: alice sees %+v, want %+v", stage, got, want)
+	}
+}
+
+// A backup taken while Prosody runs, then a wiped data directory restored
+// from it, keeps every account, roster entry and archived message.
+func TestBackupWipeRestoreKeepsAccountsRosterArchive(t *testing.T) {
+	t.Parallel()
+	const pw = "round-Trip-pw-7"
+	s := NewServer(t, Options{Env: opsAccountsEnv(nil, pw)}).Start()
+	s.WaitReady(20 * time.Second)
+	opsWaitAccounts(s, 3)
+	want := opsPopulate(t, s, pw, 5)
+
+	archive := filepath.Join(t.TempDir(), "prosody-backup.tar.gz")
+	if _, errOut, code := opsRunVerb(t, s, nil, "backup", "--out", archive); code != 0 {
+		t.Fatalf("backup exit %d:\n%s", code, errOut)
+	}
+	if out, errOut, code := opsRunVerb(t, s, nil, "restore", "--verify", archive); code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("restore --verify exit %d: %s %s", code, out, errOut)
+	}
+	if _, errOut, code := opsRunVerb(t, s, nil, "restore", archive); code == 0 || !strings.Contains(errOut, "stop the server first") {
+		t.Fatalf("restore while running: exit %d, stderr %s; want a refusal", code, errOut)
+	}
+	if code := s.Stop(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+
+	data := filepath.Join(s.Dir, "data")
+	entries, _ := os.ReadDir(data)
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(data, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errOut, code := opsRunVerb(t, s, nil, "restore", archive)
+	if code != 0 {
+		t.Fatalf("restore exit %d: %s %s", code, out, errOut)
+	}
+	if strings.Contains(out+errOut, pw) {
+		t.Fatal("the restore output contains the password")
+	}
+
+	// Restart without PROSODY_ADMIN_PASSWORD: every account must come from the archive.
+	r := NewServer(t, Options{Dir: s.Dir, Env: opsAccountsEnv(map[string]string{"PROSODY_ADMIN_PASSWORD": ""}, "")}).Start()
+	r.WaitReady(20 * time.Second)
+	opsExpectSame(t, r, pw, want, "after restore")
+}
+
+// opsPostgres starts a private PostgreSQL cluster on 127.0.0.1 with a role
+// and database "prosody"; Cleanup stops it. It returns the port.
+func opsPostgres(t *testing.T) int {
+	t.Helper()
+	bin := "/usr/lib/postgresql/15/bin"
+	if _, err := os.Stat(filepath.Join(bin, "initdb")); err != nil {
+		t.Fatalf("PostgreSQL 15 not found in %s: install the Debian package postgresql", bin)
+	}
+	dir := filepath.Join(t.TempDir(), "pg")
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(filepath.Dir(filepath.Dir(dir)), 0o755)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, 10*time.Second, "chown", "postgres:postgres", dir); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+	port := freePort(t)
+	as := func(d time.Duration, args ...string) {
+		t.Helper()
+		if out, err := runCmd(t, d, "runuser", append([]string{"-u", "postgres", "--"}, args...)...); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	as(60*time.Second, filepath.Join(bin, "initdb"), "-D", dir, "-U", "postgres", "--auth=trust")
+	as(30*time.Second, filepath.Join(bin, "pg_ctl"), "-D", dir, "-l", filepath.Join(dir, "log"), "-w",
+		"-o", "-k "+dir+" -p "+strconv.Itoa(port)+" -h 127.0.0.1", "start")
+	t.Cleanup(func() {
+		runCmd(t, 30*time.Second, "runuser", "-u", "postgres", "--", filepath.Join(bin, "pg_ctl"), "-D", dir, "-m", "fast", "-w", "stop")
+	})
+	psql := func(sql string) {
+		as(10*time.Second, "psql", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql)
+	}
+	psql("CREATE ROLE prosody LOGIN PASSWORD 'pg-Secret-9'")
+	psql("CREATE DATABASE prosody OWNER prosody")
+	return port
+}
+
+// Changing PROSODY_STORAGE internal -> sqlite -> postgres on the same data
+// volume migrates every account, roster entry and archived message, records
+// each run and keeps the sources.
+func TestStorageMigrationInternalSQLitePostgres(t *testing.T) {
+	t.Parallel()
+	pgPort := opsPostgres(t)
+	const pw = "migrate-pw-3"
+	s := NewServer(t, Options{Env: opsAccountsEnv(map[string]string{"PROSODY_STORAGE": "internal"}, pw)}).Start()
+	s.WaitReady(20 * time.Second)
+	opsWaitAccounts(s, 3)
+	want := opsPopulate(t, s, pw, 4)
+	if code := s.Stop(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	data := filepath.Join(s.Dir, "data")
+
+	record := func() (rec struct {
+		Current    string `json:"current"`
+		Migrations []struct {
+			From, To, Result string
+		} `json:"migrations"`
+	}) {
+		b, err := os.ReadFile(filepath.Join(data, "migrations.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &rec); err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	noBootstrap := map[string]string{"PROSODY_ADMIN_PASSWORD": ""}
+
+	env := opsAccountsEnv(noBootstrap, "")
+	env["PROSODY_STORAGE"] = "sqlite"
+	q := NewServer(t, Options{Dir: s.Dir, Env: env}).Start()
+	q.WaitReady(30 * time.Second)
+	opsExpectSame(t, q, pw, want, "internal -> sqlite")
+	if code := q.Stop(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if rec := record(); rec.Current != "sqlite" || len(rec.Migrations) != 1 || rec.Migrations[0].From != "internal" || rec.Migrations[0].Result != "ok" {
+		t.Fatalf("migrations.json after the first change: %+v", rec)
+	}
+	if _, err := os.Stat(filepath.Join(data, "localhost", "accounts", "alice.dat")); err != nil {
+		t.Errorf("the internal source was not kept: %v", err)
+	}
+
+	env = opsAccountsEnv(noBootstrap, "")
+	for k, v := range map[string]string{"PROSODY_STORAGE": "postgres", "PROSODY_DB_HOST": "127.0.0.1",
+		"PROSODY_DB_PORT": strconv.Itoa(pgPort), "PROSODY_DB_NAME": "prosody", "PROSODY_DB_USER": "prosody",
+		"PROSODY_DB_PASSWORD": "pg-Secret-9"} {
+		env[k] = v
+	}
+	p := NewServer(t, Options{Dir: s.Dir, Env: env}).Start()
+	p.WaitReady(30 * time.Second)
+	opsExpectSame(t, p, pw, want, "sqlite -> postgres")
+	if rec := record(); rec.Current != "postgres" || len(rec.Migrations) != 2 || rec.Migrations[1].From != "sqlite" || rec.Migrations[1].Result != "ok" {
+		t.Fatalf("migrations.json after the second change: %+v", rec)
+	}
+	if _, err := os.Stat(filepath.Join(data, "prosody.sqlite")); err != nil {
+		t.Errorf("the sqlite source was not kept: %v", err)
+	}
+	// Only the entrypoint's log: Prosody's own debug log (development) prints
+	// mod_storage_sql's connection string, password included ("Creating new engine").
+	for _, line := range strings.Split(p.Stderr(), "\n") {
+		if strings.Contains(line, "pg-Secret-9") {
+			t.Errorf("a log contains the database password: %.300s", line)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(p.Dir, "runtime", "migrator.cfg.lua")); !os.IsNotExist(err) {
+		t.Errorf("the migrator config (with the database password) was left behind: %v", err)
+	}
+}
