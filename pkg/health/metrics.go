@@ -11,8 +11,9 @@ import (
 const namespace = "prosody_pfe"
 
 // reloadOutcomes returns the accepted ReloadDone outcomes: the reloads_total labels.
+// "pending-restart": the change needs a restart that PROSODY_RELOAD_RESTART=never forbids.
 func reloadOutcomes() []string {
-	return []string{"applied", "unchanged", "refused", "restarted", "failed"}
+	return []string{"applied", "unchanged", "refused", "restarted", "pending-restart", "failed"}
 }
 
 // metrics are the Monitor's collectors, all on its private registry.
@@ -53,7 +54,7 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		readyState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "ready_state",
 			Help: "1 for the current readiness state, 0 for the others."}, []string{"state"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "reloads_total",
-			Help: "Config reloads by outcome (applied, unchanged, refused, restarted, failed)."}, []string{"outcome"}),
+			Help: "Config reloads by outcome (applied, unchanged, refused, restarted, pending-restart, failed)."}, []string{"outcome"}),
 		renderSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "render_duration_seconds",
 			Help: "Time to render the Prosody config.", Buckets: latency}),
 		reloadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "reload_duration_seconds",

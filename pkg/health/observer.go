@@ -128,7 +128,8 @@ func (m *Monitor) ReloadStarted() {
 }
 
 // ReloadDone ends a reload with its outcome: "applied", "unchanged", "refused",
-// "restarted" or "failed" (anything else is counted as "failed" and logged), how
+// "restarted", "pending-restart" (a restart is needed but not allowed) or
+// "failed" (anything else is counted as "failed" and logged), how
 // long it took, and its error (nil on success; its text appears in /status). With
 // UseNotify, a reload Prosody performed stays "reloading" until its READY=1.
 func (m *Monitor) ReloadDone(outcome string, d time.Duration, err error) {
