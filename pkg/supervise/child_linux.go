@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,7 +50,7 @@ func (s *Supervisor) spawn() (int, error) {
 		attr.Sys.Credential = &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: []uint32{}}
 	}
 	argv := append([]string{s.cfg.Path}, s.cfg.Args...)
-	pid, err := syscall.ForkExec(path, argv, attr)
+	pid, err := forkWithEmptyMask(path, argv, attr)
 	if err != nil {
 		return 0, &startError{code: execCode(err), err: fmt.Errorf("exec %s: %w", path, err)}
 	}
@@ -148,4 +149,21 @@ func withHome(env []string, home string) []string {
 		}
 	}
 	return append(out, "HOME="+home)
+}
+
+// forkWithEmptyMask forks and execs from a locked thread whose signal mask
+// is empty for the duration: Go's fork hands the forking thread's mask to
+// the child, and that mask still holds what the entrypoint inherited.
+func forkWithEmptyMask(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var empty, old unix.Sigset_t
+	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &empty, &old); err != nil {
+		return 0, fmt.Errorf("clear the signal mask before fork: %w", err)
+	}
+	pid, err := syscall.ForkExec(path, argv, attr)
+	// Restoring cannot fail with a valid set; an empty mask would only let
+	// this thread take signals too.
+	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	return pid, err
 }

@@ -173,7 +173,7 @@ type inProcess struct {
 
 func startInProcess(t *testing.T, cfg Config) *inProcess {
 	t.Helper()
-	p := &inProcess{rec: &recorder{}, sigs: notify(), stderr: &bytes.Buffer{}, done: make(chan int, 1)}
+	p := &inProcess{rec: &recorder{}, sigs: Notify(), stderr: &bytes.Buffer{}, done: make(chan int, 1)}
 	cfg.Signals, cfg.Observer, cfg.Stderr = p.sigs, p.rec, p.stderr
 	cfg.Logger = zaptest.NewLogger(t)
 	sup, err := New(cfg)

@@ -4,15 +4,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
-
-// reexecEnv marks the one re-exec Notify does to clear the inherited signal
-// mask; Notify removes it from the environment again.
-const reexecEnv = "SUPERVISE_SIGMASK_RESET"
 
 // Signals is the entrypoint's registration for every catchable signal. Create
 // it with Notify as the first statement of main and hand it to Config.Signals.
@@ -24,8 +19,6 @@ type Signals struct {
 	chld chan os.Signal
 	// other receives every other signal that is forwarded or intercepted.
 	other chan os.Signal
-	// note says what Notify did about the inherited signal state; Run logs it.
-	note string
 }
 
 // Notify registers for every catchable signal (SIGKILL and SIGSTOP cannot
@@ -35,35 +28,19 @@ type Signals struct {
 // SIGINT/SIGTERM no longer kill it: the Supervisor decides.
 //
 // Signal state guarantees for children (checked by the tests through
-// /proc/<pid>/status):
-//   - Blocked mask: Go forks children with the mask the program inherited at
-//     exec, whatever threads unblock later. So the first call of Notify in a
-//     process re-execs the same binary (same pid, args and environment)
-//     from a thread whose mask is empty; that call does not return. When
-//     the re-exec is impossible (no /proc), Notify continues and Run logs
-//     why: children then inherit the mask the entrypoint was started with.
+// /proc/<pid>/status, with an entrypoint started by a parent that blocked
+// and ignored signals):
 //   - Ignored signals: a signal ignored at exec stays ignored in children
-//     (exec keeps SIG_IGN); registering a handler for every signal here
-//     makes the kernel reset each to SIG_DFL at the child's exec.
+//     (exec keeps SIG_IGN). Registering a handler for every signal here
+//     makes the kernel reset each one to SIG_DFL at the child's exec.
+//   - Blocked mask: Go's fork gives the child the mask of the forking
+//     thread, which starts as the mask the entrypoint inherited. The
+//     Supervisor forks from a locked thread whose mask it empties first,
+//     so children start with nothing blocked.
 //
 // Signals that arrive before Notify get the Go runtime's default (SIGTERM
 // makes PID 1 exit with 2), so call Notify before anything else in main.
 func Notify() *Signals {
-	var note string
-	if os.Getenv(reexecEnv) == "" {
-		// Only returns on failure.
-		note = fmt.Sprintf("signal mask not reset, children inherit the entrypoint's blocked signals: %v", reexecEmptyMask())
-	} else if err := os.Unsetenv(reexecEnv); err != nil {
-		note = fmt.Sprintf("unset %s: %v", reexecEnv, err)
-	}
-	s := notify()
-	s.note = note
-	return s
-}
-
-// notify registers the channels without the re-exec (tests running the
-// supervisor inside the test binary use it directly).
-func notify() *Signals {
 	s := &Signals{
 		chld:  make(chan os.Signal, 1),
 		other: make(chan os.Signal, 64),
@@ -91,23 +68,6 @@ func catchable() []os.Signal {
 		sigs = append(sigs, n)
 	}
 	return sigs
-}
-
-// reexecEmptyMask execs /proc/self/exe with the same arguments from a thread
-// whose signal mask is empty, so the new image (and every child it forks)
-// starts with nothing blocked. It returns only on failure.
-func reexecEmptyMask() error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var empty unix.Sigset_t
-	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &empty, nil); err != nil {
-		return fmt.Errorf("clear thread signal mask: %w", err)
-	}
-	env := append(os.Environ(), reexecEnv+"=1")
-	if err := syscall.Exec("/proc/self/exe", os.Args, env); err != nil {
-		return fmt.Errorf("re-exec /proc/self/exe: %w", err)
-	}
-	return nil
 }
 
 // signalName is the conventional name of sig ("SIGTERM"), or "signal N".

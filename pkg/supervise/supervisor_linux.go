@@ -192,9 +192,6 @@ func (s *Supervisor) Run(ctx context.Context) int {
 		return 70
 	}
 	defer close(s.done)
-	if n := s.cfg.Signals.note; n != "" {
-		s.log.Warn("signal setup", zap.String("detail", n))
-	}
 	if os.Getpid() != 1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			s.log.Warn("cannot become child subreaper: orphans of the child will not be reaped here", zap.Error(err))

@@ -362,7 +362,7 @@ func TestCredentialDropsToProsody(t *testing.T) {
 }
 
 func TestRunTwiceAndNewErrors(t *testing.T) {
-	sigs := notify()
+	sigs := Notify()
 	defer sigs.Stop()
 	for _, cfg := range []Config{
 		{Signals: sigs},
@@ -422,7 +422,7 @@ func assertNoChildren(t *testing.T) {
 }
 
 func BenchmarkStartWait(b *testing.B) {
-	sigs := notify()
+	sigs := Notify()
 	defer sigs.Stop()
 	for b.Loop() {
 		sup, err := New(Config{Path: "/bin/true", Signals: sigs})
