@@ -151,9 +151,27 @@ func (s *state) syncSubtree(p string, changed *[]string) {
 }
 
 // walk fingerprints every file below dir into out and watches every directory. It does not
-// follow symlinks to directories nor enter Kubernetes' "..*" directories.
+// enter Kubernetes' "..*" directories, but it does follow a symlink to a directory under its
+// visible name (once per real directory, so a link loop ends): a ConfigMap whose items have
+// nested paths is mounted as `profiles -> ..data/profiles`, and only walking through that
+// link sees the files change when `..data` is swapped.
 func (s *state) walk(dir string, out map[string]fingerprint) {
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	s.walkVisited(dir, out, map[string]bool{})
+}
+
+func (s *state) walkVisited(dir string, out map[string]fingerprint, visited map[string]bool) {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		if visited[real] {
+			return
+		}
+		visited[real] = true
+	}
+	// A trailing separator makes WalkDir enter dir even when dir itself is a symlink.
+	root := dir + string(filepath.Separator)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if p == root {
+			p = dir
+		}
 		if err != nil {
 			if p == dir {
 				return err
@@ -173,8 +191,12 @@ func (s *state) walk(dir string, out map[string]fingerprint) {
 			return nil
 		}
 		fi, err := os.Stat(p) // follow symlinks: a ConfigMap key is a symlink into ..data
-		if err != nil || fi.IsDir() {
-			return nil // dangling link, or a link to a directory (not followed)
+		if err != nil {
+			return nil // a dangling link
+		}
+		if fi.IsDir() {
+			s.walkVisited(p, out, visited)
+			return nil
 		}
 		out[p] = fingerprintOf(fi)
 		return nil
