@@ -52,6 +52,7 @@ type bench struct {
 	figDir     string
 	log        io.Writer
 	report     Report
+	checkStage string // median of the check stage at start-up, once measured ("not measured" before)
 }
 
 // n picks the repetition count for a full or a quick run.
@@ -134,7 +135,7 @@ func newBench(quick bool, root, ep, figs string, log io.Writer) (*bench, error) 
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{quick: quick, root: abs, configDir: filepath.Join(abs, "config"), log: log, figDir: figs}
+	b := &bench{checkStage: "not measured in this run", quick: quick, root: abs, configDir: filepath.Join(abs, "config"), log: log, figDir: figs}
 	if b.figDir == "" {
 		b.figDir = filepath.Join(abs, "bench", "figures")
 	}

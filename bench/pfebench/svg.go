@@ -68,8 +68,11 @@ func (c Chart) SVG() string {
 		at := 0.0
 		for j, p := range parts {
 			color := palette[0]
-			if len(b.Parts) > 0 {
+			switch {
+			case len(b.Parts) > 0:
 				color = palette[j%len(palette)]
+			case len(c.PartNames) > 0:
+				color = "#999" // an unsplit bar beside split ones: not one of the legend's parts
 			}
 			fmt.Fprintf(&s, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", x(at), y, x(at+p)-x(at), barH, color)
 			at += p
