@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +37,8 @@ type probeResult struct {
 	} `json:"muc"`
 	Upload map[string]struct {
 		PutURL    string `json:"put_url"`
+		GetURL    string `json:"get_url"`
+		SHA256    string `json:"sha256"`
 		PutStatus int    `json:"put_status"`
 		GetStatus int    `json:"get_status"`
 		SameBytes bool   `json:"same_bytes"`
@@ -42,6 +48,7 @@ type probeResult struct {
 	// Seen by the test itself: on its own c2s stream and over HTTP on the
 	// server's http port.
 	FAST         bool // <fast> in SASL2's inline features, offered when the stream says from=
+	UploadHTTPS  bool // the slot's own https URL serves the file, with a certificate the client trusts
 	WebSocket101 bool
 	BOSH         bool
 	Metrics      bool
@@ -129,7 +136,7 @@ var observables = []observable{
 			jid, ok := r.component("store", "file")
 			u, done := r.Upload[jid]
 			return ok && r.Items[jid].has("urn:xmpp:http:upload:0") && done &&
-				u.PutStatus == http.StatusCreated && u.GetStatus == http.StatusOK && u.SameBytes
+				u.PutStatus == http.StatusCreated && u.GetStatus == http.StatusOK && u.SameBytes && r.UploadHTTPS
 		}},
 	{"pubsub component (pubsub/service)", []string{"collaboration/pubsub"},
 		func(r *probeResult) bool { _, ok := r.component("pubsub", "service"); return ok }},
@@ -209,6 +216,45 @@ func webSocketUpgrade(s *Server) (bool, string) {
 		resp.Header.Get("Sec-WebSocket-Accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" &&
 		resp.Header.Get("Sec-WebSocket-Protocol") == "xmpp"
 	return ok, fmt.Sprintf("%s %v", resp.Status, resp.Header)
+}
+
+// fetchSlotOverHTTPS GETs an upload slot's URL as a client would, over
+// HTTPS verified against caFile for the URL's host, but dialling 127.0.0.1;
+// the URL must name the server's https port and serve bytes with sum sha.
+func fetchSlotOverHTTPS(s *Server, caFile, rawURL, sha string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("parse slot url %q: %w", rawURL, err)
+	}
+	if u.Scheme != "https" || u.Port() != strconv.Itoa(s.HTTPS) {
+		return fmt.Errorf("slot url %s is not https on the server's https port %d", rawURL, s.HTTPS)
+	}
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort("127.0.0.1", u.Port()))
+		},
+	}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(rawURL)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if sum := sha256.Sum256(body); resp.StatusCode != http.StatusOK || hex.EncodeToString(sum[:]) != sha {
+		return fmt.Errorf("GET %s: %s, %d bytes, not the uploaded file", rawURL, resp.Status, len(body))
+	}
+	return nil
 }
 
 // renderedPlan is the part of `entrypoint render --json` these tests read.
@@ -307,6 +353,12 @@ func checkOffersExactlyThePlan(t *testing.T, s *Server, caFile, password string)
 	_, secure := c2sStreamFeatures(t, s, caFile, "admin@"+s.Domain)
 	r.FAST = strings.Contains(secure, "<fast xmlns='urn:xmpp:fast:0'")
 	r.WebSocket101, _ = webSocketUpgrade(s)
+	for _, u := range r.Upload {
+		err := fetchSlotOverHTTPS(s, caFile, u.GetURL, u.SHA256)
+		if r.UploadHTTPS = err == nil; err != nil {
+			t.Logf("upload slot over https: %v", err)
+		}
+	}
 	code, body, err := httpGet(s, "/http-bind")
 	r.BOSH = err == nil && code == http.StatusOK && strings.Contains(body, "BOSH")
 	code, body, err = httpGet(s, "/metrics")

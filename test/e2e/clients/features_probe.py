@@ -16,13 +16,15 @@ for the JID's domain, and prints one JSON object on stdout:
                    as an instant room, and a groupchat message comes back
   upload           for each item offering urn:xmpp:http:upload:0: a slot is
                    requested, the file PUT and then GET back over plain HTTP
-                   from 127.0.0.1:--http-port (Host header from the slot URL)
+                   from 127.0.0.1:--http-port (Host header from the slot URL);
+                   the Go test fetches the slot's own https URL itself
   error            set when something failed; the Go test prints it
 
 Nothing here decides what is expected: the Go test compares this with the plan.
 """
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -136,7 +138,8 @@ class Probe(ClientXMPP):
         get_status, body = await asyncio.get_event_loop().run_in_executor(
             None, http_get, get_url, self.args.http_port, self.args.timeout)
         return {"put_url": put_url, "get_url": get_url, "put_status": put_status,
-                "get_status": get_status, "same_bytes": body == data}
+                "get_status": get_status, "same_bytes": body == data,
+                "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def local(url, port):
