@@ -98,6 +98,15 @@ func TestComposeDatabaseWaitsForHealthyPostgres(t *testing.T) {
 	if _, ok := dig(cfg, "secrets", "prosody_db_password", "file"); !ok {
 		t.Error("no prosody_db_password secret backed by a file")
 	}
+	// No registry is needed: the default db image is built from the repository.
+	if got := digString(cfg, "services", "db", "image"); got != "prosody-pfe-postgres:17" {
+		t.Errorf("db image = %q, want the local prosody-pfe-postgres:17 by default", got)
+	}
+	if ctx := digString(cfg, "services", "db", "build", "context"); ctx == "" {
+		t.Error("db has no build context")
+	} else if _, err := os.Stat(filepath.Join(ctx, "Dockerfile")); err != nil {
+		t.Errorf("db build context %s has no Dockerfile: %v", ctx, err)
+	}
 }
 
 func TestComposeProductionHardening(t *testing.T) {
@@ -119,6 +128,14 @@ func TestComposeProductionHardening(t *testing.T) {
 	for _, k := range []string{"mem_limit", "cpus", "pids_limit", "restart"} {
 		if _, ok := dig(p, k); !ok {
 			t.Errorf("production prosody service lacks %s", k)
+		}
+	}
+	// A root entrypoint signals Prosody (uid 101) only with CAP_KILL; without it docker stop
+	// ends in SIGKILL (the compose e2e test shows it, this catches it without Docker).
+	if drop, _ := dig(p, "cap_drop"); jsonString(drop) == `["ALL"]` {
+		add, _ := dig(p, "cap_add")
+		if !strings.Contains(jsonString(add), `"KILL"`) {
+			t.Errorf("cap_drop ALL without KILL in cap_add %v: the entrypoint cannot stop Prosody", add)
 		}
 	}
 	if got := digString(p, "restart"); got != "always" {

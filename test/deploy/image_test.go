@@ -176,8 +176,3 @@ func stopAndCheck(t *testing.T, container string) {
 	}
 	t.Logf("%s: docker stop -> exit 0 in %s", container, took.Round(time.Millisecond))
 }
-
-func jsonString(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
-}

@@ -109,3 +109,9 @@ func digString(v any, path ...any) string {
 	str, _ := s.(string)
 	return str
 }
+
+// jsonString is v as compact JSON, for comparing decoded values with a literal.
+func jsonString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
