@@ -24,6 +24,11 @@ type CheckOptions struct {
 	Env []string
 	// Timeout bounds each command; 0 means 30 s.
 	Timeout time.Duration
+	// Run, when set, runs each checker instead of os/exec and returns its combined
+	// output and exit code; err only when it could not run. The entrypoint sets it
+	// while its reaper runs (supervise.Supervisor.Exec), where os/exec would lose the
+	// exit status to wait4(-1).
+	Run func(ctx context.Context, name string, args, env []string) (out string, code int, err error)
 }
 
 // Check validates the rendered file at path, which must end in ".lua". First `luac -p`
@@ -47,7 +52,7 @@ func Check(ctx context.Context, path string, opt CheckOptions) (warnings []strin
 	if err != nil {
 		return nil, fmt.Errorf("check %s: %s not found (install the Debian package lua5.4): %w", path, luac, err)
 	}
-	out, code, err := run(ctx, timeout, opt.Env, luacPath, "-p", path)
+	out, code, err := opt.run(ctx, timeout, luacPath, "-p", path)
 	if err != nil {
 		return nil, fmt.Errorf("check %s: run %s: %w", path, luac, err)
 	}
@@ -73,7 +78,7 @@ func Check(ctx context.Context, path string, opt CheckOptions) (warnings []strin
 	}
 	// --root: as root, prosodyctl would otherwise switch to the prosody user first and fail
 	// on files only root can read.
-	out, code, err = run(ctx, timeout, opt.Env, ctlPath, "--root", "--config", path, "check", "config")
+	out, code, err = opt.run(ctx, timeout, ctlPath, "--root", "--config", path, "check", "config")
 	if err != nil {
 		return nil, fmt.Errorf("check %s: run prosodyctl check config: %w", path, err)
 	}
@@ -89,11 +94,18 @@ func Check(ctx context.Context, path string, opt CheckOptions) (warnings []strin
 
 // run runs a command and returns its combined output and exit code; err is set only when it
 // could not run or timed out.
-func run(ctx context.Context, timeout time.Duration, env []string, name string, args ...string) (string, int, error) {
+func (opt CheckOptions) run(ctx context.Context, timeout time.Duration, name string, args ...string) (string, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if opt.Run != nil {
+		out, code, err := opt.Run(ctx, name, args, opt.Env)
+		if ctx.Err() != nil {
+			return out, -1, fmt.Errorf("%s: %w", name, ctx.Err())
+		}
+		return out, code, err
+	}
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = env
+	cmd.Env = opt.Env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -78,6 +78,10 @@ type Supervisor struct {
 	// signal never reaches a pid that was reaped (and maybe reused).
 	mu  sync.Mutex
 	pid int
+	// reaping is true while Run is the reaper; aux maps the pids started by
+	// Exec to where their exit status goes. Both are guarded by mu.
+	reaping bool
+	aux     map[int]chan unix.WaitStatus
 }
 
 // New validates cfg and returns a Supervisor that has not started anything.
@@ -197,10 +201,14 @@ func (s *Supervisor) Run(ctx context.Context) int {
 			s.log.Warn("cannot become child subreaper: orphans of the child will not be reaped here", zap.Error(err))
 		}
 	}
+	s.mu.Lock()
+	s.reaping = true
+	s.mu.Unlock()
 	r := &run{s: s, ctxDone: ctx.Done()}
 	defer r.stopTimers()
 	code := r.loop(ctx)
 	r.reap()
+	s.stopReaping()
 	s.log.Info("supervisor done", zap.Int("code", code))
 	return code
 }
@@ -379,6 +387,11 @@ func (r *run) reap() {
 				s.log.Error("wait for children", zap.Error(err))
 			}
 			break
+		}
+		if ch, ok := s.aux[pid]; ok {
+			ch <- ws
+			delete(s.aux, pid)
+			continue
 		}
 		if pid == s.pid {
 			mainPID, mainStat, s.pid = pid, ws, 0

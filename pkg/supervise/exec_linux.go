@@ -1,0 +1,154 @@
+package supervise
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// AuxCommand is a short helper command run beside the main child (a config
+// check, a migration, a hook) through Exec.
+type AuxCommand struct {
+	// Path is the program; without a slash it is searched in the PATH of Env.
+	Path string
+	// Args are the arguments after argv[0].
+	Args []string
+	// Env is its environment; nil means the entrypoint's own.
+	Env []string
+	// Dir is its working directory; "" means the entrypoint's.
+	Dir string
+	// Cred is who it runs as; nil means the entrypoint's identity.
+	Cred *Credential
+	// Stdin is fed to its standard input; nil means /dev/null.
+	Stdin []byte
+}
+
+// Exec runs cmd to completion while Run is reaping and returns its combined
+// stdout and stderr and its exit code (128+N for signal N). It exists because
+// Run waits for every child with wait4(-1): an os/exec Cmd started meanwhile
+// would lose its exit status to the reaper. The reaper hands the status of a
+// pid started here back to Exec instead of counting it as an orphan.
+//
+// When ctx ends, the command's process group is killed and ctx's error is
+// returned. ErrNotRunning means Run is not reaping (before it started or after
+// it returned): use os/exec then.
+func (s *Supervisor) Exec(ctx context.Context, cmd AuxCommand) ([]byte, int, error) {
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	path, err := lookPath(cmd.Path, env)
+	if err != nil {
+		code := CodeNotExecutable
+		var se *startError
+		if errors.As(err, &se) {
+			code = se.code
+		}
+		return nil, code, fmt.Errorf("run %s: %w", cmd.Path, err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, 0, fmt.Errorf("run %s: %w", cmd.Path, err)
+	}
+	defer outR.Close()
+	stdin, err := os.Open(os.DevNull)
+	var inW *os.File
+	if err == nil && cmd.Stdin != nil {
+		stdin.Close()
+		stdin, inW, err = os.Pipe()
+	}
+	if err != nil {
+		outW.Close()
+		return nil, 0, fmt.Errorf("run %s: %w", cmd.Path, err)
+	}
+	attr := &os.ProcAttr{
+		Dir:   cmd.Dir,
+		Env:   env,
+		Files: []*os.File{stdin, outW, outW},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	}
+	if cmd.Cred != nil {
+		attr.Sys.Credential = &syscall.Credential{Uid: cmd.Cred.UID, Gid: cmd.Cred.GID, Groups: []uint32{}}
+	}
+	status := make(chan unix.WaitStatus, 1)
+
+	s.mu.Lock()
+	if !s.reaping {
+		s.mu.Unlock()
+		outW.Close()
+		stdin.Close()
+		if inW != nil {
+			inW.Close()
+		}
+		return nil, 0, ErrNotRunning
+	}
+	// Started under mu: the reaper cannot see the pid before it is registered.
+	p, err := os.StartProcess(path, append([]string{cmd.Path}, cmd.Args...), attr)
+	if err == nil {
+		if s.aux == nil {
+			s.aux = map[int]chan unix.WaitStatus{}
+		}
+		s.aux[p.Pid] = status
+	}
+	s.mu.Unlock()
+	outW.Close()
+	stdin.Close()
+	if err != nil {
+		if inW != nil {
+			inW.Close()
+		}
+		return nil, execCode(err), fmt.Errorf("run %s: %w", cmd.Path, err)
+	}
+	var wg sync.WaitGroup
+	if inW != nil {
+		wg.Go(func() {
+			_, _ = inW.Write(cmd.Stdin)
+			inW.Close()
+		})
+	}
+	var out bytes.Buffer
+	wg.Go(func() { _, _ = io.Copy(&out, outR) })
+
+	var ws unix.WaitStatus
+	var ctxErr error
+	select {
+	case ws = <-status:
+	case <-ctx.Done():
+		ctxErr = ctx.Err()
+		_ = unix.Kill(-p.Pid, unix.SIGKILL)
+		ws = <-status
+	}
+	wg.Wait()
+	code, _ := exitCode(ws)
+	if ctxErr != nil {
+		return out.Bytes(), code, fmt.Errorf("run %s: %w", cmd.Path, ctxErr)
+	}
+	return out.Bytes(), code, nil
+}
+
+// stopReaping ends Exec's use of the reaper: commands still registered are
+// waited for here, so their Exec calls return.
+func (s *Supervisor) stopReaping() {
+	s.mu.Lock()
+	s.reaping = false
+	left := s.aux
+	s.aux = nil
+	s.mu.Unlock()
+	for pid, ch := range left {
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(pid, &ws, 0, nil)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		ch <- ws
+	}
+}
