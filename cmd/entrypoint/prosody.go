@@ -110,6 +110,7 @@ func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
 		return exitSoftware
 	}
 	r.sup = sup
+	s.sup = sup
 	wg.Go(func() { r.run(ctx) })
 	wg.Go(func() { bootstrapAdmins(ctx, s, mon, log) })
 	code := sup.Run(ctx)

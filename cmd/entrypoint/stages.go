@@ -49,6 +49,10 @@ type state struct {
 	rendered []byte
 	hash     string
 
+	// sup is the running supervisor once prosody started (nil during the init
+	// stages): commands run while it reaps must go through sup.Exec.
+	sup *supervise.Supervisor
+
 	configPath string // the file prosody runs
 	credDir    string // CREDENTIALS_DIRECTORY for Prosody 13's Credential()
 	certsDir   string // what the rendered `certificates` points at
@@ -255,6 +259,20 @@ func stageSecrets(_ context.Context, s *state) error {
 		for k, v := range gen {
 			secrets[k] = v
 		}
+		// They live in the data volume, which belongs to prosody: a backup run as
+		// prosody must be able to read them.
+		if s.uid >= 0 {
+			dir := filepath.Join(s.st.DataDir, "secrets")
+			paths := []string{dir}
+			for _, name := range generate {
+				paths = append(paths, filepath.Join(dir, name))
+			}
+			for _, p := range paths {
+				if err := os.Chown(p, s.uid, s.gid); err != nil {
+					return fmt.Errorf("give %s to uid %d: %w", p, s.uid, err)
+				}
+			}
+		}
 	}
 	if err := os.MkdirAll(s.credDir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", s.credDir, err)
@@ -419,7 +437,15 @@ func checkConfig(ctx context.Context, s *state, plan *pfe.Plan, path string) err
 		}
 		return configError{fmt.Errorf("%d module(s) not installed:%s", len(missing), b.String())}
 	}
-	warnings, err := luacfg.Check(ctx, path, luacfg.CheckOptions{Env: append(os.Environ(), "CREDENTIALS_DIRECTORY="+s.credDir)})
+	opt := luacfg.CheckOptions{Env: append(os.Environ(), "CREDENTIALS_DIRECTORY="+s.credDir)}
+	if s.sup != nil {
+		// The reaper runs: checkers must go through it or lose their exit status.
+		opt.Run = func(ctx context.Context, name string, args, env []string) (string, int, error) {
+			out, code, err := s.sup.Exec(ctx, supervise.AuxCommand{Path: name, Args: args, Env: env})
+			return string(out), code, err
+		}
+	}
+	warnings, err := luacfg.Check(ctx, path, opt)
 	for _, w := range warnings {
 		s.log.Warn("prosodyctl check config", zap.String("warning", w))
 	}
