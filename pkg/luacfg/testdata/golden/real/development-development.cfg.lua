@@ -199,10 +199,14 @@ Component "pubsub.example.org" "pubsub"
 -- from: feature web/upload (profile development)
 Component "upload.example.com" "http_file_share"
 	-- feature web/upload (profile development)
+	http_file_share_secret = Credential("upload_secret")
+	-- feature web/upload (profile development)
 	http_file_share_size_limit = 10485760
 
 ---------- Component upload.example.org (upload) ----------
 -- from: feature web/upload (profile development)
 Component "upload.example.org" "http_file_share"
+	-- feature web/upload (profile development)
+	http_file_share_secret = Credential("upload_secret")
 	-- feature web/upload (profile development)
 	http_file_share_size_limit = 10485760

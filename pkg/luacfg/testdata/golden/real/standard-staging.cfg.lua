@@ -156,10 +156,14 @@ Component "conference.example.org" "muc"
 -- from: feature web/upload (profile standard)
 Component "upload.example.com" "http_file_share"
 	-- feature web/upload (profile standard)
+	http_file_share_secret = Credential("upload_secret")
+	-- feature web/upload (profile standard)
 	http_file_share_size_limit = 10485760
 
 ---------- Component upload.example.org (upload) ----------
 -- from: feature web/upload (profile standard)
 Component "upload.example.org" "http_file_share"
+	-- feature web/upload (profile standard)
+	http_file_share_secret = Credential("upload_secret")
 	-- feature web/upload (profile standard)
 	http_file_share_size_limit = 10485760
