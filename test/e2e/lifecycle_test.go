@@ -320,3 +320,21 @@ func TestMetricsPassPromtool(t *testing.T) {
 		t.Errorf("development certificate not kept in the data volume: %v", err)
 	}
 }
+
+// Readiness must not turn false because of the probe itself: the development
+// profile's security/firewall enables mod_c2s_conn_throttle (3 c2s streams per
+// address per 60 s), and every probe is a c2s stream from 127.0.0.1. With a
+// fast probe interval the fourth probe gets policy-violation and /readyz says
+// 503 while Prosody serves clients perfectly well.
+func TestReadinessNotThrottled(t *testing.T) {
+	t.Parallel()
+	s := NewServer(t, Options{Env: map[string]string{"PROSODY_HEALTH_INTERVAL": "100ms"}}).Start()
+	s.WaitReady(20 * time.Second)
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if code, body, err := s.Get("/readyz"); err != nil || code != 200 {
+			t.Fatalf("/readyz %d %q %v while Prosody runs untouched: the readiness probe is throttled by Prosody", code, body, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
