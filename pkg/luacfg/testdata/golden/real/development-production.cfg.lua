@@ -74,7 +74,7 @@ muc_room_default_history_length = 20
 push_notification_with_body = false
 -- feature mobile/push (profile development)
 push_notification_with_sender = false
--- environment production
+-- profile development; environment production
 registration_invite_only = true
 -- feature performance/optimization (profile development)
 s2s_idle_timeout = 300

@@ -74,6 +74,8 @@ muc_room_default_history_length = 20
 push_notification_with_body = false
 -- feature mobile/push (profile development)
 push_notification_with_sender = false
+-- profile development; environment testing
+registration_invite_only = false
 -- feature performance/optimization (profile development)
 s2s_idle_timeout = 300
 -- core/global

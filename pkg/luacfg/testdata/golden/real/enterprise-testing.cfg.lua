@@ -88,6 +88,8 @@ muc_room_default_public = false
 push_notification_with_body = false
 -- feature mobile/push (profile enterprise)
 push_notification_with_sender = false
+-- environment testing
+registration_invite_only = false
 -- feature performance/optimization (profile enterprise)
 s2s_idle_timeout = 300
 -- core/global

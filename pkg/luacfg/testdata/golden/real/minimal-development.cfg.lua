@@ -26,6 +26,8 @@ certificates = "/etc/prosody/certs"
 data_path = "/var/lib/prosody"
 -- core/global
 log = { { levels = { min = "debug" }, to = "console" } }
+-- environment development
+registration_invite_only = false
 -- core/global
 s2s_ports = { 5269 }
 -- core/security

@@ -66,6 +66,8 @@ muc_room_default_persistent = true
 push_notification_with_body = false
 -- feature mobile/push (profile standard)
 push_notification_with_sender = false
+-- environment development
+registration_invite_only = false
 -- core/global
 s2s_ports = { 5269 }
 -- core/security
