@@ -257,6 +257,36 @@ func fetchSlotOverHTTPS(s *Server, caFile, rawURL, sha string) error {
 	return nil
 }
 
+// registerWithoutInvite asks for a new account over XEP-0077 on an encrypted
+// stream, as a client with no invitation does, and returns the server's <iq>.
+func registerWithoutInvite(t testing.TB, s *Server, caFile string) string {
+	pw := make([]byte, 8)
+	_, _ = rand.Read(pw)
+	_, _, reply := c2sSecureStream(t, s, caFile, "", func(w io.Writer, r *bufio.Reader) string {
+		fmt.Fprintf(w, "<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>stranger-%s</username>"+
+			"<password>%s</password></query></iq>", hex.EncodeToString(pw[:4]), hex.EncodeToString(pw[4:]))
+		var b strings.Builder
+		for {
+			c, err := r.ReadByte()
+			if err != nil {
+				return fmt.Sprintf("no answer: %v (%s)", err, b.String())
+			}
+			b.WriteByte(c)
+			// The answer is <iq …/> or <iq …>…</iq>.
+			text := b.String()
+			i := strings.Index(text, "<iq")
+			if i < 0 {
+				continue
+			}
+			iq := text[i:]
+			if strings.HasSuffix(iq, "</iq>") || (strings.Count(iq, ">") == 1 && strings.HasSuffix(iq, "/>")) {
+				return iq
+			}
+		}
+	})
+	return reply
+}
+
 // renderedPlan is the part of `entrypoint render --json` these tests read.
 type renderedPlan struct {
 	Features []struct {
@@ -376,6 +406,14 @@ func checkOffersExactlyThePlan(t *testing.T, s *Server, caFile, password string)
 		case want:
 			verified = append(verified, o.what)
 		}
+	}
+	// In-band registration is the environment's policy: open in development,
+	// by invitation only in production (IBR is still offered there, for
+	// invited users, so the test registers without an invite).
+	environment := s.Env["PROSODY_ENVIRONMENT"]
+	wantOpen := environment == "development" || environment == "testing"
+	if answer := registerWithoutInvite(t, s, caFile); strings.Contains(answer, "type='result'") != wantOpen {
+		t.Errorf("in %s, registering without an invite answered %s; want registration open = %v", environment, answer, wantOpen)
 	}
 	// disco#items lists exactly the plan's components, no more.
 	var items, components []string

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -152,6 +153,15 @@ func serverCA(s *Server, ca *profileCA) string {
 // features offered on the encrypted stream. Every read has a deadline.
 func c2sStreamFeatures(t testing.TB, s *Server, caFile, from string) (plain, secure string) {
 	t.Helper()
+	plain, secure, _ = c2sSecureStream(t, s, caFile, from, nil)
+	return plain, secure
+}
+
+// c2sSecureStream is c2sStreamFeatures that then, when then is not nil, is
+// called on the encrypted stream (reads bounded by the same deadline) before
+// the stream is closed; its string is returned as reply.
+func c2sSecureStream(t testing.TB, s *Server, caFile, from string, then func(w io.Writer, r *bufio.Reader) string) (plain, secure, reply string) {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.C2S)), 5*time.Second)
 	if err != nil {
 		t.Fatalf("dial c2s: %v", err)
@@ -193,9 +203,13 @@ func c2sStreamFeatures(t testing.TB, s *Server, caFile, from string) (plain, sec
 	if _, err := tc.Write([]byte(header)); err != nil {
 		t.Fatalf("write stream header over TLS: %v", err)
 	}
-	secure = readStreamUntil(t, bufio.NewReader(tc), "</stream:features>")
+	tr := bufio.NewReader(tc)
+	secure = readStreamUntil(t, tr, "</stream:features>")
+	if then != nil {
+		reply = then(tc, tr)
+	}
 	_, _ = tc.Write([]byte("</stream:stream>"))
-	return plain, secure
+	return plain, secure, reply
 }
 
 // readStreamUntil reads from r until the text read so far ends with end, failing
