@@ -43,11 +43,12 @@ RUN groupadd --system --gid "${PROSODY_GID}" prosody \
 
 # prosody (13 in trixie), community modules, LuaDBI for the sqlite and postgres storage
 # settings, lua-unbound (Prosody's DNS resolver), lua-ldap (authentication/external feature),
-# lua5.4 for luac5.4 (the render stage's syntax check), CA roots for s2s and outgoing HTTPS.
+# lua5.4 for luac5.4 (the render stage's syntax check), CA roots for s2s and outgoing HTTPS,
+# sqlite3 (the online .backup of `entrypoint backup`) and postgresql-client (its pg_dump).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       prosody prosody-modules lua5.4 lua-dbi-sqlite3 lua-dbi-postgresql lua-unbound lua-ldap \
-      ca-certificates \
+      ca-certificates sqlite3 postgresql-client \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
 
 # The packaged snakeoil localhost certificate is not used: the entrypoint finds or makes

@@ -506,8 +506,14 @@ func (r *run) onRestart(reply chan error) {
 // terminate sends sig to the child's group and arms the SIGKILL deadline.
 func (r *run) terminate(sig syscall.Signal) {
 	if err := unix.Kill(-r.pgid, sig); err != nil && r.alive {
+		if errors.Is(err, unix.EPERM) {
+			r.s.log.Error("not allowed to signal the child's group: is CAP_KILL dropped? the stop will end in SIGKILL after the grace",
+				zap.Int("pgid", r.pgid), zap.String("signal", signalName(sig)), zap.Error(err))
+		}
 		// The main child left its group: reach it directly.
-		_ = r.s.Signal(sig)
+		if err := r.s.Signal(sig); err != nil {
+			r.s.log.Error("signal the child", zap.String("signal", signalName(sig)), zap.Error(err))
+		}
 	}
 	r.termSent = true
 	if r.killC == nil && !r.killed {

@@ -33,7 +33,7 @@ func TestDockerfileContract(t *testing.T) {
 			t.Errorf("Dockerfile lacks %s", want)
 		}
 	}
-	for _, pkg := range []string{"prosody", "prosody-modules", "lua-dbi-sqlite3", "lua-dbi-postgresql", "lua-unbound", "lua-ldap", "ca-certificates", "lua5.4"} {
+	for _, pkg := range []string{"prosody", "prosody-modules", "lua-dbi-sqlite3", "lua-dbi-postgresql", "lua-unbound", "lua-ldap", "ca-certificates", "lua5.4", "sqlite3", "postgresql-client"} {
 		if !regexp.MustCompile(`(?m)[ \t]` + regexp.QuoteMeta(pkg) + `([ \t]|$)`).MatchString(df) {
 			t.Errorf("Dockerfile does not install %s", pkg)
 		}
