@@ -134,6 +134,7 @@ func runBackup(args, env []string, stdout, stderr io.Writer) int {
 	}
 	defer os.Remove(tmp.Name())
 	cfg.TempDir = dir // SQLite copies land on the backup volume, not in a small /tmp
+	cfg.Exclude = []string{tmp.Name(), *out}
 	m, err := backup.Create(context.Background(), cfg, tmp)
 	if err == nil {
 		err = tmp.Sync()

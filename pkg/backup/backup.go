@@ -101,6 +101,9 @@ type Config struct {
 	// TempDir holds SQLite copies while the archive is written; "" means the
 	// system's temporary directory.
 	TempDir string
+	// Exclude are files never archived: the archive being written and its
+	// temporary file, when they are inside DataDir.
+	Exclude []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger; nil means none.
@@ -143,6 +146,12 @@ func Create(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	tw := tar.NewWriter(gz)
 	aw := &archiveWriter{tw: tw, m: m, now: m.Created}
 
+	excluded := map[string]bool{}
+	for _, p := range cfg.Exclude {
+		if abs, err := filepath.Abs(p); err == nil {
+			excluded[abs] = true
+		}
+	}
 	err = filepath.WalkDir(cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -150,6 +159,12 @@ func Create(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 		rel, _ := filepath.Rel(cfg.DataDir, path)
 		if rel == "." {
 			return nil
+		}
+		if path == tmp || excluded[path] {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil // the archive being written, or our own scratch space
 		}
 		if d.IsDir() {
 			if isAside(d.Name()) {
