@@ -334,11 +334,11 @@ func TestMetricsPassPromtool(t *testing.T) {
 	}
 }
 
-// Readiness must not turn false because of the probe itself: the development
-// profile's security/firewall enables mod_c2s_conn_throttle (3 c2s streams per
-// address per 60 s), and every probe is a c2s stream from 127.0.0.1. With a
-// fast probe interval the fourth probe gets policy-violation and /readyz says
-// 503 while Prosody serves clients perfectly well.
+// Readiness must not turn false because of the probe itself: every probe is a
+// c2s stream from 127.0.0.1, and a per-address connection throttle (as
+// mod_c2s_conn_throttle, which security/firewall once loaded) answers the
+// fourth within a minute with policy-violation while Prosody serves clients
+// perfectly well. The development profile loads every testable feature.
 func TestReadinessNotThrottled(t *testing.T) {
 	t.Parallel()
 	s := NewServer(t, Options{Env: map[string]string{"PROSODY_HEALTH_INTERVAL": "100ms"}}).Start()

@@ -32,10 +32,7 @@ type layer struct {
 	Settings      map[string]any `json:"settings,omitempty"`
 }
 
-// developmentFeatures is the feature list of the built-in development profile,
-// without security/firewall: its mod_c2s_conn_throttle answers the readiness
-// probe with policy-violation after 3 c2s streams from 127.0.0.1 in 60 s, so
-// /readyz flips to 503 after a few probes (TestReadinessNotThrottled shows it).
+// developmentFeatures is the feature list of the built-in development profile.
 func developmentFeatures(t *testing.T) []string {
 	t.Helper()
 	var p struct {
@@ -48,13 +45,7 @@ func developmentFeatures(t *testing.T) []string {
 	if err != nil || len(p.Features) == 0 {
 		t.Fatalf("read the development profile's features: %v", err)
 	}
-	var out []string
-	for _, f := range p.Features {
-		if f != "security/firewall" {
-			out = append(out, f)
-		}
-	}
-	return out
+	return p.Features
 }
 
 // profileJSON is a custom profile: the development features plus extra, and g.

@@ -106,7 +106,6 @@ modules_enabled = {
 	"blocklist"; -- feature messaging/core (profile development)
 	"bookmarks"; -- feature collaboration/bookmarks (profile development)
 	"bosh"; -- feature web/http (profile development)
-	"c2s_conn_throttle"; -- feature security/firewall (profile development)
 	"carbons"; -- feature messaging/carbons (profile development)
 	"cloud_notify"; -- feature mobile/push (profile development)
 	"cloud_notify_extensions"; -- feature mobile/push (profile development)

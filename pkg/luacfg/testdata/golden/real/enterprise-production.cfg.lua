@@ -121,7 +121,6 @@ modules_enabled = {
 	"blocklist"; -- feature messaging/core (profile enterprise)
 	"bookmarks"; -- feature collaboration/bookmarks (profile enterprise)
 	"bosh"; -- feature web/http (profile enterprise)
-	"c2s_conn_throttle"; -- feature security/firewall (profile enterprise)
 	"carbons"; -- feature messaging/carbons (profile enterprise)
 	"cloud_notify"; -- feature mobile/push (profile enterprise)
 	"cloud_notify_extensions"; -- feature mobile/push (profile enterprise)

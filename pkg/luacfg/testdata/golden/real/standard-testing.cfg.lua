@@ -90,7 +90,6 @@ modules_enabled = {
 	"blocklist"; -- feature messaging/core (profile standard)
 	"bookmarks"; -- feature collaboration/bookmarks (profile standard)
 	"bosh"; -- feature web/http (profile standard)
-	"c2s_conn_throttle"; -- feature security/firewall (profile standard)
 	"carbons"; -- feature messaging/carbons (profile standard)
 	"cloud_notify"; -- feature mobile/push (profile standard)
 	"cloud_notify_extensions"; -- feature mobile/push (profile standard)
