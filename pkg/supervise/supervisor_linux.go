@@ -252,16 +252,16 @@ func (r *run) loop(ctx context.Context) int {
 		switch {
 		case r.intercepted(sig):
 		case isStop(sig):
-			s.log.Info("stop requested before the child started", zap.String("signal", sig.String()))
 			s.obs.Stopping()
+			s.log.Info("stop requested before the child started", zap.String("signal", sig.String()))
 			return 0
 		default:
 			pending = append(pending, sig.(syscall.Signal))
 		}
 	}
 	if ctx.Err() != nil {
-		s.log.Info("stop requested before the child started", zap.String("reason", "context cancelled"))
 		s.obs.Stopping()
+		s.log.Info("stop requested before the child started", zap.String("reason", "context cancelled"))
 		return 0
 	}
 	if code, ok := r.start(); !ok {
@@ -471,9 +471,10 @@ func (r *run) stop(sig syscall.Signal, reason string) {
 		return
 	}
 	r.stopping = true
+	// Readiness first: probes must see "stopping" before anything else happens.
+	s.obs.Stopping()
 	s.log.Info("stopping", zap.String("reason", reason), zap.String("signal", signalName(sig)),
 		zap.Int("pid", s.PID()), zap.Duration("grace", s.cfg.StopTimeout))
-	s.obs.Stopping()
 	r.replyWaiters(ErrStopping)
 	if r.backoffC != nil {
 		r.backoffTimer.Stop()
