@@ -142,6 +142,12 @@ func (r *reloader) reload(ctx context.Context, reason string) {
 		return
 	}
 	next.configPath = r.cur.configPath
+	next.candidate = false
+	if err := installCerts(next); err != nil {
+		log.Error("install the new certificates", zap.Error(err))
+		r.mon.ReloadDone("failed", time.Since(start), err)
+		return
+	}
 	prev := r.cur
 	r.cur = next
 	r.mon.SetInfo(infoFor(next))
@@ -186,6 +192,7 @@ func (r *reloader) candidate(ctx context.Context) (*state, error) {
 	}
 	next := *r.cur
 	next.st = st
+	next.candidate = true
 	next.configPath = filepath.Join(st.RuntimeDir, "prosody.next.cfg.lua")
 	_, err = initsteps.Run(ctx, []initsteps.Stage[*state]{
 		{Name: "plan", Run: stagePlan},

@@ -49,6 +49,10 @@ type state struct {
 	rendered []byte
 	hash     string
 
+	// candidate is set on a reload's re-run of the stages: nothing it makes may
+	// touch what the running Prosody reads until it is accepted.
+	candidate bool
+
 	// sup is the running supervisor once prosody started (nil during the init
 	// stages): commands run while it reaps must go through sup.Exec.
 	sup *supervise.Supervisor
@@ -347,10 +351,16 @@ func planHosts(p *pfe.Plan) []string {
 // option points.
 func stageTLS(_ context.Context, s *state) error {
 	allowSelfSigned := s.st.TLSAllowSelfSigned || s.plan.TLS.AllowSelfSigned
+	stageRoot := s.st.RuntimeDir
+	if s.candidate {
+		// A reload's candidate stages keys beside the live ones; they are
+		// installed only once the whole candidate is accepted.
+		stageRoot = filepath.Join(s.st.RuntimeDir, "next")
+	}
 	res, err := tlscerts.Prepare(tlscerts.Options{
 		Dir:             s.st.CertsDir,
 		Hosts:           planHosts(s.plan),
-		RuntimeDir:      s.st.RuntimeDir,
+		RuntimeDir:      stageRoot,
 		DataDir:         s.st.DataDir,
 		UID:             s.uid,
 		GID:             s.gid,
@@ -362,14 +372,25 @@ func stageTLS(_ context.Context, s *state) error {
 		return configError{err}
 	}
 	for _, h := range res.Hosts {
-		if err := installCert(h, s.certsDir, s.uid, s.gid); err != nil {
-			return err
-		}
 		for _, w := range h.Warnings {
 			s.log.Warn("certificate", zap.String("host", h.Host), zap.String("warning", w))
 		}
 	}
 	s.certs = res
+	if s.candidate {
+		return nil
+	}
+	return installCerts(s)
+}
+
+// installCerts puts every host's pair where the rendered `certificates` option
+// points.
+func installCerts(s *state) error {
+	for _, h := range s.certs.Hosts {
+		if err := installCert(h, s.certsDir, s.uid, s.gid); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
