@@ -106,7 +106,6 @@ func planInputs(st *settings.Settings) pfe.Inputs {
 		Toggles:               st.Toggles,
 		ExtraModules:          st.ExtraModules,
 		PluginPaths:           moduleDirs(st)[1:], // the operator's PROSODY_PLUGIN_DIR, if any
-		Suggest:               settings.Suggest,
 	}
 	if src := st.Source("PROSODY_ALLOW_REGISTRATION"); src != settings.SourceDefault {
 		v := st.AllowRegistration

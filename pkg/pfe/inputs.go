@@ -57,9 +57,6 @@ type Inputs struct {
 	PluginPaths []string
 	// ExtraModules are added to the global modules_enabled after every layer.
 	ExtraModules []string
-	// Suggest, when set, replaces the built-in did-you-mean for unknown names: it returns
-	// the closest candidate or "".
-	Suggest func(name string, candidates []string) string `json:"-"`
 }
 
 // inputNames are the names usable in $var and `when`.

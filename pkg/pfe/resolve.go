@@ -25,13 +25,7 @@ type explicitChoice struct {
 	origin  string
 }
 
-func (t *Tree) suggest(in *Inputs, name string, candidates []string) string {
-	if in.Suggest != nil {
-		if s := in.Suggest(name, candidates); s != "" {
-			return fmt.Sprintf(" (did you mean %s?)", s)
-		}
-		return ""
-	}
+func (t *Tree) suggest(_ *Inputs, name string, candidates []string) string {
 	return didYouMean(name, candidates)
 }
 

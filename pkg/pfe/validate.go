@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/prosody-pfe/prosody-pfe/pkg/suggest"
 	"regexp"
 	"strings"
 )
@@ -267,43 +268,8 @@ func checkCondition(raw json.RawMessage) error {
 
 // didYouMean returns " (did you mean X?)" for the closest candidate, or "".
 func didYouMean(name string, candidates []string) string {
-	if s := closest(name, candidates); s != "" {
+	if s := suggest.Closest(name, candidates); s != "" {
 		return fmt.Sprintf(" (did you mean %s?)", s)
 	}
 	return ""
-}
-
-// closest returns the candidate with the smallest edit distance to name, if that distance
-// is at most a third of name's length (at least 2), else "".
-func closest(name string, candidates []string) string {
-	best, bestD := "", -1
-	limit := max(2, len(name)/3)
-	lname := strings.ToLower(name)
-	for _, c := range candidates {
-		d := levenshtein(lname, strings.ToLower(c))
-		if d <= limit && (bestD < 0 || d < bestD) {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

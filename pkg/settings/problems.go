@@ -1,6 +1,7 @@
 package settings
 
 import (
+	"github.com/prosody-pfe/prosody-pfe/pkg/suggest"
 	"strconv"
 	"strings"
 )
@@ -57,49 +58,8 @@ type Warning struct {
 // String renders the warning on one line.
 func (w Warning) String() string { return w.Var + ": " + w.Msg }
 
-// Suggest returns the candidate nearest to name by Levenshtein distance (case-insensitive), or ""
-// when none is close enough to be a plausible typo: the distance must be at most a third of the
-// longer name's length, and at least 1 edit is always allowed. Ties go to the earlier candidate.
+// Suggest returns the candidate nearest to name, or "" when none is a plausible
+// typo (see suggest.Closest).
 func Suggest(name string, candidates []string) string {
-	best, bestD := "", -1
-	un := strings.ToUpper(name)
-	for _, c := range candidates {
-		limit := max(1, max(len(name), len(c))/3)
-		if abs(len(name)-len(c)) > limit {
-			continue // the distance is at least the length difference: not a typo, skip the work
-		}
-		d := levenshtein(un, strings.ToUpper(c))
-		if d <= limit && (bestD < 0 || d < bestD) {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
-}
-
-// levenshtein is the edit distance between a and b in bytes (names are ASCII).
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return suggest.Closest(name, candidates)
 }
