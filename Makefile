@@ -17,7 +17,7 @@ RUN_ENV := PROSODY_PROFILE=development PROSODY_ENVIRONMENT=development \
 	PROSODY_CERTS_DIR=$(RUN_DIR)/certs PROSODY_HOOKS_DIR=$(RUN_DIR)/hooks \
 	PROSODY_LOG_FORMAT=console
 
-.PHONY: all build static run deps deps-run test test-unit test-docker bench lint docs fmt clean
+.PHONY: all build static run deps deps-run test test-unit test-docker bench bench-quick lint docs fmt clean
 
 all: build
 
@@ -45,7 +45,7 @@ lint:
 	$(GO) vet ./...
 
 # make test: everything CI runs. It installs what the tests need first.
-test: deps lint test-unit test-docker
+test: deps lint test-unit test-docker bench-quick
 
 test-unit: build
 	$(GO) test -count=1 -timeout 30m ./...
@@ -55,6 +55,10 @@ test-docker: static
 
 bench: deps build
 	bench/run
+
+# A short run of every benchmark: fails when a measurement breaks, not on noise.
+bench-quick: build
+	bench/run --quick
 
 docs: build
 	$(BIN) env --markdown > docs/variables.md
