@@ -27,7 +27,7 @@ func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitConfig
 	}
-	log := newLogger(st.LogFormat, "info", stderr)
+	log := newLogger(st.LogFormat, st.LogLevel, stderr)
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 	s, err := newState(st, log, stderr, "prosody.cfg.lua")
 	if err != nil {

@@ -27,7 +27,7 @@ type Env struct {
 	DBPassword Secret `split_words:"true" default:"" desc:"PostgreSQL password (secret; or PROSODY_DB_PASSWORD_FILE; required for postgres)"`
 
 	AllowRegistration string `split_words:"true" default:"false" desc:"allow in-band account registration (boolean)"`
-	LogLevel          string `split_words:"true" default:"" desc:"Prosody log level: debug, info, warn, error (empty: debug in development, info otherwise)"`
+	LogLevel          string `split_words:"true" default:"" desc:"log level of Prosody and of the entrypoint: debug, info, warn, error (empty: debug in development, info otherwise)"`
 
 	C2sPort   string `split_words:"true" default:"5222" desc:"client-to-server port"`
 	S2sPort   string `split_words:"true" default:"5269" desc:"server-to-server port"`
