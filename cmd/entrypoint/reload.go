@@ -54,7 +54,9 @@ func (r *reloader) run(ctx context.Context) {
 	done := make(chan struct{})
 	if r.cur.st.Watch {
 		w, err := watch.New(watch.Config{
-			Dirs:     []string{r.cur.st.ConfigDir, r.cur.st.CustomDir},
+			// The certificates directory too: a certificate added for a host
+			// that had none (or a generated one) is picked up without a restart.
+			Dirs:     []string{r.cur.st.ConfigDir, r.cur.st.CustomDir, r.cur.st.CertsDir},
 			Files:    r.watchedFiles(),
 			Debounce: r.cur.st.WatchDebounce,
 			Logger:   r.log,

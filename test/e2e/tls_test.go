@@ -270,3 +270,27 @@ func TestDevelopmentClientLogsInOverTLS(t *testing.T) {
 		t.Fatal("the admin password reached a log")
 	}
 }
+
+// A certificate mounted into the certificates directory of a running
+// development server, which started on its generated self-signed one, is
+// picked up without a restart: the directory is watched, not only the files
+// in use at start.
+func TestCertificateAddedWhileRunning(t *testing.T) {
+	t.Parallel()
+	ca := newRenewalCA(t)
+	s := NewServer(t, Options{Profile: "minimal", Env: map[string]string{"PROSODY_FEATURES_ADMIN_SHELL": "true"}}).Start()
+	s.WaitReady(20 * time.Second)
+	pid := s.ProsodyPID()
+	if _, err := starttlsCert(s.C2S, "localhost", ca.pool); err == nil {
+		t.Fatal("the generated certificate verified against the test CA: the test proves nothing")
+	}
+	chain, key := ca.leaf(t, 201, "localhost")
+	installLE(t, filepath.Join(s.Dir, "certs"), "localhost", 1, chain, key)
+	s.WaitFor(15*time.Second, "the added certificate (serial 201) on new connections", func() bool {
+		leaf, err := starttlsCert(s.C2S, "localhost", ca.pool)
+		return err == nil && leaf.SerialNumber.Int64() == 201
+	})
+	if got := s.ProsodyPID(); got != pid {
+		t.Fatalf("prosody restarted to take the certificate: pid %d, was %d", got, pid)
+	}
+}
