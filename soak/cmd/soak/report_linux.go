@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+// figure is one measured value next to its target.
+type figure struct {
+	Name   string
+	Value  string
+	Target string
+	OK     bool
+}
+
+// result is what one scenario found.
+type result struct {
+	Name     string
+	N        int // steps asked for
+	Done     int // steps completed
+	Limit    time.Duration
+	Elapsed  time.Duration
+	Figures  []figure
+	Problems []string // each one a failure of the soak
+}
+
+func (r *result) figure(name, value, target string, ok bool) {
+	r.Figures = append(r.Figures, figure{Name: name, Value: value, Target: target, OK: ok})
+	if !ok {
+		r.problem("%s = %s, target %s", name, value, target)
+	}
+}
+
+// problem records a failure; at most 20 are kept, with a count of the rest.
+func (r *result) problem(format string, args ...any) {
+	const keep = 20
+	switch {
+	case len(r.Problems) < keep:
+		r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+	case len(r.Problems) == keep:
+		r.Problems = append(r.Problems, "(more problems left out)")
+	}
+}
+
+func (r *result) ok() bool { return len(r.Problems) == 0 && r.Done == r.N }
+
+// durations summarises a sample: median, p99 and max.
+func durations(ds []time.Duration) (med, p99, max time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0, 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	idx := (len(s)*99 + 99) / 100
+	return s[len(s)/2], s[min(idx, len(s))-1], s[len(s)-1]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+
+// renderReport writes RELIABILITY.md: how to reproduce, the machine, and each
+// scenario's figures and problems.
+func renderReport(o options, results []result) string {
+	var b strings.Builder
+	mode, cmd := "full", "soak/run"
+	if o.Quick {
+		mode, cmd = "quick", "soak/run --quick"
+	}
+	fmt.Fprintf(&b, "# Reliability\n\n")
+	fmt.Fprintf(&b, "Faults the entrypoint survives, measured by the soak (%s run). Reproduce with `%s` (as root;\n", mode, cmd)
+	fmt.Fprintf(&b, "`make soak` is the full run, `soak/run --quick` the CI run). Every server is real Prosody 13 supervised by\n")
+	fmt.Fprintf(&b, "`bin/entrypoint` on 127.0.0.1 with free ports; the clients are real slixmpp sessions over STARTTLS.\n\n")
+	fmt.Fprintf(&b, "Machine: %s/%s, %d CPUs, %s. Generated %s.\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
+		machine(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "| scenario | steps | time (limit) | result |\n|---|---|---|---|\n")
+	for _, r := range results {
+		verdict := "pass"
+		if !r.ok() {
+			verdict = "**FAIL**"
+		}
+		fmt.Fprintf(&b, "| %s | %d of %d | %s (%s) | %s |\n", r.Name, r.Done, r.N, r.Elapsed.Round(time.Second), r.Limit, verdict)
+	}
+	for _, r := range results {
+		fmt.Fprintf(&b, "\n## %s\n\n%s\n\n", r.Name, about[r.Name])
+		fmt.Fprintf(&b, "| figure | value | target | |\n|---|---|---|---|\n")
+		for _, f := range r.Figures {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", f.Name, f.Value, f.Target, okWord(f.OK))
+		}
+		if len(r.Problems) > 0 {
+			fmt.Fprintf(&b, "\nProblems:\n\n")
+			for _, p := range r.Problems {
+				fmt.Fprintf(&b, "- %s\n", p)
+			}
+		}
+	}
+	return b.String()
+}
+
+// about says what each scenario does, for the report.
+var about = map[string]string{
+	"kill9": "SIGKILL of the running prosody (not the entrypoint), N times, while two clients stay logged in and\n" +
+		"reconnect. Recovery is the time from the kill to `/readyz` answering 200 for the new prosody. Restart\n" +
+		"backoff 100ms with a 1s restart window (the window is what keeps the backoff from doubling across kills\n" +
+		"that are seconds apart). Zombies are children of the entrypoint in state Z that stay for 1s; descriptors are\n" +
+		"`/proc/<entrypoint>/fd`; goroutines are `go_goroutines` from `/metrics`.",
+	"edits": "N edits of a custom profile in PROSODY_CUSTOM_DIR, each waited for: valid ones change `motd_text`\n" +
+		"(a live-reloadable option); invalid ones are bad JSON or an unknown module. After every step the rendered\n" +
+		"`runtime/prosody.cfg.lua` must pass `luac5.4 -p`, an invalid edit must leave it byte-identical with\n" +
+		"`last_reload.outcome` \"refused\", and a valid one must be \"applied\". Meanwhile a client pair exchanges\n" +
+		"messages; it must never be disconnected and lose nothing. At the end Prosody's own `config:get` (admin\n" +
+		"shell) must give the last valid value.",
+	"sigterm": "SIGTERM to the entrypoint at a random moment of start-up (uniform between 0 and 1.2x the measured\n" +
+		"time to ready), N times on the same directories. Each exit must be 0 or 143 within the stop timeout, and\n" +
+		"afterwards no process may mention the server's directory (prosody, prosodyctl, checks) or be left orphaned.",
+	"crash": "N rounds: accounts are created, clients write messages (archived in SQLite), then SIGKILL of the whole\n" +
+		"process group (entrypoint and prosody) mid-traffic and a restart on the same data directory.\n" +
+		"`PRAGMA integrity_check` must say ok and every account created so far must still log in.",
+	"secrets": "PROSODY_DB_PASSWORD and PROSODY_ADMIN_PASSWORD set to unique markers (SQLite storage, so the DB\n" +
+		"password is unused). The markers must appear nowhere: the entrypoint's stderr, Prosody's stdout,\n" +
+		"`/metrics`, `/status`, the rendered config, `entrypoint env`; and the file modes must hold: credentials\n" +
+		"directory 0700 with files 0400, rendered config 0600, generated secrets not readable by others.",
+}
