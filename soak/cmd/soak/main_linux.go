@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -71,6 +74,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer cleanup()
+
+	// An interrupted soak (Ctrl-C, soak/run's timeout) must not leave servers
+	// behind: they run in their own process groups, so stop them first.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	finished := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(finished)
+	defer signal.Stop(sigs)
+	wg.Go(func() {
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "soak: %s: stopping every server started\n", sig)
+			r.abort()
+			cleanup()
+			os.Exit(130)
+		case <-finished:
+		}
+	})
 
 	all := scenarios(o.Quick)
 	var results []result
@@ -142,6 +165,21 @@ func newRunner(o options, log io.Writer) (*runner, func(), error) {
 	r := &runner{opt: o, tmp: tmp, log: log,
 		clients: clientConfig{Python: o.Python, Script: filepath.Join(root, "soak", "clients", "soak_client.py")}}
 	return r, func() { os.RemoveAll(tmp) }, nil
+}
+
+// abort SIGKILLs every entrypoint this process started (their process groups)
+// and every process that mentions the soak's directory (prosody and its checks).
+func (r *runner) abort() {
+	ps, _ := processes()
+	for _, p := range ps {
+		if p.PPID == os.Getpid() && p.Cmdline == r.opt.Entrypoint {
+			_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+		}
+	}
+	left, _ := mentioning(r.tmp)
+	for _, p := range left {
+		_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	}
 }
 
 // scenarios lists every soak with its count and time limit.

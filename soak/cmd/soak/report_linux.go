@@ -95,8 +95,27 @@ func renderReport(o options, results []result) string {
 			}
 		}
 	}
+	b.WriteString(notes)
 	return b.String()
 }
+
+// notes are what the soak found while it was built, and what was done about it.
+const notes = `
+## Findings and what was done
+
+- SIGTERM in the first milliseconds of start-up can arrive before the Go runtime has run main's
+  signal.Notify (the first statement of main). The process then dies of the signal itself; a shell and
+  Docker report that as 143, the same code as a handled SIGTERM, and nothing is left running because
+  nothing was started yet. As PID 1 in a container the kernel drops a signal that has no handler, so
+  there it cannot happen. The sigterm figures count these deaths separately.
+- An early version of the soak picked its five ports one listener at a time; the kernel handed the
+  same port out twice and the entrypoint rightly refused to start (exit 78, "port already used by
+  PROSODY_C2S_PORT"). The soak now holds every listener open until all ports are picked.
+- Restart backoff doubles for each restart within PROSODY_RESTART_WINDOW (default 60s, backoff 1s, capped
+  at 30s). Kills a few seconds apart under the defaults would therefore wait up to 30s: the kill9 soak sets
+  the window to 1s and waits that long after each start, which is what an operator who expects
+  ≤ 2s recovery from isolated crashes should configure too.
+`
 
 // about says what each scenario does, for the report.
 var about = map[string]string{
