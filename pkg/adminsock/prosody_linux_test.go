@@ -1,61 +1,27 @@
 package adminsock_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
 	"github.com/prosody-pfe/prosody-pfe/pkg/adminsock"
 )
 
 // server is a real Prosody 13 started for one test, as the prosody user, with its admin socket
 // in a temp dir.
 type server struct {
-	dir    string
-	cfg    string
-	sock   string
-	c2s    int
-	output *syncBuffer
-}
-
-// syncBuffer collects Prosody's console output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("pick a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	dir  string
+	cfg  string
+	sock string
+	c2s  int
+	proc *prosodytest.Process
 }
 
 // baseConfig is the smallest Prosody config that gives an admin socket: everything on
@@ -90,78 +56,23 @@ func (s *server) writeConfig(t *testing.T, text string) {
 	}
 }
 
-func prosodyIDs(t *testing.T) (uid, gid int) {
-	t.Helper()
-	u, err := user.Lookup("prosody")
-	if err != nil {
-		t.Fatalf("look up the prosody user (install the Debian package prosody from bookworm-backports): %v", err)
-	}
-	uid, _ = strconv.Atoi(u.Uid)
-	gid, _ = strconv.Atoi(u.Gid)
-	return uid, gid
-}
-
 // startProsody runs `prosody -F --config X` as the prosody user and waits until its admin
 // socket answers. It is stopped with SIGTERM when the test ends.
 func startProsody(t *testing.T) *server {
 	t.Helper()
-	bin, err := exec.LookPath("prosody")
-	if err != nil {
-		t.Fatalf("prosody not found: install the Debian package prosody (13, bookworm-backports): %v", err)
-	}
-	uid, gid := prosodyIDs(t)
-	dir := t.TempDir()
-	// t.TempDir's parent is private to root; prosody has to traverse it.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chown(d, uid, gid); err != nil {
-			t.Fatalf("chown %s to prosody: %v", d, err)
-		}
-	}
-	if err := os.Mkdir(filepath.Join(dir, "data"), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(filepath.Join(dir, "data"), uid, gid); err != nil {
-		t.Fatal(err)
-	}
+	dir := prosodytest.Dir(t, "data")
 	s := &server{dir: dir, cfg: filepath.Join(dir, "prosody.cfg.lua"), sock: filepath.Join(dir, "a.sock"),
-		c2s: freePort(t), output: &syncBuffer{}}
+		c2s: prosodytest.FreePort(t)}
 	if len(s.sock) >= 108 {
 		t.Fatalf("admin socket path %s is too long for a unix socket; set TMPDIR to a shorter path", s.sock)
 	}
-	s.writeConfig(t, s.baseConfig("", ""))
-
-	cmd := exec.Command(bin, "-F", "--config", s.cfg)
-	cmd.Dir = dir
-	cmd.Env = []string{"HOME=" + dir, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	cmd.Stdout = s.output
-	cmd.Stderr = s.output
-	// Prosody 13 refuses to run as root.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prosody: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("prosody did not stop within 10s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("prosody output:\n%s", s.output.String())
-		}
-	})
+	s.proc = prosodytest.Start(t, prosodytest.Options{Dir: dir, Config: s.baseConfig("", ""), StrictStop: true})
 
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("prosody exited before its admin socket came up: %v\n%s", err, s.output.String())
+		case <-s.proc.Exited():
+			t.Fatalf("prosody exited before its admin socket came up: %v\n%s", s.proc.Err(), s.proc.Output())
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -172,7 +83,7 @@ func startProsody(t *testing.T) *server {
 			return s
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("admin socket %s not up within 15s: %v\n%s", s.sock, err, s.output.String())
+			t.Fatalf("admin socket %s not up within 15s: %v\n%s", s.sock, err, s.proc.Output())
 		}
 		time.Sleep(20 * time.Millisecond) // poll interval of a deadline-bounded wait
 	}
@@ -208,9 +119,9 @@ func TestServerVersionAndConfigReload(t *testing.T) {
 	if !res.OK || !strings.Contains(res.Message, "Config reloaded") {
 		t.Errorf("ConfigReload = %+v, want OK with \"Config reloaded\"", res)
 	}
-	if !strings.Contains(s.output.String(), "Reloading configuration file") {
+	if !strings.Contains(s.proc.Output(), "Reloading configuration file") {
 		// Prosody logs this from reload_config; its absence means the command did not run.
-		t.Errorf("prosody did not log a reload; output:\n%s", s.output.String())
+		t.Errorf("prosody did not log a reload; output:\n%s", s.proc.Output())
 	}
 }
 

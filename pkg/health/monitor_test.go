@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
 )
 
 // startMonitor creates a Monitor on 127.0.0.1:0 and runs it until the test ends.
@@ -82,8 +84,8 @@ func expect(t *testing.T, m *Monitor, path string, code int, substr string) {
 // stream features and READY=1), SIGSTOP, reload, and shutdown, as the supervisor
 // and the watcher would report them.
 func TestProsodyLifecycle(t *testing.T) {
-	dir := prosodyDir(t)
-	port := freePort(t)
+	dir := prosodytest.Dir(t, "data", "certs")
+	port := prosodytest.FreePort(t)
 	m := startMonitor(t, Config{
 		Interval: 10 * time.Second, StartupInterval: 50 * time.Millisecond, ProbeTimeout: time.Second,
 		C2SAddr: "127.0.0.1:" + itoa(port), Domain: "example.test",
@@ -96,7 +98,7 @@ func TestProsodyLifecycle(t *testing.T) {
 	expect(t, m, ReadyPath, 503, "waiting for the child")
 
 	p := startProsody(t, dir, port, m.NotifySocket())
-	m.ChildStarted(p.cmd.Process.Pid)
+	m.ChildStarted(p.PID())
 	// Prosody needs tens of milliseconds to open c2s and say READY=1; until then: 503.
 	code, body, _ := get(t, m, ReadyPath)
 	if code != 503 || !strings.HasPrefix(body, "starting: waiting for") {
@@ -113,14 +115,14 @@ func TestProsodyLifecycle(t *testing.T) {
 		t.Fatalf("status probe = %+v, want ok with mechanisms", st.Probe)
 	}
 	m.mu.Lock()
-	notifyReady := m.in.notify.ready && m.in.notify.pid == p.cmd.Process.Pid
+	notifyReady := m.in.notify.ready && m.in.notify.pid == p.PID()
 	m.mu.Unlock()
 	if !notifyReady {
 		t.Fatal("ready without READY=1 from prosody's pid over NOTIFY_SOCKET")
 	}
 
 	t.Run("endpoints do not block while prosody is SIGSTOPped", func(t *testing.T) {
-		p.signal(t, syscall.SIGSTOP)
+		p.Signal(t, syscall.SIGSTOP)
 		m.wake() // start a probe now: it hangs on the stopped process until its 1s timeout
 		var slowest time.Duration
 		for range 20 {
@@ -140,14 +142,14 @@ func TestProsodyLifecycle(t *testing.T) {
 		// The hung probe is seen: not ready with a timeout, yet alive.
 		waitFor(t, m, ReadyPath, 503, "timeout")
 		expect(t, m, LivePath, 200, "ok")
-		p.signal(t, syscall.SIGCONT)
+		p.Signal(t, syscall.SIGCONT)
 		waitFor(t, m, ReadyPath, 200, "ready")
 	})
 
 	t.Run("reload waits for READY=1", func(t *testing.T) {
 		m.ReloadStarted()
 		expect(t, m, ReadyPath, 503, "reloading")
-		p.signal(t, syscall.SIGHUP)
+		p.Signal(t, syscall.SIGHUP)
 		m.ReloadDone("applied", 5*time.Millisecond, nil)
 		waitFor(t, m, ReadyPath, 200, "ready")
 		if st := m.Status(); st.LastReload == nil || st.LastReload.Outcome != "applied" {
@@ -170,9 +172,9 @@ func TestProsodyLifecycle(t *testing.T) {
 		if err := m.WaitReady(ctx); err == nil || !strings.Contains(err.Error(), "stopping") {
 			t.Fatalf("WaitReady while stopping = %v, want a stopping error", err)
 		}
-		p.signal(t, syscall.SIGTERM)
-		code := p.waitExit(t)
-		m.ChildExited(p.cmd.Process.Pid, code, "")
+		p.Signal(t, syscall.SIGTERM)
+		code := p.WaitExit(t)
+		m.ChildExited(p.PID(), code, "")
 		expect(t, m, ReadyPath, 503, "stopped")
 		if code != 0 {
 			t.Fatalf("prosody exit code %d after SIGTERM, want 0", code)
@@ -183,7 +185,7 @@ func TestProsodyLifecycle(t *testing.T) {
 // TestNotReadyWhileC2SSilent: a running child whose c2s port does not answer keeps
 // /readyz at 503 with the connect error (the child here is a real `sleep`).
 func TestNotReadyWhileC2SSilent(t *testing.T) {
-	port := freePort(t)
+	port := prosodytest.FreePort(t)
 	m := startMonitor(t, Config{StartupInterval: 20 * time.Millisecond, C2SAddr: "127.0.0.1:" + itoa(port), Domain: "example.test"})
 	child := exec.Command("sleep", "30")
 	if err := child.Start(); err != nil {
@@ -202,12 +204,12 @@ func TestNotReadyWhileC2SSilent(t *testing.T) {
 
 // TestHostUnknownIsNotReady: Prosody answers, but not for this domain.
 func TestHostUnknownIsNotReady(t *testing.T) {
-	dir := prosodyDir(t)
-	port := freePort(t)
+	dir := prosodytest.Dir(t, "data", "certs")
+	port := prosodytest.FreePort(t)
 	p := startProsody(t, dir, port, "")
 	m := startMonitor(t, Config{StartupInterval: 50 * time.Millisecond, C2SAddr: p.c2s, Domain: "wrong.test"})
 	m.SetStagesDone()
-	m.ChildStarted(p.cmd.Process.Pid)
+	m.ChildStarted(p.PID())
 	waitFor(t, m, ReadyPath, 503, "stream error: host-unknown")
 
 	ok, detail, err := ProbeC2S(context.Background(), p.c2s, "example.test", 2*time.Second)

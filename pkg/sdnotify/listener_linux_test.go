@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
 )
 
 // collector gathers messages delivered by Run for assertions with a deadline.
@@ -25,6 +25,13 @@ func (c *collector) add(m Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.msgs = append(c.msgs, m)
+}
+
+// at returns message i; Run may still be appending, hence the lock.
+func (c *collector) at(i int) Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.msgs[i]
 }
 
 // waitFor polls until a message matching ok arrived after index from, and returns its index.
@@ -69,7 +76,7 @@ func runListener(t *testing.T, l *Listener) *collector {
 // (Abstract names are not tried with Prosody: 13.0.1 with Debian's LuaSocket fails
 // to connect to them with "Invalid argument" and exits 1.)
 func TestProsodyLifecycle(t *testing.T) {
-	dir := prosodyDir(t)
+	dir := prosodytest.Dir(t, "data", "certs")
 	path := filepath.Join(dir, "notify.sock")
 	l, err := Listen(path)
 	if err != nil {
@@ -83,20 +90,20 @@ func TestProsodyLifecycle(t *testing.T) {
 		t.Fatalf("socket mode = %v, want socket 0666", fi.Mode())
 	}
 	c := runListener(t, l)
-	cmd := startProsody(t, dir, l.Path())
+	p := prosodytest.Start(t, prosodytest.Options{
+		Dir:    dir,
+		Config: prosodytest.MinimalConfig(filepath.Join(dir, "data"), prosodytest.FreePort(t)),
+		Env:    []string{"NOTIFY_SOCKET=" + l.Path()},
+	})
 
 	i := c.waitFor(t, 0, "READY=1", func(m Message) bool { return m.Ready })
-	if got := c.msgs[i].PID; got != cmd.Process.Pid {
-		t.Errorf("sender pid = %d, want prosody's %d", got, cmd.Process.Pid)
+	if got := c.at(i).PID; got != p.PID() {
+		t.Errorf("sender pid = %d, want prosody's %d", got, p.PID())
 	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGHUP)
 	i = c.waitFor(t, i+1, "RELOADING=1", func(m Message) bool { return m.Reloading && m.MonotonicUsec > 0 })
 	i = c.waitFor(t, i+1, "READY=1 after reload", func(m Message) bool { return m.Ready })
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGTERM)
 	c.waitFor(t, i+1, "STOPPING=1", func(m Message) bool { return m.Stopping })
 }
 
@@ -137,8 +144,8 @@ func TestCloseRemovesSocketFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	i := c.waitFor(t, 0, "STATUS", func(m Message) bool { return m.Status == "warming up" })
-	if c.msgs[i].PID != os.Getpid() {
-		t.Errorf("pid = %d, want %d", c.msgs[i].PID, os.Getpid())
+	if c.at(i).PID != os.Getpid() {
+		t.Errorf("pid = %d, want %d", c.at(i).PID, os.Getpid())
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
@@ -178,99 +185,4 @@ func TestListenErrors(t *testing.T) {
 			t.Errorf("Listen(%q) error = %v, want it to contain %q", tc.path, err, tc.want)
 		}
 	}
-}
-
-// prosodyDir makes a directory the prosody user can use (t.TempDir's parent is 0700 root).
-func prosodyDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sdnotify-prosody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	for _, d := range []string{dir, filepath.Join(dir, "data"), filepath.Join(dir, "certs")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(d, prosodyID(t, 2), prosodyID(t, 3)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-// prosodyID returns field 2 (uid) or 3 (gid) of the prosody user in /etc/passwd.
-func prosodyID(t *testing.T, field int) int {
-	t.Helper()
-	b, err := os.ReadFile("/etc/passwd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		f := strings.Split(line, ":")
-		if len(f) > 3 && f[0] == "prosody" {
-			n, err := strconv.Atoi(f[field])
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no prosody user in /etc/passwd: install the Debian package prosody (13.x, bookworm-backports)")
-	return 0
-}
-
-// startProsody runs `prosody -F` with a minimal config (c2s on a free 127.0.0.1
-// port, no s2s, no TLS) as the prosody user, and stops it at cleanup.
-func startProsody(t *testing.T, dir, notify string) *exec.Cmd {
-	t.Helper()
-	bin, err := exec.LookPath("prosody")
-	if err != nil {
-		t.Fatal("prosody not found: install the Debian package prosody (13.x, bookworm-backports)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	cfg := fmt.Sprintf(`data_path = %q
-certificates = "certs"
-c2s_ports = { %d }
-c2s_interfaces = { "127.0.0.1" }
-c2s_direct_tls_ports = { }
-modules_enabled = { "saslauth", "ping" }
-modules_disabled = { "s2s", "tls" }
-c2s_require_encryption = false
-log = { { levels = { min = "info" }, to = "console" } }
-VirtualHost "example.test"
-`, filepath.Join(dir, "data"), port)
-	cfgPath := filepath.Join(dir, "prosody.cfg.lua")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-F", "--config", cfgPath)
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "NOTIFY_SOCKET=" + notify}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(prosodyID(t, 2)), Gid: uint32(prosodyID(t, 3))}}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prosody: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("prosody output:\n%s", out.String())
-		}
-	})
-	return cmd
 }

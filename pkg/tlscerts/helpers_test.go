@@ -12,9 +12,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -170,18 +168,6 @@ func writeFile(t *testing.T, dir, rel string, data []byte, mode os.FileMode) str
 		t.Fatal(err)
 	}
 	return p
-}
-
-// prosodyIDs returns the uid and gid of the prosody user from /etc/passwd.
-func prosodyIDs(t *testing.T) (int, int) {
-	t.Helper()
-	u, err := user.Lookup("prosody")
-	if err != nil {
-		t.Fatalf("the prosody user is missing (install the Debian package prosody): %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return uid, gid
 }
 
 // requireRoot fails a test that needs root to chown or to drop privileges.

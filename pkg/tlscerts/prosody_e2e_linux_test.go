@@ -8,48 +8,19 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
 )
 
 // This file is the end-to-end test with a real Prosody 13: it serves the
 // certificate Prepare chose (a root-only key, staged for the prosody user),
 // and after the files are replaced and Prosody gets SIGHUP, new STARTTLS
 // connections see the new certificate from the same process.
-
-// lockedBuffer collects Prosody's console log for failure messages.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // readUntil reads one byte at a time (so no TLS byte is consumed by a
 // buffer) until the text read contains marker followed by a '>'.
@@ -121,14 +92,14 @@ func starttlsPeerCertificate(addr, host string) (*x509.Certificate, error) {
 
 // waitForCertificate polls new STARTTLS connections until one presents the
 // certificate with fingerprint want, or the deadline passes.
-func waitForCertificate(t *testing.T, addr, host, want string, exited <-chan struct{}, log *lockedBuffer) {
+func waitForCertificate(t *testing.T, addr, host, want string, p *prosodytest.Process) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	var last string
 	for {
 		select {
-		case <-exited:
-			t.Fatalf("prosody exited while waiting for certificate %s; log:\n%s", want, log)
+		case <-p.Exited():
+			t.Fatalf("prosody exited while waiting for certificate %s; log:\n%s", want, p.Output())
 		default:
 		}
 		cert, err := starttlsPeerCertificate(addr, host)
@@ -140,7 +111,7 @@ func waitForCertificate(t *testing.T, addr, host, want string, exited <-chan str
 			last = err.Error()
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no connection presented certificate %s within 15s (last: %s); log:\n%s", want, last, log)
+			t.Fatalf("no connection presented certificate %s within 15s (last: %s); log:\n%s", want, last, p.Output())
 		}
 		time.Sleep(50 * time.Millisecond) // poll interval, bounded by the deadline above
 	}
@@ -148,23 +119,11 @@ func waitForCertificate(t *testing.T, addr, host, want string, exited <-chan str
 
 func TestProsodyServesPreparedCertificateAndReloadsIt(t *testing.T) {
 	requireRoot(t)
-	prosodyBin, err := exec.LookPath("prosody")
-	if err != nil {
-		t.Fatal("prosody is not installed: apt-get install -t bookworm-backports prosody")
-	}
-	uid, gid := prosodyIDs(t)
+	uid, gid := prosodytest.IDs(t)
 	const host = "example.test"
 	ca := newCA(t)
-	work := searchableTempDir(t)
+	work := prosodytest.Dir(t, "data", "empty")
 	certs, runtime, data, empty := filepath.Join(work, "certs"), filepath.Join(work, "run"), filepath.Join(work, "data"), filepath.Join(work, "empty")
-	for _, d := range []string{data, empty} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(d, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// A mounted secret: the key is root 0600, so Prepare must stage it.
 	now := time.Now()
 	writePair := func() {
@@ -189,8 +148,7 @@ func TestProsodyServesPreparedCertificateAndReloadsIt(t *testing.T) {
 		t.Fatalf("Source = %s, want staged (the key is root-only)", hc.Source)
 	}
 
-	c2s, s2s := freePort(t), freePort(t)
-	cfg := filepath.Join(work, "prosody.cfg.lua")
+	c2s, s2s := prosodytest.FreePort(t), prosodytest.FreePort(t)
 	config := fmt.Sprintf(`data_path = %q
 log = { { levels = { min = "info" }, to = "console" } }
 interfaces = { "127.0.0.1" }
@@ -202,37 +160,13 @@ modules_enabled = { "tls", "saslauth" }
 VirtualHost %q
     ssl = { certificate = %q, key = %q }
 `, data, c2s, s2s, empty, host, hc.CertFile, hc.KeyFile)
-	writeFile(t, work, "prosody.cfg.lua", []byte(config), 0o644)
-
-	log := &lockedBuffer{}
-	cmd := exec.Command(prosodyBin, "-F", "--config", cfg)
-	cmd.Dir = work
-	cmd.Env = []string{"HOME=" + data, "PATH=/usr/bin:/bin"}
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prosody: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { // owned by this test: the cleanup below waits for it
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	pid := cmd.Process.Pid
+	p := prosodytest.Start(t, prosodytest.Options{Dir: work, Config: config, Env: []string{"HOME=" + data}})
+	pid := p.PID()
 	addr := fmt.Sprintf("127.0.0.1:%d", c2s)
 
 	// Ready: a STARTTLS handshake presents the prepared certificate. Only
 	// now may SIGHUP be sent (an early one kills Prosody).
-	waitForCertificate(t, addr, host, hc.Fingerprint, exited, log)
+	waitForCertificate(t, addr, host, hc.Fingerprint, p)
 
 	writePair()
 	if err := Validate(filepath.Join(certs, host+".crt"), filepath.Join(certs, host+".key"), host, time.Now()); err != nil {
@@ -247,22 +181,20 @@ VirtualHost %q
 		t.Fatalf("renewal: fingerprint %s -> %s, path %s -> %s; want a new certificate at the same path",
 			hc.Fingerprint, renewed.Fingerprint, hc.CertFile, renewed.CertFile)
 	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	waitForCertificate(t, addr, host, renewed.Fingerprint, exited, log)
-	if cmd.Process.Pid != pid {
-		t.Fatalf("pid changed: %d -> %d", pid, cmd.Process.Pid)
+	p.Signal(t, syscall.SIGHUP)
+	waitForCertificate(t, addr, host, renewed.Fingerprint, p)
+	if p.PID() != pid {
+		t.Fatalf("pid changed: %d -> %d", pid, p.PID())
 	}
 	select {
-	case <-exited:
-		t.Fatalf("prosody exited after the reload; log:\n%s", log)
+	case <-p.Exited():
+		t.Fatalf("prosody exited after the reload; log:\n%s", p.Output())
 	default:
 	}
 	if err := syscall.Kill(pid, 0); err != nil {
 		t.Fatalf("prosody pid %d is gone after the reload: %v", pid, err)
 	}
-	if !strings.Contains(log.String(), "Received SIGHUP") {
-		t.Errorf("prosody log does not show the reload:\n%s", log)
+	if !strings.Contains(p.Output(), "Received SIGHUP") {
+		t.Errorf("prosody log does not show the reload:\n%s", p.Output())
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
 )
 
 // ownerMode returns a file's uid, gid and permission bits.
@@ -27,7 +29,7 @@ func ownerMode(t *testing.T, path string) (int, int, os.FileMode) {
 
 func TestStagingRootOnlyKey(t *testing.T) {
 	requireRoot(t)
-	uid, gid := prosodyIDs(t)
+	uid, gid := prosodytest.IDs(t)
 	ca := newCA(t)
 	cases := []struct {
 		name  string
@@ -98,7 +100,7 @@ func TestStagingRootOnlyKey(t *testing.T) {
 
 func TestReadableKeyIsNotStaged(t *testing.T) {
 	requireRoot(t)
-	uid, gid := prosodyIDs(t)
+	uid, gid := prosodytest.IDs(t)
 	ca := newCA(t)
 	dir := searchableTempDir(t)
 	c, k := ca.issue(t, leafSpec{names: []string{"example.com"}})
@@ -147,7 +149,7 @@ func TestNonRootUnreadableKeyIsAClearError(t *testing.T) {
 		return
 	}
 	requireRoot(t)
-	uid, gid := prosodyIDs(t)
+	uid, gid := prosodytest.IDs(t)
 	ca := newCA(t)
 	work := searchableTempDir(t)
 	dir := filepath.Join(work, "certs")
@@ -176,7 +178,7 @@ func TestNonRootUnreadableKeyIsAClearError(t *testing.T) {
 
 func TestGeneratedCertificateReusedAndRegenerated(t *testing.T) {
 	requireRoot(t)
-	uid, gid := prosodyIDs(t)
+	uid, gid := prosodytest.IDs(t)
 	data := t.TempDir()
 	now := testNow
 	opts := Options{Dir: filepath.Join(data, "no-such-dir"), Hosts: []string{"example.com", "conference.example.com"}, DataDir: data,
