@@ -28,15 +28,17 @@ import hashlib
 import json
 import logging
 import os
-import ssl
 import sys
 import urllib.parse
 import urllib.request
 
-from slixmpp import ClientXMPP, JID
+from slixmpp import JID
 from slixmpp.xmlstream import ET
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree when xmppclient is imported
+import xmppclient  # noqa: E402 (after the line above)
 
 NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_USER = "http://jabber.org/protocol/muc#user"
@@ -45,43 +47,19 @@ NS_UPLOAD = "urn:xmpp:http:upload:0"
 FEATURES = "{http://etherx.jabber.org/streams}features"
 
 
-class Probe(ClientXMPP):
+class Probe(xmppclient.SessionClient):
     def __init__(self, args):
-        super().__init__(args.jid, args.password)
-        ctx = ssl.create_default_context(cafile=args.ca)
-        ctx.check_hostname = True  # the certificate must name the XMPP domain
-        # slixmpp 1.8.3 knows only the tls-unique channel binding, which TLS 1.3
-        # does not define: over 1.3 its SCRAM-*-PLUS fails and its fallback
-        # SCRAM sends the "y" flag, which Prosody 13 (it offers -PLUS) rightly
-        # takes for a downgrade attack. Over TLS 1.2 it logs in with -PLUS.
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        self.ssl_context = ctx
+        # The certificate must name the XMPP domain.
+        super().__init__(args.jid, args.password, args.ca, check_hostname=True)
         self.args = args
         self.stream_features = []
-        self.online = asyncio.get_event_loop().create_future()
         self.register_handler(Callback("capture features", MatchXPath(FEATURES), self._features))
-        self.add_event_handler("session_start", self._started)
-        self.add_event_handler("failed_auth", self._failed)
-        self.add_event_handler("disconnected", self._disconnected)
         self.register_plugin("xep_0030")
         self.register_plugin("xep_0045")
         self.register_plugin("xep_0363")
 
     def _features(self, stanza):
         self.stream_features.append(sorted({el.tag for el in stanza.xml.iter() if el is not stanza.xml}))
-
-    def _started(self, _):
-        self.send_presence()
-        if not self.online.done():
-            self.online.set_result(True)
-
-    def _failed(self, _):
-        if not self.online.done():
-            self.online.set_exception(RuntimeError("authentication failed for " + self.args.jid))
-
-    def _disconnected(self, _):
-        if not self.online.done():
-            self.online.set_exception(RuntimeError("disconnected before the session started"))
 
     async def info(self, jid):
         iq = await self["xep_0030"].get_info(jid=jid, timeout=self.args.timeout)

@@ -15,51 +15,21 @@ session only exists when TLS really worked. Results are JSON lines on stdout.
 """
 import argparse
 import asyncio
-import json
-import logging
 import ssl
 import sys
 
-from slixmpp import ClientXMPP
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree when xmppclient is imported
+import xmppclient  # noqa: E402 (after the line above)
+from xmppclient import emit  # noqa: E402
 
 
-def emit(obj):
-    print(json.dumps(obj), flush=True)
-
-
-class Client(ClientXMPP):
+class Client(xmppclient.SessionClient):
     def __init__(self, jid, password, ca):
-        super().__init__(jid, password)
-        ctx = ssl.create_default_context(cafile=ca)
-        # The test certificates name the XMPP domain, and the clients dial 127.0.0.1.
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        # slixmpp 1.8 binds SCRAM-*-PLUS to tls-unique, which TLS 1.3 does not have.
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        self.ssl_context = ctx
-        self.online = asyncio.get_event_loop().create_future()
-        self.disconnects = 0
+        super().__init__(jid, password, ca)
         self.received = set()
-        self.add_event_handler("session_start", self._started)
-        self.add_event_handler("failed_auth", self._failed)
-        self.add_event_handler("disconnected", self._disconnected)
         self.add_event_handler("message", self._message)
         self.register_plugin("xep_0030")
         self.register_plugin("xep_0199")
-
-    async def _started(self, _):
-        self.send_presence()
-        if not self.online.done():
-            self.online.set_result(True)
-
-    def _failed(self, _):
-        if not self.online.done():
-            self.online.set_exception(RuntimeError("authentication failed for " + str(self.boundjid.bare)))
-
-    def _disconnected(self, _):
-        self.disconnects += 1
-        if not self.online.done():
-            self.online.set_exception(RuntimeError("disconnected before the session started"))
 
     def _message(self, msg):
         if msg["type"] in ("chat", "normal") and msg["body"].startswith("n="):
@@ -74,10 +44,7 @@ class Client(ClientXMPP):
 
 
 async def login(args, jid, password):
-    c = Client(jid, password, args.ca)
-    c.connect(("127.0.0.1", args.port))
-    await asyncio.wait_for(c.online, args.timeout)
-    return c
+    return await xmppclient.login(Client(jid, password, args.ca), args.port, args.timeout)
 
 
 async def main(args):
@@ -125,9 +92,4 @@ if __name__ == "__main__":
     p.add_argument("--drain", type=float, default=5)
     p.add_argument("mode", choices=["login", "disco", "pair"])
     p.add_argument("accounts", nargs="+")
-    logging.basicConfig(level=logging.ERROR)
-    try:
-        sys.exit(asyncio.get_event_loop().run_until_complete(main(p.parse_args())))
-    except Exception as e:  # the Go test reads the reason from the JSON
-        emit({"error": "%s: %s" % (type(e).__name__, e)})
-        sys.exit(1)
+    xmppclient.run(main, p.parse_args())
