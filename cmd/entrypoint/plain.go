@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -33,12 +32,7 @@ func (a *app) runPlain(argv, env []string, stderr io.Writer) int {
 	t0 := time.Now()
 	st, warnings, tolerated, err := settings.LoadLenient(env, func(name string) bool { return supervisorVars[name] })
 	if err != nil {
-		var probs *settings.Problems
-		if errors.As(err, &probs) {
-			fmt.Fprintf(stderr, "entrypoint: the environment has %d problem(s); nothing was started:\n%s\n", len(probs.List), probs.Error())
-		} else {
-			fmt.Fprintf(stderr, "entrypoint: reading the environment: %v\n", err)
-		}
+		printSettingsError(stderr, err)
 		return exitConfig
 	}
 	for _, p := range tolerated {

@@ -21,15 +21,21 @@ func loadSettings(env []string, stderr io.Writer) (*settings.Settings, bool) {
 		fmt.Fprintf(stderr, "entrypoint: warning: %s\n", w)
 	}
 	if err != nil {
-		var probs *settings.Problems
-		if errors.As(err, &probs) {
-			fmt.Fprintf(stderr, "entrypoint: the environment has %d problem(s); nothing was started:\n%s\n", len(probs.List), probs.Error())
-		} else {
-			fmt.Fprintf(stderr, "entrypoint: reading the environment: %v\n", err)
-		}
+		printSettingsError(stderr, err)
 		return nil, false
 	}
 	return st, true
+}
+
+// printSettingsError prints why the environment could not be loaded: every
+// problem at once when err holds *settings.Problems, else err itself.
+func printSettingsError(stderr io.Writer, err error) {
+	var probs *settings.Problems
+	if errors.As(err, &probs) {
+		fmt.Fprintf(stderr, "entrypoint: the environment has %d problem(s); nothing was started:\n%s\n", len(probs.List), probs.Error())
+		return
+	}
+	fmt.Fprintf(stderr, "entrypoint: reading the environment: %v\n", err)
 }
 
 // runHealthcheck is Docker's HEALTHCHECK: no curl, no shell.
