@@ -14,7 +14,7 @@ func TestClosest(t *testing.T) {
 		{"Standard", []string{"standard"}, "standard"},
 		{"x", nil, ""},
 		{"completely-different", []string{"standard"}, ""},
-		{"ab", []string{"ac", "ad"}, "ac"}, // ties go to the first
+		{"ab", []string{"ac", "ad"}, "ac"},             // ties go to the first
 		{"x/tow", []string{"x/one", "x/two"}, "x/two"}, // a swap is one edit
 	} {
 		if got := Closest(tc.name, tc.candidates); got != tc.want {
