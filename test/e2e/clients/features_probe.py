@@ -22,7 +22,6 @@ for the JID's domain, and prints one JSON object on stdout:
 
 Nothing here decides what is expected: the Go test compares this with the plan.
 """
-import argparse
 import asyncio
 import hashlib
 import json
@@ -168,11 +167,8 @@ async def main(args, out):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, required=True)
+    p = xmppclient.arguments(timeout=10)
     p.add_argument("--http-port", type=int, required=True)
-    p.add_argument("--ca", required=True)
-    p.add_argument("--timeout", type=float, default=10)
     p.add_argument("jid")
     p.add_argument("password")
     logging.basicConfig(level=logging.ERROR)

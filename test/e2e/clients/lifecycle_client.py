@@ -13,7 +13,6 @@ session only exists when TLS really worked. Results are JSON lines on stdout.
                              "missing", "disconnects"} once every message arrived or
                              --drain seconds passed
 """
-import argparse
 import asyncio
 import ssl
 import sys
@@ -84,10 +83,7 @@ async def main(args):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--ca", required=True)
-    p.add_argument("--timeout", type=float, default=15)
+    p = xmppclient.arguments(timeout=15)
     p.add_argument("--interval", type=float, default=0.05)
     p.add_argument("--drain", type=float, default=5)
     p.add_argument("mode", choices=["login", "disco", "pair"])

@@ -13,7 +13,6 @@ Prints one JSON object on stdout.
   check JID PASSWORD            {"roster": [bare JIDs], "archive": [bodies]}: the roster
                                 and every body in JID's own MAM archive (urn:xmpp:mam:2)
 """
-import argparse
 import asyncio
 import sys
 
@@ -102,10 +101,7 @@ async def main(args):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--ca", required=True)
-    p.add_argument("--timeout", type=float, default=15)
+    p = xmppclient.arguments(timeout=15)
     p.add_argument("mode", choices=["login", "populate", "check"])
     p.add_argument("accounts", nargs="+")
     xmppclient.run(main, p.parse_args())

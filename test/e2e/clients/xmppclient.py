@@ -5,6 +5,7 @@ as `xmppclient`. It holds the TLS setup every client needs against Prosody 13, a
 ClientXMPP whose `online` future settles when the session starts or cannot, and
 the JSON-out conventions the Go tests read.
 """
+import argparse
 import asyncio
 import json
 import logging
@@ -12,6 +13,16 @@ import ssl
 import sys
 
 from slixmpp import ClientXMPP
+
+
+def arguments(timeout):
+    """A parser with the options every client takes: --port (the c2s port on
+    127.0.0.1), --ca (the PEM file to trust) and --timeout (seconds; default timeout)."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--ca", required=True)
+    p.add_argument("--timeout", type=float, default=timeout)
+    return p
 
 
 def emit(obj):
