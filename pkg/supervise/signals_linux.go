@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,7 +48,26 @@ func Notify() *Signals {
 	}
 	signal.Notify(s.chld, unix.SIGCHLD)
 	signal.Notify(s.other, catchable()...)
+	resetIgnoredReserved()
 	return s
+}
+
+// resetIgnoredReserved sets signals 32 and 33 back to their default action
+// when the entrypoint inherited them ignored. signal.Notify cannot take them
+// (the C library reserves them; Go leaves them alone), so an ignored state
+// would reach every child through exec. Nothing sends them to a static Go
+// program, so the default action is safe here.
+func resetIgnoredReserved() {
+	for _, sig := range []uintptr{32, 33} {
+		var old [4]uint64 // the kernel's struct sigaction; handler first
+		var dfl [4]uint64 // SIG_DFL, no flags, empty mask
+		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0); e != 0 {
+			continue
+		}
+		if old[0] == 1 { // SIG_IGN
+			unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+		}
+	}
 }
 
 // Stop ends the registration: signals get their default behaviour again.
