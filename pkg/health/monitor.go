@@ -47,8 +47,16 @@ type Config struct {
 	// up to Interval, so readiness is seen within ~StartupInterval of Prosody
 	// answering but a server stuck not ready is not hammered. Default 200ms.
 	StartupInterval time.Duration
-	// ProbeTimeout bounds one probe, connect included. Default 2s, at most Interval.
+	// ProbeTimeout bounds one probe, connect included. Default 2s. It is not tied
+	// to Interval: a short interval must not make a loaded server look dead.
 	ProbeTimeout time.Duration
+	// FailureThreshold is how many probes in a row must fail before a ready
+	// server is reported not ready (as Kubernetes' failureThreshold): one slow
+	// answer on a busy machine is not an outage. After a failed probe the next
+	// comes after StartupInterval, so a real outage shows within about
+	// FailureThreshold × StartupInterval. Default 3. A child exit or restart
+	// drops readiness at once, whatever the probes say.
+	FailureThreshold int
 	// Mode is ModeProsody (default when empty) or ModePlain.
 	Mode string
 	// C2SAddr is the host:port of Prosody's c2s listener. Required in ModeProsody.
@@ -103,7 +111,9 @@ func New(cfg Config) (*Monitor, error) {
 	if cfg.ProbeTimeout == 0 {
 		cfg.ProbeTimeout = 2 * time.Second
 	}
-	cfg.ProbeTimeout = min(cfg.ProbeTimeout, cfg.Interval)
+	if cfg.FailureThreshold == 0 {
+		cfg.FailureThreshold = 3
+	}
 	if cfg.Mode == "" {
 		cfg.Mode = ModeProsody
 	}
@@ -111,7 +121,7 @@ func New(cfg Config) (*Monitor, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	var errs []error
-	if cfg.Interval < 0 || cfg.StartupInterval < 0 || cfg.ProbeTimeout < 0 {
+	if cfg.Interval < 0 || cfg.StartupInterval < 0 || cfg.ProbeTimeout < 0 || cfg.FailureThreshold < 0 {
 		errs = append(errs, fmt.Errorf("health probe intervals must be positive (interval %s, startup interval %s, timeout %s)", cfg.Interval, cfg.StartupInterval, cfg.ProbeTimeout))
 	}
 	switch cfg.Mode {
@@ -308,6 +318,7 @@ func (m *Monitor) probeLoop(ctx context.Context) {
 		return
 	}
 	backoff := m.cfg.StartupInterval
+	fails := 0 // failed probes in a row
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -333,17 +344,26 @@ func (m *Monitor) probeLoop(ctx context.Context) {
 				detail = err.Error()
 			}
 			m.met.probeSeconds.Observe(d.Seconds())
-			if !ok {
+			fails++
+			if ok {
+				fails = 0
+			} else {
 				m.met.probeFailures.Inc()
-				m.log.Debug("probe not ready", zap.String("detail", detail), zap.Duration("duration", d))
+				m.log.Debug("probe not ready", zap.String("detail", detail), zap.Duration("duration", d), zap.Int("in_a_row", fails))
 			}
 			m.update(func(in *inputs, st *statusRecord) {
-				in.probeOK, in.probeDetail = ok, detail
 				st.probe = &probeJSON{OK: ok, Detail: detail, At: time.Now().UTC(), DurationSeconds: d.Seconds()}
+				if !ok && in.probeOK && fails < m.cfg.FailureThreshold {
+					return // still ready: one failure is not an outage yet
+				}
+				in.probeOK, in.probeDetail = ok, detail
 			})
+			if !ok && fails < m.cfg.FailureThreshold {
+				next = m.cfg.StartupInterval // confirm quickly
+			}
 		}
 		if m.Readiness().State != StateReady {
-			next = backoff
+			next = min(next, backoff)
 			backoff = min(backoff*2, m.cfg.Interval)
 		} else {
 			backoff = m.cfg.StartupInterval
