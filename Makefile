@@ -45,7 +45,7 @@ lint:
 	$(GO) vet ./...
 
 # make test: everything CI runs. It installs what the tests need first.
-test: deps lint test-unit test-docker bench-quick
+test: deps lint test-unit test-docker bench-quick soak-quick
 
 test-unit: build
 	$(GO) test -count=1 -timeout 30m ./...
@@ -59,6 +59,10 @@ bench: deps build
 # make soak: the full reliability soak (under 45 minutes, as root); writes RELIABILITY.md.
 soak: deps build
 	soak/run
+
+# A short run of every soak scenario: bounded in count and time.
+soak-quick: build
+	soak/run --quick
 
 # A short run of every benchmark: fails when a measurement breaks, not on noise.
 bench-quick: build
