@@ -17,7 +17,7 @@ RUN_ENV := PROSODY_PROFILE=development PROSODY_ENVIRONMENT=development \
 	PROSODY_CERTS_DIR=$(RUN_DIR)/certs PROSODY_HOOKS_DIR=$(RUN_DIR)/hooks \
 	PROSODY_LOG_FORMAT=console
 
-.PHONY: all build static run deps deps-run test test-unit test-docker bench bench-quick soak lint docs fmt clean
+.PHONY: all build static run deps deps-run test test-unit test-docker bench bench-quick soak soak-quick lint docs fmt clean
 
 all: build
 
