@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 )
@@ -159,9 +158,7 @@ func sum(v []float64) float64 {
 
 // benchProfile writes custom/profiles/bench/profile.json: the built-in
 // development profile with archive_expires_after set to value, an option
-// Prosody applies on reload, and without security/firewall, whose
-// mod_c2s_conn_throttle (3 streams per minute per address) would turn the
-// entrypoint's own loopback probes away after a few reloads. The write is atomic (temp file, rename), as
+// Prosody applies on reload. The write is atomic (temp file, rename), as
 // editors and ConfigMap updates do.
 func (b *bench) benchProfile(s *server, value string) error {
 	raw, err := os.ReadFile(filepath.Join(b.configDir, "profiles", "development", "profile.json"))
@@ -179,8 +176,6 @@ func (b *bench) benchProfile(s *server, value string) error {
 		return fmt.Errorf("development profile has no global.settings to edit")
 	}
 	set["archive_expires_after"] = value
-	feats, _ := p["features"].([]any)
-	p["features"] = slices.DeleteFunc(feats, func(f any) bool { return f == "security/firewall" })
 	out, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
 		return err
@@ -200,14 +195,6 @@ func (b *bench) benchProfile(s *server, value string) error {
 // until it is ready. The probe interval is 1s so that the load test can count
 // Prosody's probes against a known rate.
 func (b *bench) startBenchServer() (*server, error) {
-	b.note(`Readiness vs security/firewall: that feature enables mod_c2s_conn_throttle, which allows 3 c2s streams
-per address per 60 s (cthrottler_logins_count, cthrottler_time). The entrypoint's readiness probe opens a c2s
-stream from 127.0.0.1 every PROSODY_HEALTH_INTERVAL (10 s by default), and Prosody answers the fourth within a
-minute with a policy-violation stream error. Checked by hand on the development profile with default settings:
-/readyz was 200 for 30 s, then 503 "waiting for c2s: stream error: policy-violation" from 35 s to 60 s, then
-200 again, every minute; faster probing (reloads, a shorter interval) makes it worse. The reload and load
-benchmarks therefore use the development profile without security/firewall. The fix belongs to the feature
-(exempt loopback or raise the limit) or to the probe, not to bench/.`)
 	s, err := b.newServer("bench", "PROSODY_HEALTH_INTERVAL=1s")
 	if err != nil {
 		return nil, err
@@ -309,7 +296,7 @@ the edit; the latency above counts only applied edits.`, len(refused), runs, ref
 	}
 	b.section("Reload latency", fmt.Sprintf(`A custom profile (the development profile under the name "bench") is rewritten atomically
 (temp file + rename) with a new archive_expires_after, an option Prosody applies on reload
-(security/firewall is left out: see "Found while measuring"). Timed
+Timed
 from just before the rename to the moment the entrypoint recorded the outcome of
 `+"`config:reload()`"+` over Prosody's admin socket (/status last_reload.at, same clock), so it includes
 the debounce (100 ms default), re-plan, render, luac and `+"`prosodyctl check config`"+`, and Prosody's
