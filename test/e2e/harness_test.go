@@ -62,6 +62,22 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// freePorts returns n distinct ports free on 127.0.0.1: every listener stays
+// open until all are picked, or the kernel may hand the same port out twice.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports
+}
+
 // prosodyIDs returns the prosody user's uid and gid.
 func prosodyIDs(t testing.TB) (int, int) {
 	t.Helper()
@@ -133,8 +149,9 @@ func NewServer(t testing.TB, o Options) *Server {
 			t.Fatal(err)
 		}
 	}
-	s := &Server{t: t, Dir: dir, Domain: o.Domain, done: make(chan struct{}),
-		C2S: freePort(t), S2S: freePort(t), HTTP: freePort(t), HTTPS: freePort(t), Health: freePort(t)}
+	s := &Server{t: t, Dir: dir, Domain: o.Domain, done: make(chan struct{})}
+	ports := freePorts(t, 5)
+	s.C2S, s.S2S, s.HTTP, s.HTTPS, s.Health = ports[0], ports[1], ports[2], ports[3], ports[4]
 	s.Env = map[string]string{
 		"PROSODY_PROFILE":       o.Profile,
 		"PROSODY_ENVIRONMENT":   o.Environment,
