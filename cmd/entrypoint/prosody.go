@@ -6,15 +6,18 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/health"
+	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
@@ -72,7 +75,10 @@ func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
 		}
 	})
 
-	if code, ok := runStages(ctx, prosodyStages(s, env), s, mon, stderr); !ok {
+	if code, ok, stopped := runStagesStoppable(ctx, &wg, prosodyStages(s, env), s, mon, stderr); stopped {
+		log.Info("stop requested during the init stages; prosody was not started")
+		return 0
+	} else if !ok {
 		mon.GaveUp(code)
 		return code
 	}
@@ -162,4 +168,29 @@ func infoFor(s *state) health.Info {
 		ConfigHash:  s.hash,
 		Hosts:       planHosts(s.plan),
 	}
+}
+
+// runStagesStoppable runs the init stages so that SIGTERM or SIGINT cancels
+// them (a hook or a storage migration can take long, and `docker stop` must
+// not wait for it). The supervisor gets the same signal later and never starts
+// prosody. stopped reports that a stop signal ended the stages.
+func runStagesStoppable(ctx context.Context, wg *sync.WaitGroup, stages []initsteps.Stage[*state], s *state, mon *health.Monitor, stderr io.Writer) (code int, ok, stopped bool) {
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(stop)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var got atomic.Bool
+	wg.Go(func() {
+		select {
+		case <-stop:
+			got.Store(true)
+			mon.Stopping()
+			cancel()
+		case <-sctx.Done():
+		}
+	})
+	code, ok = runStages(sctx, stages, s, mon, stderr)
+	cancel()
+	return code, ok, got.Load()
 }

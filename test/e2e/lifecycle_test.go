@@ -354,3 +354,42 @@ func TestReadinessNotThrottled(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// SIGTERM while an init stage runs long (here a hook; a storage migration is
+// the real-life case) ends start-up at once: `docker stop` must not wait out
+// its grace period, and prosody is never started.
+func TestSIGTERMDuringInitStages(t *testing.T) {
+	t.Parallel()
+	s := NewServer(t, Options{Profile: "minimal"})
+	marker := filepath.Join(s.Dir, "hook-started")
+	hook := "#!/bin/sh\ntouch " + marker + "\nexec sleep 60\n"
+	if err := os.WriteFile(filepath.Join(s.Dir, "hooks", "10-slow"), []byte(hook), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	s.WaitFor(20*time.Second, "the slow hook to start", func() bool {
+		_, err := os.Stat(marker)
+		return err == nil
+	})
+	sent := time.Now()
+	if err := s.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code, ok := s.Wait(10 * time.Second)
+	if !ok {
+		t.Fatal("the entrypoint did not exit within 10 s of SIGTERM during a hook")
+	}
+	if code != 0 {
+		t.Fatalf("exit code %d after SIGTERM during start-up, want 0", code)
+	}
+	t.Logf("exited %s after SIGTERM", time.Since(sent))
+	if strings.Contains(s.Stderr(), `"child started"`) {
+		t.Fatal("prosody was started after a stop was requested")
+	}
+	out, _ := runCmd(t, 5*time.Second, "pgrep", "-f", "sleep 60")
+	for _, pid := range strings.Fields(out) {
+		if b, _ := os.ReadFile("/proc/" + pid + "/environ"); strings.Contains(string(b), s.Dir) {
+			t.Fatalf("the hook's sleep (pid %s) is still running", pid)
+		}
+	}
+}
