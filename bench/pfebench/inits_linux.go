@@ -23,6 +23,9 @@ type initCmd struct {
 	Name   string
 	Prefix []string // empty: the command runs directly
 	Env    []string
+	// NoChild: run Prefix alone (no `true` after it); WantCode is its exit code.
+	NoChild  bool
+	WantCode int
 }
 
 // inits are the compared inits. The entrypoint runs with its health server off,
@@ -54,7 +57,11 @@ func (b *bench) measureExec() error {
 		Env: []string{"PROSODY_HEALTH_LISTEN=" + listen}})
 	// `entrypoint version` starts no child: the floor set by the Go runtime,
 	// loading the binary and package initialisation.
-	inits = append(inits, initCmd{Name: "entrypoint version (no child)", Prefix: []string{b.entrypoint, "version"}})
+	inits = append(inits, initCmd{Name: "entrypoint version (no child)", Prefix: []string{b.entrypoint, "version"}, NoChild: true})
+	// A bad environment must be refused (exit 78) before anything starts; the
+	// settings issue asks for that within 100 ms.
+	inits = append(inits, initCmd{Name: "entrypoint, bad environment (exit 78)", Prefix: []string{b.entrypoint},
+		Env: []string{"PROSODY_STORAGE=mysql", "PROSODY_C2S_PORT=99999", "PROSODY_PROFLE=standard"}, NoChild: true, WantCode: 78})
 	samples := make([]Sample, len(inits))
 	truePath, err := exec.LookPath("true")
 	if err != nil {
@@ -65,13 +72,14 @@ func (b *bench) measureExec() error {
 		for j := range inits {
 			k := (i + j + warm) % len(inits) // rotate the order so none always runs first
 			argv := []string{truePath}
-			if inits[k].Prefix != nil && inits[k].Prefix[len(inits[k].Prefix)-1] == "version" {
+			if inits[k].NoChild {
 				argv = nil
 			}
 			c := b.command(inits[k], argv...)
 			t0 := time.Now()
-			if err := c.Run(); err != nil {
-				return fmt.Errorf("exec overhead: %s -- true: %w", inits[k].Name, err)
+			err := c.Run()
+			if code := c.ProcessState.ExitCode(); code != inits[k].WantCode || (err != nil && inits[k].WantCode == 0) {
+				return fmt.Errorf("exec overhead: %s: exit %d, want %d: %v", inits[k].Name, code, inits[k].WantCode, err)
 			}
 			if i >= 0 {
 				samples[k] = append(samples[k], time.Since(t0))
@@ -91,7 +99,10 @@ func (b *bench) measureExec() error {
 	r := ratio(samples[3].Median(), tini)
 	b.figure(Figure{What: "exec overhead `entrypoint -- true` / `tini -- true`", Result: fmt.Sprintf("%.2f× (%s vs %s)", r, ms(samples[3].Median()), ms(tini)),
 		Target: "≤ 2×", Verdict: verdict(r <= 2), Command: "bench/run --only exec"})
-	if floor := samples[len(samples)-1].Median(); r > 2 {
+	bad := samples[len(samples)-1].Median()
+	b.figure(Figure{What: "a bad environment refused, every problem printed, exit 78", Result: ms(bad),
+		Target: "≤ 100 ms", Verdict: verdict(bad <= 100*time.Millisecond), Command: "bench/run --only exec"})
+	if floor := samples[len(samples)-2].Median(); r > 2 {
 		b.note(`Exec overhead: `+"`entrypoint version`"+`, which starts no child, already takes %s (%.1f× tini): the floor is
 the Go runtime start, faulting in a %s binary and package initialisation (`+"`GODEBUG=inittrace=1 bin/entrypoint version`"+`
 shows client_golang, client_model/protobuf and procfs inits as the largest). Supervising `+"`true`"+` adds %s on
@@ -105,8 +116,9 @@ metrics stack); the bench reports it rather than hiding it.`, ms(floor), ratio(f
 runs after %d warm-up rounds, timed from the benchmark process (so process creation of the
 init itself is included, as a container runtime would see it). "entrypoint" runs with
 PROSODY_HEALTH_LISTEN=off, like tini and dumb-init, which have no health server; the last row
-but one is the default plain-init mode with its HTTP server on loopback; the last row,
-`+"`entrypoint version`"+`, starts no child at all and shows the start-up floor of the Go binary.
+but two is the default plain-init mode with its HTTP server on loopback; `+"`entrypoint version`"+`
+starts no child at all and shows the start-up floor of the Go binary; the last row is the
+Prosody pipeline given three bad variables: it must print every problem and exit 78.
 
 %s
 ![exec overhead](bench/figures/exec-overhead.svg)
