@@ -110,9 +110,13 @@ func (r *reloader) watchedFiles() []string {
 }
 
 // reload does one re-render and applies it by the least disruptive means.
+// r.cur moves to the new state only once Prosody took it (or, under
+// PROSODY_RELOAD_RESTART=never, once it is installed for the next start), so
+// a failed apply is retried by the next change or SIGHUP.
 func (r *reloader) reload(ctx context.Context, reason string) {
 	start := time.Now()
 	log := r.log.With(zap.String("reason", reason))
+	defer os.RemoveAll(filepath.Join(r.cur.st.RuntimeDir, "next")) // staged copies of a candidate
 	// Never signal Prosody before it is ready: an early SIGHUP kills it.
 	if err := r.mon.WaitReady(ctx); err != nil {
 		log.Info("reload skipped", zap.Error(err))
@@ -132,35 +136,36 @@ func (r *reloader) reload(ctx context.Context, reason string) {
 		return
 	}
 	certsChanged := fingerprints(r.cur) != fingerprints(next)
-	if string(next.rendered) == string(r.cur.rendered) && !certsChanged {
+	secretsChanged := next.secretsHash != r.cur.secretsHash
+	if string(next.rendered) == string(r.cur.rendered) && !certsChanged && !secretsChanged {
 		_ = os.Remove(next.configPath)
 		log.Debug("rendered config unchanged")
 		r.mon.ReloadDone("unchanged", time.Since(start), nil)
 		return
 	}
-	if err := os.Rename(next.configPath, r.cur.configPath); err != nil {
+	// Prosody may have crashed and restarted while the candidate was checked:
+	// wait again, so no reload reaches a Prosody that is still starting.
+	if err := r.mon.WaitReady(ctx); err != nil {
+		_ = os.Remove(next.configPath)
+		log.Info("reload skipped", zap.Error(err))
+		return
+	}
+	prev := r.cur
+	if err := r.install(next); err != nil {
 		log.Error("install the new config", zap.Error(err))
 		r.mon.ReloadDone("failed", time.Since(start), err)
 		return
 	}
-	next.configPath = r.cur.configPath
-	next.candidate = false
-	if err := installCerts(next); err != nil {
-		log.Error("install the new certificates", zap.Error(err))
-		r.mon.ReloadDone("failed", time.Since(start), err)
-		return
+	live := hasAdminShell(prev.plan) && hasAdminShell(next.plan)
+	why := restartReason(prev.plan, next.plan, live)
+	if secretsChanged && why == "" {
+		why = "a secret changed (Prosody reads secrets when a module or the storage starts)"
 	}
-	prev := r.cur
-	r.cur = next
-	r.mon.SetInfo(infoFor(next))
-	for _, h := range next.certs.Hosts {
-		r.mon.CertExpiry(h.Host, h.NotAfter)
-	}
-
-	if why := restartReason(prev.plan, next.plan, hasAdminShell(next.plan)); why != "" {
+	if why != "" {
 		if next.st.ReloadRestart == "never" {
 			log.Warn("change needs a restart; PROSODY_RELOAD_RESTART=never, so prosody keeps running the old config until it restarts",
 				zap.String("why", why))
+			r.commit(next)
 			r.mon.ReloadDone("pending-restart", time.Since(start), nil)
 			return
 		}
@@ -171,17 +176,45 @@ func (r *reloader) reload(ctx context.Context, reason string) {
 			log.Error("restart", zap.Error(err))
 			return
 		}
+		r.commit(next)
 		r.mon.ReloadDone("restarted", time.Since(start), nil)
 		return
 	}
 	r.mon.ReloadStarted()
-	if err := r.apply(ctx, prev, next); err != nil {
+	if err := r.apply(ctx, prev, next, live); err != nil {
 		log.Error("reload failed; prosody keeps its previous in-memory config", zap.Error(err))
 		r.mon.ReloadDone("failed", time.Since(start), err)
 		return
 	}
+	r.commit(next)
 	log.Info("config reloaded", zap.Duration("duration", time.Since(start)), zap.String("sha256", next.hash[:16]))
 	r.mon.ReloadDone("applied", time.Since(start), nil)
+}
+
+// install puts an accepted candidate where Prosody reads it: certificates and
+// secrets first, then the config file by an atomic rename.
+func (r *reloader) install(next *state) error {
+	next.candidate = false
+	if err := installCerts(next); err != nil {
+		return err
+	}
+	if err := writeCredentials(next, r.cur.credDir); err != nil {
+		return err
+	}
+	if err := os.Rename(next.configPath, r.cur.configPath); err != nil {
+		return err
+	}
+	next.configPath, next.credDir = r.cur.configPath, r.cur.credDir
+	return nil
+}
+
+// commit makes next the state later reloads compare against.
+func (r *reloader) commit(next *state) {
+	r.cur = next
+	r.mon.SetInfo(infoFor(next))
+	for _, h := range next.certs.Hosts {
+		r.mon.CertExpiry(h.Host, h.NotAfter)
+	}
 }
 
 // candidate re-reads the environment (secret files may have changed) and runs
@@ -195,14 +228,22 @@ func (r *reloader) candidate(ctx context.Context) (*state, error) {
 	next := *r.cur
 	next.st = st
 	next.candidate = true
+	// Where the candidate stages its keys and secrets: the prosody user must be
+	// able to enter it, as it enters the runtime directory.
+	side := filepath.Join(st.RuntimeDir, "next")
+	if err := os.MkdirAll(side, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", side, err)
+	}
+	if next.uid >= 0 {
+		if err := os.Chown(side, next.uid, next.gid); err != nil {
+			return nil, fmt.Errorf("give %s to uid %d: %w", side, next.uid, err)
+		}
+	}
 	next.configPath = filepath.Join(st.RuntimeDir, "prosody.next.cfg.lua")
-	_, err = initsteps.Run(ctx, []initsteps.Stage[*state]{
-		{Name: "plan", Run: stagePlan},
-		{Name: "secrets", Run: stageSecrets},
-		{Name: "tls", Run: stageTLS},
-		{Name: "render", Run: stageRender},
-		{Name: "check", Run: stageCheck},
-	}, &next, r.log, nil)
+	// The config stages but "directories": they exist, and belong to the
+	// running server.
+	stages := slices.DeleteFunc(configStages(), func(st initsteps.Stage[*state]) bool { return st.Name == "directories" })
+	_, err = initsteps.Run(ctx, stages, &next, r.log, nil)
 	if err != nil {
 		_ = os.Remove(next.configPath)
 		return nil, err
@@ -213,9 +254,9 @@ func (r *reloader) candidate(ctx context.Context) (*state, error) {
 // apply makes the running Prosody take the new config: config:reload() over
 // the admin socket (which returns the real result), else SIGHUP; then modules
 // added or removed on each VirtualHost are loaded or unloaded live.
-func (r *reloader) apply(ctx context.Context, prev, next *state) error {
+func (r *reloader) apply(ctx context.Context, prev, next *state, live bool) error {
 	sock := adminSocket(next)
-	if sock == "" || !hasAdminShell(prev.plan) {
+	if sock == "" || !live {
 		// Prosody 13 answers a SIGHUP with RELOADING=1 and, once the reload
 		// succeeded, READY=1 on NOTIFY_SOCKET; the monitor keeps readiness at
 		// "reloading" until then, and the next reload waits for it. Waiting for
@@ -242,17 +283,28 @@ func (r *reloader) apply(ctx context.Context, prev, next *state) error {
 	for _, h := range next.plan.Hosts {
 		before, after := hostModules(prev.plan, h.Domain), hostModules(next.plan, h.Domain)
 		for _, m := range sortedDiff(after, before) {
-			if res, err := conn.ModuleLoad(cctx, m, h.Domain); err != nil || !res.OK {
-				return fmt.Errorf("load module %s on %s: %v %s", m, h.Domain, err, res.Message)
+			if err := moduleResult(conn.ModuleLoad(cctx, m, h.Domain)); err != nil {
+				return fmt.Errorf("load module %s on %s: %w", m, h.Domain, err)
 			}
 			r.log.Info("module loaded", zap.String("module", m), zap.String("host", h.Domain))
 		}
 		for _, m := range sortedDiff(before, after) {
-			if res, err := conn.ModuleUnload(cctx, m, h.Domain); err != nil || !res.OK {
-				return fmt.Errorf("unload module %s on %s: %v %s", m, h.Domain, err, res.Message)
+			if err := moduleResult(conn.ModuleUnload(cctx, m, h.Domain)); err != nil {
+				return fmt.Errorf("unload module %s on %s: %w", m, h.Domain, err)
 			}
 			r.log.Info("module unloaded", zap.String("module", m), zap.String("host", h.Domain))
 		}
+	}
+	return nil
+}
+
+// moduleResult turns an admin shell answer into an error when it failed.
+func moduleResult(res adminsock.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	if !res.OK {
+		return fmt.Errorf("prosody says: %s", res.Message)
 	}
 	return nil
 }
@@ -282,10 +334,16 @@ func restartReason(prev, next *pfe.Plan, liveModules bool) string {
 	if componentsKey(prev) != componentsKey(next) {
 		return "components changed"
 	}
-	if !slices.Equal(moduleNames(prev.Global.Modules), moduleNames(next.Global.Modules)) ||
+	hostsChanged := false
+	for _, h := range next.Hosts {
+		if !maps.Equal(hostModules(prev, h.Domain), hostModules(next, h.Domain)) {
+			hostsChanged = true
+		}
+	}
+	if hostsChanged || !slices.Equal(moduleNames(prev.Global.Modules), moduleNames(next.Global.Modules)) ||
 		!slices.Equal(moduleNames(prev.Global.Disabled), moduleNames(next.Global.Disabled)) {
 		if !liveModules {
-			return "modules changed and the admin shell is not enabled to load them live"
+			return "modules changed and the admin shell (feature admin/shell) is not on in both the old and new config to load them live"
 		}
 		for _, h := range next.Hosts {
 			if !slices.Equal(moduleNames(h.Disabled), moduleNames(hostPlan(prev, h.Domain).Disabled)) {

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,12 +44,13 @@ type state struct {
 	cred     *supervise.Credential
 	uid, gid int
 
-	tree     *pfe.Tree
-	plan     *pfe.Plan
-	certs    *tlscerts.Result
-	secrets  map[string]string // credential name -> value; never logged
-	rendered []byte
-	hash     string
+	tree        *pfe.Tree
+	plan        *pfe.Plan
+	certs       *tlscerts.Result
+	secrets     map[string]string // credential name -> value; never logged
+	secretsHash string            // sha256 over the secrets: tells a rotated secret
+	rendered    []byte
+	hash        string
 
 	// candidate is set on a reload's re-run of the stages: nothing it makes may
 	// touch what the running Prosody reads until it is accepted.
@@ -174,7 +177,7 @@ func stagePlan(_ context.Context, s *state) error {
 	}
 	s.log.Info("plan", zap.String("profile", plan.Profile), zap.String("environment", plan.Environment),
 		zap.Strings("domains", plan.Domains), zap.Strings("features", names))
-	if s.st.MigrationMode {
+	if s.st.MigrationMode && !s.candidate {
 		report, err := migrationReport(s.st.ConfigDir, plan)
 		if err != nil {
 			return configError{fmt.Errorf("PROSODY_MIGRATION_MODE: %w", err)}
@@ -277,20 +280,36 @@ func stageSecrets(_ context.Context, s *state) error {
 			}
 		}
 	}
-	if err := os.MkdirAll(s.credDir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", s.credDir, err)
+	s.secrets = secrets
+	sum := sha256.New()
+	for _, name := range slices.Sorted(maps.Keys(secrets)) {
+		fmt.Fprintf(sum, "%s\x00%s\x00", name, secrets[name])
+	}
+	s.secretsHash = hex.EncodeToString(sum.Sum(nil))
+	if s.candidate {
+		// A reload's candidate is checked with its own copy; the running
+		// server's credentials change only once the candidate is accepted.
+		s.credDir = filepath.Join(s.st.RuntimeDir, "next", "credentials")
+	}
+	return writeCredentials(s, s.credDir)
+}
+
+// writeCredentials writes one file per secret into dir (0700, files 0400),
+// owned by the user prosody runs as: what Prosody 13's Credential() reads.
+func writeCredentials(s *state, dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	if s.uid >= 0 {
-		if err := os.Chown(s.credDir, s.uid, s.gid); err != nil {
-			return fmt.Errorf("give %s to uid %d: %w", s.credDir, s.uid, err)
+		if err := os.Chown(dir, s.uid, s.gid); err != nil {
+			return fmt.Errorf("give %s to uid %d: %w", dir, s.uid, err)
 		}
 	}
-	for name, val := range secrets {
-		if _, err := luacfg.WriteAtomic(filepath.Join(s.credDir, name), []byte(val), 0o400, s.uid, s.gid); err != nil {
-			return fmt.Errorf("write credential %q into %s: %w", name, s.credDir, err)
+	for name, val := range s.secrets {
+		if _, err := luacfg.WriteAtomic(filepath.Join(dir, name), []byte(val), 0o400, s.uid, s.gid); err != nil {
+			return fmt.Errorf("write credential %q into %s: %w", name, dir, err)
 		}
 	}
-	s.secrets = secrets
 	return nil
 }
 
@@ -457,7 +476,9 @@ func checkConfig(ctx context.Context, s *state, plan *pfe.Plan, path string) err
 		}
 		return configError{fmt.Errorf("%d module(s) not installed:%s", len(missing), b.String())}
 	}
-	opt := luacfg.CheckOptions{Env: append(os.Environ(), "CREDENTIALS_DIRECTORY="+s.credDir)}
+	// The checkers get no PROSODY_* variable (secrets among them), only where
+	// Credential() finds the secrets.
+	opt := luacfg.CheckOptions{Env: append(withoutProsodyVars(os.Environ()), "CREDENTIALS_DIRECTORY="+s.credDir)}
 	if s.sup != nil {
 		// The reaper runs: checkers must go through it or lose their exit status.
 		opt.Run = func(ctx context.Context, name string, args, env []string) (string, int, error) {
@@ -480,6 +501,11 @@ func orCore(feature string) string {
 		return "the core layers"
 	}
 	return "feature " + feature
+}
+
+// withoutProsodyVars drops the PROSODY_* variables from env.
+func withoutProsodyVars(env []string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "PROSODY_") })
 }
 
 // childEnv is prosody's environment: the entrypoint's own without the PROSODY_*

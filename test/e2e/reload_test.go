@@ -466,3 +466,38 @@ func TestSIGHUPReloadsAndReadinessSaysReloading(t *testing.T) {
 	}
 	t.Logf("/readyz during the reload: %s", strings.TrimSpace(body))
 }
+
+// A rotated secret is not in the rendered bytes (Prosody reads it with
+// Credential()), yet it must reach Prosody: the reload sees the change and
+// restarts, since modules read their secrets when they start. Here the
+// generated upload secret is removed (so a new one is generated) and the
+// entrypoint gets SIGHUP.
+func TestRotatedSecretRestartsProsody(t *testing.T) {
+	t.Parallel()
+	s := NewServer(t, Options{}).Start()
+	s.WaitReady(20 * time.Second)
+	pid := s.ProsodyPID()
+	secret := filepath.Join(s.Dir, "data", "secrets", "upload_secret")
+	old, err := os.ReadFile(secret)
+	if err != nil {
+		t.Fatalf("the development profile's upload secret was not generated: %v", err)
+	}
+	if err := os.Remove(secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitFor(20*time.Second, "a restart for the rotated secret", func() bool {
+		st := s.Status()
+		return st.LastReload != nil && st.LastReload.Outcome == "restarted"
+	})
+	s.WaitReady(20 * time.Second)
+	if got := s.ProsodyPID(); got == pid {
+		t.Fatalf("prosody pid unchanged (%d) after the secret changed", pid)
+	}
+	cred, err := os.ReadFile(filepath.Join(s.Dir, "runtime", "credentials", "upload_secret"))
+	if err != nil || string(cred) == string(old) {
+		t.Fatalf("the credential Prosody reads was not rotated (err %v)", err)
+	}
+}
