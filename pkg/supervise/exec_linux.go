@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -125,6 +126,10 @@ func (s *Supervisor) Exec(ctx context.Context, cmd AuxCommand) ([]byte, int, err
 		_ = unix.Kill(-p.Pid, unix.SIGKILL)
 		ws = <-status
 	}
+	// Something the command left behind in its group may still hold the
+	// output pipe open: end it, and stop reading soon whatever happens.
+	_ = unix.Kill(-p.Pid, unix.SIGKILL)
+	_ = outR.SetReadDeadline(time.Now().Add(time.Second))
 	wg.Wait()
 	code, _ := exitCode(ws)
 	if ctxErr != nil {
@@ -142,6 +147,9 @@ func (s *Supervisor) stopReaping() {
 	s.aux = nil
 	s.mu.Unlock()
 	for pid, ch := range left {
+		// Run is over: a helper still running would hold up the exit past the
+		// stop timeout, so it ends now.
+		_ = unix.Kill(-pid, unix.SIGKILL)
 		var ws unix.WaitStatus
 		for {
 			_, err := unix.Wait4(pid, &ws, 0, nil)

@@ -71,3 +71,18 @@ func TestExecBeforeRun(t *testing.T) {
 		t.Fatalf("Exec before Run: %v, want ErrNotRunning", err)
 	}
 }
+
+// A command that leaves a process behind holding its output open does not
+// hang Exec: the leftover in its group is killed once the command exits.
+func TestExecDoesNotWaitForLeftovers(t *testing.T) {
+	p := startInProcess(t, Config{Path: "sleep", Args: []string{"30"}})
+	eventually(t, 5*time.Second, "child started", func() bool { return p.sup.PID() != 0 })
+	start := time.Now()
+	out, code, err := p.sup.Exec(context.Background(), AuxCommand{Path: "sh", Args: []string{"-c", "sleep 60 & echo started"}})
+	if err != nil || code != 0 || !strings.Contains(string(out), "started") {
+		t.Fatalf("Exec = %q %d %v", out, code, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Exec took %s: it waited for the leftover sleep", d)
+	}
+}
