@@ -10,7 +10,8 @@ import (
 )
 
 // WriteAtomic makes path hold data with the given mode and owner. When the file already
-// holds exactly data it is not touched and changed is false. Otherwise data goes to a
+// holds exactly data its bytes are not rewritten and changed is false; its mode and owner
+// are still set (a changed PROSODY_UID must not leave a file the new user cannot read). Otherwise data goes to a
 // temporary file in the same directory, which is synced, chmodded, chowned to uid:gid
 // (skipped when both are -1) and renamed over path, and the directory is synced: a reader
 // sees the old file or the new one, never a mix.
@@ -18,6 +19,14 @@ func WriteAtomic(path string, data []byte, mode os.FileMode, uid, gid int) (chan
 	old, err := os.ReadFile(path)
 	switch {
 	case err == nil && bytes.Equal(old, data):
+		if err := os.Chmod(path, mode); err != nil {
+			return false, fmt.Errorf("write %s: chmod %v: %w", path, mode, err)
+		}
+		if uid != -1 || gid != -1 {
+			if err := os.Chown(path, uid, gid); err != nil {
+				return false, fmt.Errorf("write %s: chown %d:%d: %w", path, uid, gid, err)
+			}
+		}
 		return false, nil
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return false, fmt.Errorf("write %s: read current file: %w", path, err)

@@ -61,6 +61,16 @@ func TestWriteAtomicChownsToProsody(t *testing.T) {
 	if s := st.Sys().(*syscall.Stat_t); int(s.Uid) != uid || int(s.Gid) != gid {
 		t.Errorf("owner = %d:%d, want %d:%d", s.Uid, s.Gid, uid, gid)
 	}
+	// Same bytes, another owner and mode (PROSODY_UID changed between two
+	// starts): the file must follow, or the new user cannot read it.
+	changed, err := luacfg.WriteAtomic(path, []byte("x = 1\n"), 0o400, 0, 0)
+	if err != nil || changed {
+		t.Fatalf("rewrite with equal bytes: changed=%t err=%v", changed, err)
+	}
+	st, _ = os.Stat(path)
+	if s := st.Sys().(*syscall.Stat_t); s.Uid != 0 || s.Gid != 0 || st.Mode().Perm() != 0o400 {
+		t.Errorf("equal bytes kept owner %d:%d mode %v, want 0:0 0400", s.Uid, s.Gid, st.Mode().Perm())
+	}
 }
 
 func TestWriteAtomicMissingDir(t *testing.T) {
