@@ -23,11 +23,12 @@ import (
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/migrate"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
+	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 )
 
 // secretVars are the variables whose values init hooks never see; their
 // VAR_FILE forms (paths) are passed.
-func secretVars() []string { return []string{"PROSODY_DB_PASSWORD", "PROSODY_ADMIN_PASSWORD"} }
+func secretVars() []string { return settings.SecretVars() }
 
 // prosodyStages are the Prosody pipeline's stages: the config stages with
 // "migrate" (storage migration) before "render", then one "hook/NAME" stage

@@ -191,3 +191,15 @@ func TestEnsureGeneratedConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretVarsIncludesDeprecatedNames(t *testing.T) {
+	got := strings.Join(SecretVars(), ",")
+	for _, want := range []string{"PROSODY_ADMIN_PASSWORD", "PROSODY_DB_PASSWORD", "PROSODY_DB_PASS"} {
+		if !strings.Contains(","+got+",", ","+want+",") {
+			t.Errorf("SecretVars() = %s, lacks %s", got, want)
+		}
+	}
+	if strings.Contains(got, "_FILE") || strings.Contains(got, "PROSODY_DOMAIN") {
+		t.Errorf("SecretVars() = %s lists a non-secret", got)
+	}
+}

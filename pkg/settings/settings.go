@@ -21,6 +21,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 )
@@ -349,4 +350,32 @@ func (p *parser) unknown(vars []variable, known map[string]bool) {
 		}
 		p.problem(name, "", msg, "")
 	}
+}
+
+// SecretVars lists every variable whose value is a secret: the secret fields
+// and the deprecated names that set them. Their *_FILE forms are paths, not
+// secrets. Child processes that need no secret (init hooks, config checkers)
+// must not get these.
+func SecretVars() []string {
+	vars, err := variables()
+	if err != nil {
+		return nil
+	}
+	secret := map[string]bool{}
+	for _, v := range vars {
+		if v.secret {
+			secret[v.Key] = true
+		}
+	}
+	var out []string
+	for name := range secret {
+		out = append(out, name)
+	}
+	for _, d := range deprecatedNames() {
+		if secret[d.New] {
+			out = append(out, d.Old)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
