@@ -44,7 +44,7 @@ func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
 	// The runtime directory must exist before the notify socket is bound in it.
 	if err := stageDirectories(context.Background(), s); err != nil {
 		fmt.Fprintf(stderr, "entrypoint: stage directories: %v\n", err)
-		return 1
+		return exitConfig
 	}
 
 	mon, err := health.New(health.Config{
@@ -148,8 +148,12 @@ func probeAddr(st *settings.Settings) string {
 }
 
 func restartPolicy(st *settings.Settings, prosody bool) supervise.Policy {
+	mode := supervise.RestartMode(st.RestartPolicy(prosody))
+	if st.RestartMax == 0 {
+		mode = supervise.ModeNever // "0 restarts allowed", not the package default
+	}
 	return supervise.Policy{
-		Mode:    supervise.RestartMode(st.RestartPolicy(prosody)),
+		Mode:    mode,
 		Max:     st.RestartMax,
 		Window:  st.RestartWindow,
 		Backoff: st.RestartBackoff,

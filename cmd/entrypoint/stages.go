@@ -537,6 +537,9 @@ func runStages(ctx context.Context, stages []initsteps.Stage[*state], s *state, 
 		s.log.Info("init stages done", zap.Duration("duration", time.Since(start)))
 		return 0, true
 	}
+	if ctx.Err() != nil {
+		return 0, false // stopped: the stage's error is the stop, not a failure to report
+	}
 	fmt.Fprintf(stderr, "entrypoint: %v\n", err)
 	var ce configError
 	if errors.As(err, &ce) {
