@@ -108,7 +108,7 @@ func planInputs(st *settings.Settings) pfe.Inputs {
 		Legacy:                st.LegacyMode,
 		Toggles:               st.Toggles,
 		ExtraModules:          st.ExtraModules,
-		PluginPaths:           moduleDirs(st)[1:], // the operator's PROSODY_PLUGIN_DIR, if any
+		PluginPaths:           pluginPaths(st),
 	}
 	if src := st.Source("PROSODY_ALLOW_REGISTRATION"); src != settings.SourceDefault {
 		v := st.AllowRegistration
@@ -452,12 +452,26 @@ func stageRender(_ context.Context, s *state) error {
 	return nil
 }
 
-// moduleDirs are where Prosody looks for modules: Debian's directory and the
-// operator's plugin directory.
-func moduleDirs(st *settings.Settings) []string {
+// pluginPaths is the operator's PROSODY_PLUGIN_DIR as Prosody's plugin_paths.
+func pluginPaths(st *settings.Settings) []string {
+	if st.PluginDir == "" {
+		return nil
+	}
+	return []string{st.PluginDir}
+}
+
+// moduleDirs are where the rendered config makes Prosody look for modules:
+// Debian's directory and the plan's plugin_paths (PROSODY_PLUGIN_DIR).
+func moduleDirs(p *pfe.Plan) []string {
 	dirs := []string{pfe.DebianModuleDir}
-	if st.PluginDir != "" {
-		dirs = append(dirs, st.PluginDir)
+	for _, o := range p.Global.Options {
+		if list, ok := o.Value.([]any); ok && o.Name == "plugin_paths" {
+			for _, d := range list {
+				if s, ok := d.(string); ok {
+					dirs = append(dirs, s)
+				}
+			}
+		}
 	}
 	return dirs
 }
@@ -469,7 +483,7 @@ func stageCheck(ctx context.Context, s *state) error {
 // checkConfig checks a rendered file: every module present, then luac and
 // prosodyctl check config. Warnings are logged; errors reject the file.
 func checkConfig(ctx context.Context, s *state, plan *pfe.Plan, path string) error {
-	if missing := pfe.MissingModules(plan, moduleDirs(s.st)); len(missing) > 0 {
+	if missing := pfe.MissingModules(plan, moduleDirs(plan)); len(missing) > 0 {
 		var b strings.Builder
 		for _, m := range missing {
 			fmt.Fprintf(&b, "\n  mod_%s (wanted by %s): %s", m.Module, orCore(m.Feature), m.Hint)

@@ -531,17 +531,7 @@ func (v *pfeVerbs) validateOne(t *pfe.Tree, prof, env, tmp string) validateResul
 		r.Error = err.Error()
 		return r
 	}
-	dirs := []string{pfe.DebianModuleDir}
-	for _, o := range p.Global.Options {
-		if list, ok := o.Value.([]any); ok && o.Name == "plugin_paths" {
-			for _, d := range list {
-				if s, ok := d.(string); ok {
-					dirs = append(dirs, s)
-				}
-			}
-		}
-	}
-	r.Missing = pfe.MissingModules(p, dirs)
+	r.Missing = pfe.MissingModules(p, moduleDirs(p))
 	r.OK = len(r.Missing) == 0
 	return r
 }

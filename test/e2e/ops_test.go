@@ -429,3 +429,38 @@ func TestStorageMigrationInternalSQLitePostgres(t *testing.T) {
 		t.Errorf("the migrator config (with the database password) was left behind: %v", err)
 	}
 }
+
+// A community module not shipped in the image: PROSODY_PLUGIN_DIR makes it
+// visible to Prosody and PROSODY_EXTRA_MODULES loads it; a module that is in
+// no module directory is refused before Prosody starts (exit 78, named).
+func TestPluginDirAndExtraModules(t *testing.T) {
+	t.Parallel()
+	plugins := t.TempDir()
+	os.Chmod(filepath.Dir(plugins), 0o755)
+	os.Chmod(plugins, 0o755)
+	module := `module:log("info", "pfe test plugin loaded on %s", module.host)` + "\n"
+	if err := os.WriteFile(filepath.Join(plugins, "mod_pfe_test_plugin.lua"), []byte(module), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(t, Options{Profile: "minimal", Env: map[string]string{
+		"PROSODY_PLUGIN_DIR": plugins, "PROSODY_EXTRA_MODULES": "pfe_test_plugin",
+	}}).Start()
+	s.WaitReady(20 * time.Second)
+	s.WaitFor(10*time.Second, "the plugin's log line", func() bool {
+		return strings.Contains(s.Stdout(), "pfe test plugin loaded")
+	})
+
+	missing := NewServer(t, Options{Profile: "minimal", Env: map[string]string{
+		"PROSODY_EXTRA_MODULES": "pfe_no_such_module",
+	}}).Start()
+	code, ok := missing.Wait(20 * time.Second)
+	if !ok || code != 78 {
+		t.Fatalf("a missing extra module: exit %d (exited %v), want 78", code, ok)
+	}
+	if !strings.Contains(missing.Stderr(), "mod_pfe_no_such_module") {
+		t.Fatalf("the refusal does not name the module:\n%s", missing.Stderr())
+	}
+	if missing.Stdout() != "" {
+		t.Fatalf("prosody ran with a missing module")
+	}
+}
