@@ -58,7 +58,7 @@ func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
 		Logger:     log,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "entrypoint: health server (PROSODY_HEALTH_LISTEN=%s): %v\n", st.HealthListen, err)
+		fmt.Fprintf(stderr, "entrypoint: start the health endpoints (PROSODY_HEALTH_LISTEN) and the notify socket (in PROSODY_RUNTIME_DIR): %v\n", err)
 		return exitConfig
 	}
 	mon.StageDone("validate-env", time.Since(t0), nil)
