@@ -50,13 +50,14 @@ func runHealthcheck(args, env []string, stdout, stderr io.Writer) int {
 	}
 	target := *url
 	if target == "" {
-		listen := ":5282"
-		for _, kv := range env {
-			if len(kv) > len("PROSODY_HEALTH_LISTEN=") && kv[:len("PROSODY_HEALTH_LISTEN=")] == "PROSODY_HEALTH_LISTEN=" {
-				listen = kv[len("PROSODY_HEALTH_LISTEN="):]
-			}
+		// The address is read as the server read it; other variables do not
+		// matter to a health check.
+		st, _, _, err := settings.LoadLenient(env, func(name string) bool { return name == "PROSODY_HEALTH_LISTEN" })
+		if err != nil {
+			fmt.Fprintf(stderr, "healthcheck: %v\n", err)
+			return 1
 		}
-		if listen == "off" {
+		if !st.HealthEnabled() {
 			fmt.Fprintln(stderr, "healthcheck: PROSODY_HEALTH_LISTEN=off: there is no health server to ask; pass --url")
 			return 1
 		}
@@ -64,9 +65,9 @@ func runHealthcheck(args, env []string, stdout, stderr io.Writer) int {
 		if *live {
 			path = health.LivePath
 		}
-		u, err := health.EndpointURL(listen, path)
+		u, err := health.EndpointURL(st.HealthListen, path)
 		if err != nil {
-			fmt.Fprintf(stderr, "healthcheck: PROSODY_HEALTH_LISTEN=%q: %v\n", listen, err)
+			fmt.Fprintf(stderr, "healthcheck: PROSODY_HEALTH_LISTEN=%q: %v\n", st.HealthListen, err)
 			return 1
 		}
 		target = u
