@@ -102,10 +102,18 @@ func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
 		Observer:    mon,
 		// SIGHUP to the entrypoint means "re-render and reload now"; Prosody
 		// itself only ever gets a SIGHUP once it is ready.
+		// SIGUSR1/SIGUSR2 (log rotation in some setups) kill a Prosody whose
+		// handlers do not exist yet, so they are dropped until it is ready.
 		Intercept: func(sig os.Signal) bool {
-			if sig == syscall.SIGHUP {
+			switch sig {
+			case syscall.SIGHUP:
 				r.trigger("SIGHUP")
 				return true
+			case syscall.SIGUSR1, syscall.SIGUSR2:
+				if mon.Readiness().State != health.StateReady {
+					log.Warn("signal dropped: prosody is not ready, and would die of it", zap.String("signal", sig.String()))
+					return true
+				}
 			}
 			return false
 		},
