@@ -135,6 +135,12 @@ func (r *reloader) reload(ctx context.Context, reason string) {
 		r.mon.ReloadDone("refused", time.Since(start), err)
 		return
 	}
+	if err := storageChange(r.cur.plan, next.plan); err != nil {
+		_ = os.Remove(next.configPath)
+		log.Error("config change refused; prosody keeps its running config", zap.Error(err))
+		r.mon.ReloadDone("refused", time.Since(start), err)
+		return
+	}
 	certsChanged := fingerprints(r.cur) != fingerprints(next)
 	secretsChanged := next.secretsHash != r.cur.secretsHash
 	if string(next.rendered) == string(r.cur.rendered) && !certsChanged && !secretsChanged {
@@ -293,6 +299,22 @@ func (r *reloader) apply(ctx context.Context, prev, next *state, live bool) erro
 				return fmt.Errorf("unload module %s on %s: %w", m, h.Domain, err)
 			}
 			r.log.Info("module unloaded", zap.String("module", m), zap.String("host", h.Domain))
+		}
+	}
+	return nil
+}
+
+// storageOptions select where the data lives.
+var storageOptions = []string{"storage", "default_storage", "sql", "data_path"}
+
+// storageChange refuses to move storage by a reload: the data would stay in
+// the old backend. Changing PROSODY_STORAGE and restarting the container runs
+// the migrate stage, which moves it.
+func storageChange(prev, next *pfe.Plan) error {
+	po, no := options(prev.Global), options(next.Global)
+	for _, name := range storageOptions {
+		if fmt.Sprint(po[name]) != fmt.Sprint(no[name]) {
+			return fmt.Errorf("option %s changed: storage is not switched by a reload, the data would stay behind; set PROSODY_STORAGE and restart the container, which migrates the data before Prosody starts", name)
 		}
 	}
 	return nil

@@ -337,8 +337,8 @@ func TestReloadRefusesBadEditsWhileClientsStayConnected(t *testing.T) {
 	t.Logf("clients across three edits: %v", res)
 }
 
-// A restart-class change (storage) restarts Prosody under
-// PROSODY_RELOAD_RESTART=auto and only logs under never.
+// A restart-class change (umask, read once at start) restarts
+// Prosody under PROSODY_RELOAD_RESTART=auto and only logs under never.
 func TestReloadRestartClassChange(t *testing.T) {
 	t.Parallel()
 	for _, policy := range []string{"auto", "never"} {
@@ -347,13 +347,13 @@ func TestReloadRestartClassChange(t *testing.T) {
 			pid := s.ProsodyPID()
 			before := reloads(t, s, "")
 			writeAtomic(t, profilePath(filepath.Join(s.Dir, "custom")),
-				profileJSON(t, nil, layer{Settings: map[string]any{"storage": "internal", "sql": nil, "sqlite_tune": nil}}))
+				profileJSON(t, nil, layer{Settings: map[string]any{"umask": "0027"}}))
 			if policy == "never" {
 				waitOutcome(t, s, before, "pending-restart")
 				if got := s.ProsodyPID(); got != pid {
 					t.Fatalf("prosody restarted under PROSODY_RELOAD_RESTART=never (pid %d, was %d)", got, pid)
 				}
-				if !strings.Contains(s.Stderr(), "change needs a restart") || !strings.Contains(s.Stderr(), `"why":"option s`) {
+				if !strings.Contains(s.Stderr(), "change needs a restart") || !strings.Contains(s.Stderr(), `"why":"option umask changed"`) {
 					t.Error("the log does not say which change needs a restart")
 				}
 				return
@@ -361,12 +361,33 @@ func TestReloadRestartClassChange(t *testing.T) {
 			waitOutcome(t, s, before, "restarted")
 			s.WaitReady(20 * time.Second)
 			if got := s.ProsodyPID(); got == pid || got == 0 {
-				t.Fatalf("prosody pid %d after a storage change, was %d: want a restart", got, pid)
+				t.Fatalf("prosody pid %d after a restart-class change, was %d: want a restart", got, pid)
 			}
-			if !strings.Contains(s.RenderedConfig(), `storage = "internal"`) {
-				t.Error("the restarted prosody does not run the new storage")
+			if !strings.Contains(s.RenderedConfig(), `umask = "0027"`) {
+				t.Error("the restarted prosody does not run the new config")
 			}
 		})
+	}
+}
+
+// Storage is never switched by a reload: the data would stay behind in the
+// old backend. The change is refused, naming the way that migrates it.
+func TestReloadRefusesStorageChange(t *testing.T) {
+	t.Parallel()
+	s := liveServer(t, layer{}, nil)
+	pid := s.ProsodyPID()
+	before := reloads(t, s, "")
+	writeAtomic(t, profilePath(filepath.Join(s.Dir, "custom")),
+		profileJSON(t, nil, layer{Settings: map[string]any{"storage": "internal", "sql": nil, "sqlite_tune": nil}}))
+	waitOutcome(t, s, before, "refused")
+	if st := s.Status(); st.LastReload == nil || !strings.Contains(st.LastReload.Error, "PROSODY_STORAGE") {
+		t.Fatalf("/status last_reload = %+v, want a refusal naming PROSODY_STORAGE", st.LastReload)
+	}
+	if got := s.ProsodyPID(); got != pid {
+		t.Fatalf("prosody restarted (pid %d, was %d) for a refused storage change", got, pid)
+	}
+	if strings.Contains(s.RenderedConfig(), `storage = "internal"`) {
+		t.Error("the refused storage change reached the running config")
 	}
 }
 
