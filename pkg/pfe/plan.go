@@ -158,7 +158,9 @@ func (t *Tree) Plan(in Inputs) (*Plan, error) {
 		c := &t.core[i]
 		layers = append(layers, layerRef{label: c.name, source: c.source, layer: &c.layer})
 	}
-	layers = append(layers, layerRef{label: "profile " + prof.Name, source: prof.Source, layer: &prof.Layer})
+	// Features first, then the profile: a profile tunes the features it names
+	// (a longer archive, a bigger upload limit) and its settings must win over
+	// the features' defaults. The environment still comes last.
 	for _, name := range sel.order {
 		f := t.features[name]
 		why := sel.why[name][0]
@@ -175,6 +177,7 @@ func (t *Tree) Plan(in Inputs) (*Plan, error) {
 			})
 		}
 	}
+	layers = append(layers, layerRef{label: "profile " + prof.Name, source: prof.Source, layer: &prof.Layer})
 	layers = append(layers, layerRef{label: "environment " + env.Name, source: env.Source, layer: &env.Layer})
 
 	b := newBuilder(&in, p.LogLevel)

@@ -204,8 +204,8 @@ func TestPlanEnvironmentLastAndWhy(t *testing.T) {
 	if !ok || o.Value != "1y" {
 		t.Fatalf("archive_expires_after = %#v, want \"1y\" from the environment", o.Value)
 	}
-	// The profile sets it first, the feature replaces it, the environment has the last word.
-	want := []string{"profile full", "feature messaging/archive (profile full)", "environment production"}
+	// The feature sets its default, the profile tunes it, the environment has the last word.
+	want := []string{"feature messaging/archive (profile full)", "profile full", "environment production"}
 	if !reflect.DeepEqual(o.Why, want) {
 		t.Errorf("why = %q, want %q", o.Why, want)
 	}
@@ -354,5 +354,19 @@ func TestPlanIsPlainJSON(t *testing.T) {
 	b2, _ := json.Marshal(q)
 	if string(b) != string(b2) {
 		t.Errorf("two plans of the same inputs differ")
+	}
+}
+
+// A profile tunes the features it names: its setting wins over the feature's
+// default (in the development environment, which leaves the option alone).
+func TestProfileOverridesFeatureDefault(t *testing.T) {
+	tree := loadTestTree(t)
+	p, err := tree.Plan(baseInputs("full", "development"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, ok := option(p.Global, "archive_expires_after")
+	if !ok || len(o.Why) == 0 || o.Why[len(o.Why)-1] != "profile full" {
+		t.Fatalf("archive_expires_after = %#v (why %q), want the profile's value", o.Value, o.Why)
 	}
 }

@@ -12,8 +12,8 @@
 ---------- Global section ----------
 -- core/global
 admins = { "admin@example.com" }
--- profile full; feature messaging/archive (profile full)
-archive_expires_after = "1w"
+-- feature messaging/archive (profile full); profile full
+archive_expires_after = "1m"
 -- core/global
 c2s_ports = { 5222 }
 -- core/global

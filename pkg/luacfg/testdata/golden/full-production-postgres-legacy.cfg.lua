@@ -12,7 +12,7 @@
 ---------- Global section ----------
 -- core/global
 admins = { "admin@example.com" }
--- profile full; feature messaging/archive (profile full); environment production
+-- feature messaging/archive (profile full); profile full; environment production
 archive_expires_after = "1y"
 -- core/global
 c2s_ports = { 5222 }
