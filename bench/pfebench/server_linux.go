@@ -5,17 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/entrypointtest"
 )
 
 // server is one Prosody deployment in a temporary directory: the directories,
@@ -38,39 +42,24 @@ func (b *bench) newServer(profile string, extraEnv ...string) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("user prosody not found (install Debian package prosody): %w", err)
 	}
-	s := &server{c2s: freePort(), s2s: freePort(), http: freePort(), https: freePort(), hp: freePort()}
+	ports, err := entrypointtest.NewPorts()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{c2s: ports.C2S, s2s: ports.S2S, http: ports.HTTP, https: ports.HTTPS, hp: ports.Health}
 	s.uid, _ = strconv.Atoi(u.Uid)
 	s.gid, _ = strconv.Atoi(u.Gid)
 	if s.dir, err = os.MkdirTemp("", "pfebench-"); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"", "data", "runtime", "certs", "custom", "hooks"} {
-		p := filepath.Join(s.dir, d)
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.Chmod(p, 0o755); err != nil {
-			return nil, err
-		}
+	if err := entrypointtest.MakeRoot(s.dir); err != nil {
+		return nil, err
 	}
-	s.env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"PROSODY_PROFILE=" + profile,
-		"PROSODY_ENVIRONMENT=development",
-		"PROSODY_DOMAIN=localhost",
-		"PROSODY_INTERFACES=127.0.0.1",
-		"PROSODY_C2S_PORT=" + strconv.Itoa(s.c2s),
-		"PROSODY_S2S_PORT=" + strconv.Itoa(s.s2s),
-		"PROSODY_HTTP_PORT=" + strconv.Itoa(s.http),
-		"PROSODY_HTTPS_PORT=" + strconv.Itoa(s.https),
-		"PROSODY_HEALTH_LISTEN=127.0.0.1:" + strconv.Itoa(s.hp),
-		"PROSODY_CONFIG_DIR=" + b.configDir,
-		"PROSODY_CUSTOM_DIR=" + filepath.Join(s.dir, "custom"),
-		"PROSODY_DATA_DIR=" + filepath.Join(s.dir, "data"),
-		"PROSODY_RUNTIME_DIR=" + filepath.Join(s.dir, "runtime"),
-		"PROSODY_CERTS_DIR=" + filepath.Join(s.dir, "certs"),
-		"PROSODY_HOOKS_DIR=" + filepath.Join(s.dir, "hooks"),
-		"PROSODY_LOG_FORMAT=json",
+	env := entrypointtest.Env(s.dir, b.configDir, ports)
+	env["PROSODY_PROFILE"] = profile
+	s.env = []string{"PATH=" + os.Getenv("PATH")}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		s.env = append(s.env, k+"="+env[k])
 	}
 	s.env = append(s.env, extraEnv...)
 	return s, nil
@@ -292,10 +281,9 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 
 // freePort returns a TCP port free on 127.0.0.1 at the time of the call.
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := entrypointtest.FreePorts(1)
 	if err != nil {
 		panic(fmt.Sprintf("no free loopback port: %v", err))
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p[0]
 }

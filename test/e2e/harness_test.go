@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/entrypointtest"
 )
 
 // entrypointBin is the binary under test, built once by TestMain.
@@ -60,22 +62,6 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// freePorts returns n distinct ports free on 127.0.0.1: every listener stays
-// open until all are picked, or the kernel may hand the same port out twice.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports
 }
 
 // prosodyIDs returns the prosody user's uid and gid.
@@ -140,37 +126,18 @@ func NewServer(t testing.TB, o Options) *Server {
 	dir := o.Dir
 	if dir == "" {
 		dir = t.TempDir()
-		// t.TempDir's parent is private to root; the prosody user must traverse it.
-		os.Chmod(filepath.Dir(dir), 0o755)
 	}
-	os.Chmod(dir, 0o755)
-	for _, d := range []string{"data", "runtime", "certs", "custom", "hooks"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if err := entrypointtest.MakeRoot(dir); err != nil {
+		t.Fatal(err)
 	}
-	s := &Server{t: t, Dir: dir, Domain: o.Domain, done: make(chan struct{})}
-	ports := freePorts(t, 5)
-	s.C2S, s.S2S, s.HTTP, s.HTTPS, s.Health = ports[0], ports[1], ports[2], ports[3], ports[4]
-	s.Env = map[string]string{
-		"PROSODY_PROFILE":       o.Profile,
-		"PROSODY_ENVIRONMENT":   o.Environment,
-		"PROSODY_DOMAIN":        o.Domain,
-		"PROSODY_INTERFACES":    "127.0.0.1",
-		"PROSODY_C2S_PORT":      strconv.Itoa(s.C2S),
-		"PROSODY_S2S_PORT":      strconv.Itoa(s.S2S),
-		"PROSODY_HTTP_PORT":     strconv.Itoa(s.HTTP),
-		"PROSODY_HTTPS_PORT":    strconv.Itoa(s.HTTPS),
-		"PROSODY_HEALTH_LISTEN": "127.0.0.1:" + strconv.Itoa(s.Health),
-		"PROSODY_CONFIG_DIR":    o.ConfigDir,
-		"PROSODY_CUSTOM_DIR":    filepath.Join(dir, "custom"),
-		"PROSODY_DATA_DIR":      filepath.Join(dir, "data"),
-		"PROSODY_RUNTIME_DIR":   filepath.Join(dir, "runtime"),
-		"PROSODY_CERTS_DIR":     filepath.Join(dir, "certs"),
-		"PROSODY_HOOKS_DIR":     filepath.Join(dir, "hooks"),
-		"PROSODY_LOG_FORMAT":    "json",
-		"PROSODY_STOP_TIMEOUT":  "10s",
+	ports, err := entrypointtest.NewPorts()
+	if err != nil {
+		t.Fatal(err)
 	}
+	s := &Server{t: t, Dir: dir, Domain: o.Domain, done: make(chan struct{}),
+		C2S: ports.C2S, S2S: ports.S2S, HTTP: ports.HTTP, HTTPS: ports.HTTPS, Health: ports.Health}
+	s.Env = entrypointtest.Env(dir, o.ConfigDir, ports)
+	s.Env["PROSODY_PROFILE"], s.Env["PROSODY_ENVIRONMENT"], s.Env["PROSODY_DOMAIN"] = o.Profile, o.Environment, o.Domain
 	for k, v := range o.Env {
 		if v == "" {
 			delete(s.Env, k)

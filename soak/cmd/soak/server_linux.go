@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/internal/entrypointtest"
 	"github.com/prosody-pfe/prosody-pfe/pkg/adminsock"
 )
 
@@ -47,21 +47,6 @@ type server struct {
 	done   chan struct{}
 }
 
-// freePorts returns n distinct TCP ports free on 127.0.0.1 at the time of the
-// call: every listener stays open until all are picked, so none repeats.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("pick a free port on 127.0.0.1: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 // newServer prepares (does not start) a server with fresh free ports.
 func newServer(cfg serverConfig) (*server, error) {
 	dir := cfg.Dir
@@ -72,41 +57,17 @@ func newServer(cfg serverConfig) (*server, error) {
 		}
 		dir = d
 	}
-	// The prosody user must be able to enter every directory on the way.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("chmod server directory %s: %w", dir, err)
+	if err := entrypointtest.MakeRoot(dir); err != nil {
+		return nil, fmt.Errorf("make server directories under %s: %w", dir, err)
 	}
-	for _, d := range []string{"data", "runtime", "certs", "custom", "hooks"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, fmt.Errorf("make %s: %w", d, err)
-		}
-	}
-	ports, err := freePorts(5)
+	ports, err := entrypointtest.NewPorts()
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, dir: dir, c2s: ports[0], health: ports[4], done: make(chan struct{}),
+	s := &server{cfg: cfg, dir: dir, c2s: ports.C2S, health: ports.Health, done: make(chan struct{}),
 		http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
-	s.env = map[string]string{
-		"PROSODY_PROFILE":       "development",
-		"PROSODY_ENVIRONMENT":   "development",
-		"PROSODY_DOMAIN":        "localhost",
-		"PROSODY_STORAGE":       "sqlite",
-		"PROSODY_INTERFACES":    "127.0.0.1",
-		"PROSODY_C2S_PORT":      strconv.Itoa(ports[0]),
-		"PROSODY_S2S_PORT":      strconv.Itoa(ports[1]),
-		"PROSODY_HTTP_PORT":     strconv.Itoa(ports[2]),
-		"PROSODY_HTTPS_PORT":    strconv.Itoa(ports[3]),
-		"PROSODY_HEALTH_LISTEN": "127.0.0.1:" + strconv.Itoa(ports[4]),
-		"PROSODY_CONFIG_DIR":    cfg.ConfigDir,
-		"PROSODY_CUSTOM_DIR":    filepath.Join(dir, "custom"),
-		"PROSODY_DATA_DIR":      filepath.Join(dir, "data"),
-		"PROSODY_RUNTIME_DIR":   filepath.Join(dir, "runtime"),
-		"PROSODY_CERTS_DIR":     filepath.Join(dir, "certs"),
-		"PROSODY_HOOKS_DIR":     filepath.Join(dir, "hooks"),
-		"PROSODY_LOG_FORMAT":    "json",
-		"PROSODY_STOP_TIMEOUT":  "10s",
-	}
+	s.env = entrypointtest.Env(dir, cfg.ConfigDir, ports)
+	s.env["PROSODY_STORAGE"] = "sqlite"
 	for k, v := range cfg.Env {
 		if v == "" {
 			delete(s.env, k)

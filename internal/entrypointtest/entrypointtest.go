@@ -1,0 +1,101 @@
+// Package entrypointtest is for the programs that start the entrypoint binary
+// against a real Prosody: the end-to-end tests, the soak and the benchmarks.
+// It holds what they share: free loopback ports and the environment of a
+// server rooted in one directory. It is not used by the product.
+package entrypointtest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// Ports are the listeners of one entrypoint and its Prosody.
+type Ports struct {
+	C2S, S2S, HTTP, HTTPS, Health int
+}
+
+// FreePorts returns n distinct TCP ports free on 127.0.0.1. Every listener
+// stays open until all are picked: closing each first lets the kernel hand the
+// same port out twice.
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("pick a free port: %w", err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports, nil
+}
+
+// NewPorts picks the five ports of one server.
+func NewPorts() (Ports, error) {
+	p, err := FreePorts(5)
+	if err != nil {
+		return Ports{}, err
+	}
+	return Ports{C2S: p[0], S2S: p[1], HTTP: p[2], HTTPS: p[3], Health: p[4]}, nil
+}
+
+// Subdirs are the directories of a server's root, one per path setting.
+var Subdirs = []string{"data", "runtime", "certs", "custom", "hooks"}
+
+// MakeRoot creates root and its Subdirs, mode 0755 so the prosody user can
+// enter them. root's parent gets search permission for group and others added
+// (t.TempDir's parent is private); nothing else of its mode changes, so a
+// parent such as /tmp keeps its sticky bit and permissions.
+func MakeRoot(root string) error {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	parent := filepath.Dir(root)
+	fi, err := os.Stat(parent)
+	if err != nil {
+		return err
+	}
+	if mode := fi.Mode(); mode.Perm()&0o011 != 0o011 {
+		keep := mode & (os.ModePerm | os.ModeSticky | os.ModeSetgid | os.ModeSetuid)
+		if err := os.Chmod(parent, keep|0o011); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(root, 0o755); err != nil {
+		return err
+	}
+	for _, d := range Subdirs {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Env is the PROSODY_* environment of a development server for localhost on
+// 127.0.0.1, with every path under root and the config tree at configDir.
+// Callers add or override variables in the returned map.
+func Env(root, configDir string, p Ports) map[string]string {
+	return map[string]string{
+		"PROSODY_PROFILE":       "development",
+		"PROSODY_ENVIRONMENT":   "development",
+		"PROSODY_DOMAIN":        "localhost",
+		"PROSODY_INTERFACES":    "127.0.0.1",
+		"PROSODY_C2S_PORT":      strconv.Itoa(p.C2S),
+		"PROSODY_S2S_PORT":      strconv.Itoa(p.S2S),
+		"PROSODY_HTTP_PORT":     strconv.Itoa(p.HTTP),
+		"PROSODY_HTTPS_PORT":    strconv.Itoa(p.HTTPS),
+		"PROSODY_HEALTH_LISTEN": "127.0.0.1:" + strconv.Itoa(p.Health),
+		"PROSODY_CONFIG_DIR":    configDir,
+		"PROSODY_CUSTOM_DIR":    filepath.Join(root, "custom"),
+		"PROSODY_DATA_DIR":      filepath.Join(root, "data"),
+		"PROSODY_RUNTIME_DIR":   filepath.Join(root, "runtime"),
+		"PROSODY_CERTS_DIR":     filepath.Join(root, "certs"),
+		"PROSODY_HOOKS_DIR":     filepath.Join(root, "hooks"),
+		"PROSODY_LOG_FORMAT":    "json",
+		"PROSODY_STOP_TIMEOUT":  "10s",
+	}
+}
