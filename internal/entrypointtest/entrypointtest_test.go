@@ -25,7 +25,7 @@ func TestFreePortsAreDistinct(t *testing.T) {
 // sticky bit and write permissions.
 func TestMakeRootKeepsParentMode(t *testing.T) {
 	parent := t.TempDir()
-	if err := os.Chmod(parent, 0o1770); err != nil {
+	if err := os.Chmod(parent, 0o770|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
 	root := filepath.Join(parent, "server")
