@@ -6,10 +6,13 @@ package entrypointtest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 )
 
 // Ports are the listeners of one entrypoint and its Prosody.
@@ -17,20 +20,61 @@ type Ports struct {
 	C2S, S2S, HTTP, HTTPS, Health int
 }
 
-// FreePorts returns n distinct TCP ports free on 127.0.0.1. Every listener
-// stays open until all are picked: closing each first lets the kernel hand the
-// same port out twice.
+// handedOut remembers every port FreePorts returned in this process, so two
+// servers started side by side never get the same one. It is the one piece of
+// shared state here, and it only grows: a test process picks few ports.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// FreePorts returns n distinct TCP ports free on 127.0.0.1. They are chosen
+// below the kernel's ephemeral range (ip_local_port_range), so an outgoing
+// connection of any process (Prosody's s2s attempts, DNS) cannot take one
+// between the pick and the server's bind, and never twice in one process.
 func FreePorts(n int) ([]int, error) {
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("pick a free port: %w", err)
+	low := ephemeralLow()
+	if low <= 11000 {
+		return nil, fmt.Errorf("the ephemeral port range starts at %d: no room below it for test ports", low)
+	}
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 10000 {
+			return nil, fmt.Errorf("no free port found below %d after %d tries", low, tries)
 		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+		p := 10000 + rand.IntN(low-10000)
+		if handedOut.ports[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue // in use
+		}
+		l.Close()
+		handedOut.ports[p] = true
+		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 when
+// it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return low
 }
 
 // NewPorts picks the five ports of one server.

@@ -9,25 +9,25 @@ package prosodytest
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/entrypointtest"
 )
 
-// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago. Another
-// process may take it before the caller binds it; tests accept that small race.
+// FreePort returns a TCP port free on 127.0.0.1, below the ephemeral range and
+// never the same twice in one process (see entrypointtest.FreePorts).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := entrypointtest.FreePorts(1)
 	if err != nil {
 		t.Fatalf("pick a free port on 127.0.0.1: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p[0]
 }
 
 // IDs returns the uid and gid of the prosody user. It fails the test, naming the

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/entrypointtest"
 )
 
 // The image tests run only with `-tags docker`, from scripts/test-docker (make test-docker),
@@ -68,15 +70,15 @@ func uniqueName(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// freePort returns a TCP port free on 127.0.0.1 at the time of the call.
+// freePort returns a TCP port free on 127.0.0.1, below the ephemeral range
+// and never handed out twice (entrypointtest.FreePorts).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := entrypointtest.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p[0]
 }
 
 // serverPorts are the host ports one container's Prosody and entrypoint listen on (host network).
