@@ -41,11 +41,14 @@ func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "entrypoint: internal error: signals not registered")
 		return exitSoftware
 	}
-	// The runtime directory must exist before the notify socket is bound in it.
+	// The runtime directory must exist before the notify socket is bound in it,
+	// so this stage runs before the others and is reported once the monitor exists.
+	tDirs := time.Now()
 	if err := stageDirectories(context.Background(), s); err != nil {
 		fmt.Fprintf(stderr, "entrypoint: stage directories: %v\n", err)
 		return exitConfig
 	}
+	dDirs := time.Since(tDirs)
 
 	mon, err := health.New(health.Config{
 		Listen:     st.HealthListen,
@@ -61,7 +64,8 @@ func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "entrypoint: start the health endpoints (PROSODY_HEALTH_LISTEN) and the notify socket (in PROSODY_RUNTIME_DIR): %v\n", err)
 		return exitConfig
 	}
-	mon.StageDone("validate-env", time.Since(t0), nil)
+	mon.StageDone("validate-env", tDirs.Sub(t0), nil)
+	mon.StageDone("directories", dDirs, nil)
 
 	// wg.Wait is deferred before cancel so that it runs after it: an early
 	// return cancels the goroutines' context first, then waits for them.

@@ -28,6 +28,10 @@ func (a *app) runProsodyctl(args, env []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
 		return exitConfig
 	}
+	if err := stageDirectories(context.Background(), s); err != nil {
+		fmt.Fprintf(stderr, "entrypoint: stage directories: %v\n", err)
+		return exitConfig
+	}
 	if code, ok := runStages(context.Background(), configStages(), s, nil, stderr); !ok {
 		return code
 	}

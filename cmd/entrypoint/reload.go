@@ -246,10 +246,7 @@ func (r *reloader) candidate(ctx context.Context) (*state, error) {
 		}
 	}
 	next.configPath = filepath.Join(st.RuntimeDir, "prosody.next.cfg.lua")
-	// The config stages but "directories": they exist, and belong to the
-	// running server.
-	stages := slices.DeleteFunc(configStages(), func(st initsteps.Stage[*state]) bool { return st.Name == "directories" })
-	_, err = initsteps.Run(ctx, stages, &next, r.log, nil)
+	_, err = initsteps.Run(ctx, configStages(), &next, r.log, nil)
 	if err != nil {
 		_ = os.Remove(next.configPath)
 		return nil, err

@@ -66,11 +66,12 @@ type state struct {
 }
 
 // configStages are the stages that produce a checked config file. The order is
-// the contract: settings were validated before (the logger needs them).
+// the contract: settings were validated and stageDirectories ran before (the
+// logger needs the settings, the notify socket the runtime directory), and a
+// reload re-runs exactly these.
 func configStages() []initsteps.Stage[*state] {
 	return []initsteps.Stage[*state]{
 		{Name: "plan", Run: stagePlan},
-		{Name: "directories", Run: stageDirectories},
 		{Name: "secrets", Run: stageSecrets},
 		{Name: "tls", Run: stageTLS},
 		{Name: "render", Run: stageRender},
