@@ -44,11 +44,7 @@ func (s *Supervisor) spawn() (int, error) {
 		Files: []uintptr{0, 1, 2},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
-	if c := s.cfg.Cred; c != nil {
-		// Groups empty with NoSetGroups false: setgroups(0) drops every
-		// supplementary group of the entrypoint.
-		attr.Sys.Credential = &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: []uint32{}}
-	}
+	attr.Sys.Credential = s.cfg.Cred.syscall()
 	argv := append([]string{s.cfg.Path}, s.cfg.Args...)
 	pid, err := forkWithEmptyMask(path, argv, attr)
 	if err != nil {
@@ -101,6 +97,16 @@ func lookPath(name string, env []string) (string, error) {
 		return "", &startError{code: CodeNotExecutable, err: fmt.Errorf("exec %s: %w", denied, unix.EACCES)}
 	}
 	return "", &startError{code: CodeNotFound, err: fmt.Errorf("exec %s: not found in PATH %q", name, pathVar)}
+}
+
+// syscall is the credential a child gets, nil for the entrypoint's own. Groups
+// empty with NoSetGroups false: setgroups(0) drops every supplementary group
+// of the entrypoint.
+func (c *Credential) syscall() *syscall.Credential {
+	if c == nil {
+		return nil
+	}
+	return &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: []uint32{}}
 }
 
 // closeOnExecAbove2 marks every open descriptor above 2 close-on-exec, so

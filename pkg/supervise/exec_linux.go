@@ -75,10 +75,17 @@ func (s *Supervisor) Exec(ctx context.Context, cmd AuxCommand) ([]byte, int, err
 		Files: []*os.File{stdin, outW, outW},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
-	if cmd.Cred != nil {
-		attr.Sys.Credential = &syscall.Credential{Uid: cmd.Cred.UID, Gid: cmd.Cred.GID, Groups: []uint32{}}
-	}
+	attr.Sys.Credential = cmd.Cred.syscall()
 	status := make(chan unix.WaitStatus, 1)
+	// As for the main child: no descriptor of the entrypoint leaks into it.
+	if err := closeOnExecAbove2(); err != nil {
+		outW.Close()
+		stdin.Close()
+		if inW != nil {
+			inW.Close()
+		}
+		return nil, CodeNotExecutable, fmt.Errorf("run %s: %w", cmd.Path, err)
+	}
 
 	s.mu.Lock()
 	if !s.reaping {
