@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -31,7 +30,7 @@ type server struct {
 	env                       []string
 	uid, gid                  int
 	cmd                       *exec.Cmd
-	log                       syncWriter // wraps a *bytes.Buffer
+	log                       entrypointtest.Buffer
 	done                      chan struct{}
 }
 
@@ -82,7 +81,6 @@ func (s *server) url(path string) string {
 
 // start runs cmd with its output kept for error messages.
 func (s *server) start(cmd *exec.Cmd) error {
-	s.log = syncWriter{w: &bytes.Buffer{}}
 	s.cmd = cmd
 	cmd.Stdout, cmd.Stderr = &s.log, &s.log
 	cmd.SysProcAttr = mergeAttr(cmd.SysProcAttr)
@@ -152,9 +150,7 @@ func (s *server) remove() { _ = os.RemoveAll(s.dir) }
 
 // tail is the end of the process's output, for error messages.
 func (s *server) tail() string {
-	s.log.mu.Lock()
-	out := s.log.w.(*bytes.Buffer).String()
-	s.log.mu.Unlock()
+	out := s.log.String()
 	if len(out) > 3000 {
 		out = "…" + out[len(out)-3000:]
 	}
@@ -266,17 +262,6 @@ func (s *server) metric(name string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("metric %s not in /metrics", name)
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(p)
 }
 
 // freePort returns a TCP port free on 127.0.0.1 at the time of the call.

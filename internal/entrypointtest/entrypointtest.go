@@ -5,6 +5,7 @@
 package entrypointtest
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -142,4 +143,25 @@ func Env(root, configDir string, p Ports) map[string]string {
 		"PROSODY_LOG_FORMAT":    "json",
 		"PROSODY_STOP_TIMEOUT":  "10s",
 	}
+}
+
+// Buffer is an io.Writer safe for concurrent use, for a child's output that the
+// test reads while the child still writes. The zero value is empty and ready.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p; it never fails.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -7,13 +7,11 @@
 package prosodytest
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 
 	"github.com/prosody-pfe/prosody-pfe/internal/entrypointtest"
@@ -91,23 +89,6 @@ VirtualHost "example.test"
 `, dataDir, c2sPort)
 }
 
-// Buffer is an io.Writer safe for concurrent use, for a child's output that the
-// test reads while the child still writes. The zero value is empty and ready.
-type Buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p; it never fails.
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// Buffer is entrypointtest.Buffer: a child's output the test reads while the
+// child still writes.
+type Buffer = entrypointtest.Buffer

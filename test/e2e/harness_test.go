@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -88,9 +86,8 @@ type Server struct {
 	Health int
 	Domain string
 
-	mu     sync.Mutex
-	stdout bytes.Buffer // Prosody's log (console sink)
-	stderr bytes.Buffer // the entrypoint's log
+	stdout entrypointtest.Buffer // Prosody's log (console sink)
+	stderr entrypointtest.Buffer // the entrypoint's log
 	done   chan struct{}
 	err    error
 }
@@ -157,8 +154,8 @@ func (s *Server) Start() *Server {
 		env = append(env, k+"="+v)
 	}
 	s.Cmd.Env = env
-	s.Cmd.Stdout = &lockedWriter{mu: &s.mu, w: &s.stdout}
-	s.Cmd.Stderr = &lockedWriter{mu: &s.mu, w: &s.stderr}
+	s.Cmd.Stdout = &s.stdout
+	s.Cmd.Stderr = &s.stderr
 	s.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.Cmd.Start(); err != nil {
 		s.t.Fatalf("start entrypoint: %v", err)
@@ -227,8 +224,8 @@ func (s *Server) ExitCode() int {
 	return s.Cmd.ProcessState.ExitCode()
 }
 
-func (s *Server) Stdout() string { s.mu.Lock(); defer s.mu.Unlock(); return s.stdout.String() }
-func (s *Server) Stderr() string { s.mu.Lock(); defer s.mu.Unlock(); return s.stderr.String() }
+func (s *Server) Stdout() string { return s.stdout.String() }
+func (s *Server) Stderr() string { return s.stderr.String() }
 
 // URL is an endpoint of the health server.
 func (s *Server) URL(path string) string {
@@ -325,17 +322,6 @@ func (s *Server) RenderedConfig() string {
 		s.t.Fatalf("read rendered config: %v", err)
 	}
 	return string(b)
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // runCmd runs a command with a deadline and returns its combined output.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -41,9 +39,8 @@ type server struct {
 	cmd    *exec.Cmd
 	http   *http.Client
 
-	mu     sync.Mutex
-	stdout bytes.Buffer // Prosody's console log
-	stderr bytes.Buffer // the entrypoint's log
+	stdout entrypointtest.Buffer // Prosody's console log
+	stderr entrypointtest.Buffer // the entrypoint's log
 	done   chan struct{}
 }
 
@@ -91,8 +88,8 @@ func (s *server) environ() []string {
 func (s *server) start() error {
 	s.cmd = exec.Command(s.cfg.Entrypoint)
 	s.cmd.Env = s.environ()
-	s.cmd.Stdout = &lockedWriter{mu: &s.mu, w: &s.stdout}
-	s.cmd.Stderr = &lockedWriter{mu: &s.mu, w: &s.stderr}
+	s.cmd.Stdout = &s.stdout
+	s.cmd.Stderr = &s.stderr
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.cfg.Entrypoint, err)
@@ -161,8 +158,8 @@ func (s *server) killGroup() {
 	<-s.done
 }
 
-func (s *server) Stdout() string { s.mu.Lock(); defer s.mu.Unlock(); return s.stdout.String() }
-func (s *server) Stderr() string { s.mu.Lock(); defer s.mu.Unlock(); return s.stderr.String() }
+func (s *server) Stdout() string { return s.stdout.String() }
+func (s *server) Stderr() string { return s.stderr.String() }
 
 // get fetches a health endpoint.
 func (s *server) get(path string) (int, []byte, error) {
@@ -306,14 +303,3 @@ func (s *server) createUsers(users []account) error {
 func (s *server) ca() string { return filepath.Join(s.dir, "data", "certs", "selfsigned.crt") }
 
 func (s *server) renderedPath() string { return filepath.Join(s.dir, "runtime", "prosody.cfg.lua") }
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
