@@ -7,6 +7,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 )
 
 // newLogger builds the one root logger: format "json" or "console" ("" picks
@@ -42,4 +44,16 @@ func newLogger(format, level string, w io.Writer) *zap.Logger {
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// rootLogger makes the root logger from the settings' PROSODY_LOG_FORMAT and
+// PROSODY_LOG_LEVEL; level, when not "", wins over the latter (verbs that
+// are quiet by default).
+func rootLogger(w io.Writer, level string) func(*settings.Settings) *zap.Logger {
+	return func(st *settings.Settings) *zap.Logger {
+		if level == "" {
+			level = st.LogLevel
+		}
+		return newLogger(st.LogFormat, level, w)
+	}
 }

@@ -19,10 +19,14 @@ import (
 // module's build information is used.
 var version = ""
 
-// Exit codes shared by every verb.
+// Exit codes: the one table every verb uses. A supervised child's own code
+// (or 128+N, 126, 127) passes through as it is.
 const (
-	exitConfig   = 78 // EX_CONFIG: bad environment or configuration
+	exitOK       = 0
+	exitFailed   = 1  // the operation failed, or found differences (diff, validate)
+	exitUsage    = 2  // wrong arguments
 	exitSoftware = 70 // EX_SOFTWARE: the entrypoint itself failed
+	exitConfig   = 78 // EX_CONFIG: bad environment or configuration
 )
 
 func main() {
@@ -76,13 +80,13 @@ func (a *app) run(args []string, env []string, stdout, stderr io.Writer) int {
 	}
 	switch verb {
 	case "", "prosody":
-		return a.runProsody(args, env, stdout, stderr)
+		return a.runProsody(args, env, stderr)
 	case "prosodyctl":
-		return a.runProsodyctl(args, env, stdout, stderr)
+		return a.runProsodyctl(args, env, stderr)
 	case "--":
 		if len(args) < 2 {
 			fmt.Fprintln(stderr, "entrypoint: -- needs a command to run, e.g. entrypoint -- sh -c 'echo hi'")
-			return 2
+			return exitUsage
 		}
 		return a.runPlain(args[1:], env, stderr)
 	case "-h", "--help", "help":
@@ -91,10 +95,10 @@ func (a *app) run(args []string, env []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "entrypoint: %v\n", err)
 			return exitSoftware
 		}
-		return 0
+		return exitOK
 	case "version", "--version":
 		fmt.Fprintf(stdout, "entrypoint %s\n", buildVersion())
-		return 0
+		return exitOK
 	case "healthcheck":
 		return runHealthcheck(args[1:], env, stdout, stderr)
 	case "env":

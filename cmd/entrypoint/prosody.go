@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,47 +10,34 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"syscall"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/health"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
+	"github.com/prosody-pfe/prosody-pfe/pkg/reload"
+	"github.com/prosody-pfe/prosody-pfe/pkg/rungroup"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
 
-// runProsody is the Prosody pipeline: settings, init stages, then prosody -F
-// supervised, with health, reload on change and admin bootstrap beside it.
-func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
-	t0 := time.Now()
-	st, ok := loadSettings(env, stderr)
-	if !ok {
-		return exitConfig
-	}
-	log := newLogger(st.LogFormat, st.LogLevel, stderr)
-	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-	s, err := newState(st, log, stderr, "prosody.cfg.lua")
-	if err != nil {
-		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
-		return exitConfig
-	}
+// runProsody is the Prosody pipeline: the preamble, the health server, the
+// init stages, then prosody -F supervised, with reload on change and the
+// admin bootstrap beside it. Its parts run as one group: the first to fail
+// ends the others.
+func (a *app) runProsody(args, env []string, stderr io.Writer) int {
 	if a.signals == nil {
 		fmt.Fprintln(stderr, "entrypoint: internal error: signals not registered")
 		return exitSoftware
 	}
-	// The runtime directory must exist before the notify socket is bound in it,
-	// so this stage runs before the others and is reported once the monitor exists.
-	tDirs := time.Now()
-	if err := stageDirectories(context.Background(), s); err != nil {
-		fmt.Fprintf(stderr, "entrypoint: stage directories: %v\n", err)
-		return exitConfig
+	s := initsteps.New(initsteps.Config{Env: env, Stderr: stderr, Logger: rootLogger(stderr, "")})
+	pre, err := initsteps.Run(context.Background(), initsteps.Preamble(), s, nil, nil)
+	defer s.Log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	if err != nil {
+		return stageFailure(stderr, err)
 	}
-	dDirs := time.Since(tDirs)
-
+	st := s.Settings
 	mon, err := health.New(health.Config{
 		Listen:     st.HealthListen,
 		Interval:   st.HealthInterval,
@@ -58,51 +46,74 @@ func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
 		Domain:     st.Domains()[0],
 		UseNotify:  true,
 		NotifyPath: filepath.Join(st.RuntimeDir, "notify.sock"),
-		Logger:     log,
+		Logger:     s.Log,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: start the health endpoints (PROSODY_HEALTH_LISTEN) and the notify socket (in PROSODY_RUNTIME_DIR): %v\n", err)
 		return exitConfig
 	}
-	mon.StageDone("validate-env", tDirs.Sub(t0), nil)
-	mon.StageDone("directories", dDirs, nil)
-
-	// wg.Wait is deferred before cancel so that it runs after it: an early
-	// return cancels the goroutines' context first, then waits for them.
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	wg.Go(func() {
-		if err := mon.Run(ctx); err != nil {
-			log.Error("health server", zap.Error(err))
-		}
-	})
-
-	if code, ok, stopped := runStagesStoppable(ctx, &wg, prosodyStages(s, env), s, mon, stderr); stopped {
-		log.Info("stop requested during the init stages; prosody was not started")
-		return 0
-	} else if !ok {
-		mon.GaveUp(code)
-		return code
+	for _, r := range pre {
+		mon.StageDone(r.Name, r.Duration, r.Err)
 	}
-	mon.SetInfo(infoFor(s))
-	for _, h := range s.certs.Hosts {
+
+	code := exitSoftware
+	var g rungroup.Group
+	g.Go("health", mon.Run)
+	g.Main("prosody", func(ctx context.Context) error {
+		var err error
+		code, err = a.serve(ctx, s, mon, args[min(1, len(args)):])
+		return err
+	})
+	if err := g.Run(context.Background()); err != nil {
+		s.Log.Error("entrypoint part failed; stopping", zap.Error(err))
+		if code == 0 {
+			code = exitSoftware
+		}
+	}
+	return code
+}
+
+// serve runs the init stages, then supervises prosody with the reloader and
+// the admin bootstrap as one group, and returns the exit code. A stop signal
+// during the stages ends it with 0 before prosody starts.
+func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor, extraArgs []string) (int, error) {
+	// SIGTERM or SIGINT cancels the stages (a hook or a storage migration can
+	// take long, and `docker stop` must not wait for it). The supervisor gets
+	// the same signal from its own registration and never starts prosody.
+	sctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	_, err := initsteps.Run(sctx, initsteps.Startup(s), s, s.Log, mon)
+	stopped := sctx.Err() != nil && ctx.Err() == nil
+	stop()
+	switch {
+	case stopped:
+		mon.Stopping()
+		s.Log.Info("stop requested during the init stages; prosody was not started")
+		return 0, nil
+	case ctx.Err() != nil:
+		return exitSoftware, nil
+	case err != nil:
+		code := stageFailure(s.Stderr, err)
+		mon.GaveUp(code)
+		return code, nil
+	}
+	mon.SetInfo(reload.Info(s))
+	for _, h := range s.Certs.Hosts {
 		mon.CertExpiry(h.Host, h.NotAfter)
 	}
 	mon.SetStagesDone()
 
-	r := newReloader(s, env, mon, log)
+	st := s.Settings
+	var r *reload.Reloader // set before the supervisor runs; Intercept needs it
 	sup, err := supervise.New(supervise.Config{
 		Path:        "prosody",
-		Args:        append([]string{"-F", "--config", s.configPath}, args[min(1, len(args)):]...),
-		Env:         childEnv(env, s, mon.NotifySocket()),
+		Args:        append([]string{"-F", "--config", s.Paths.Config}, extraArgs...),
+		Env:         s.ChildEnv(mon.NotifySocket()),
 		Dir:         st.DataDir,
-		Cred:        s.cred,
+		Cred:        s.Cred,
 		StopTimeout: st.StopTimeout,
 		Restart:     restartPolicy(st, true),
 		Signals:     a.signals,
-		Logger:      log.Named("supervise"),
+		Logger:      s.Log.Named("supervise"),
 		Observer:    mon,
 		// SIGHUP to the entrypoint means "re-render and reload now"; Prosody
 		// itself only ever gets a SIGHUP once it is ready.
@@ -111,29 +122,57 @@ func (a *app) runProsody(args, env []string, stdout, stderr io.Writer) int {
 		Intercept: func(sig os.Signal) bool {
 			switch sig {
 			case syscall.SIGHUP:
-				r.trigger("SIGHUP")
+				r.Trigger("SIGHUP")
 				return true
 			case syscall.SIGUSR1, syscall.SIGUSR2:
 				if mon.Readiness().State != health.StateReady {
-					log.Warn("signal dropped: prosody is not ready, and would die of it", zap.String("signal", sig.String()))
+					s.Log.Warn("signal dropped: prosody is not ready, and would die of it", zap.String("signal", sig.String()))
 					return true
 				}
 			}
 			return false
 		},
-		Stderr: stderr,
+		Stderr: s.Stderr,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
-		return exitSoftware
+		return exitSoftware, err
 	}
-	r.sup = sup
-	s.sup = sup
-	wg.Go(func() { r.run(ctx) })
-	wg.Go(func() { bootstrapAdmins(ctx, s, mon, log) })
-	code := sup.Run(ctx)
-	cancel()
-	return code
+	// The reaper runs from now on: helper commands must go through it.
+	s.Exec = func(ctx context.Context, name string, args, env []string) (string, int, error) {
+		out, code, err := sup.Exec(ctx, supervise.AuxCommand{Path: name, Args: args, Env: env})
+		return string(out), code, err
+	}
+	r, err = reload.New(reload.Config{Current: s, Monitor: mon, Supervisor: sup, Logger: s.Log.Named("reload")})
+	if err != nil {
+		return exitSoftware, err
+	}
+	code := exitSoftware
+	var g rungroup.Group
+	g.Main("supervisor", func(ctx context.Context) error {
+		code = sup.Run(ctx)
+		return nil
+	})
+	g.Go("reloader", r.Run)
+	g.Go("admins", func(ctx context.Context) error {
+		initsteps.BootstrapAdmins(ctx, s, mon.WaitReady)
+		return nil
+	})
+	return code, g.Run(ctx)
+}
+
+// stageFailure prints a failed stage the way an operator needs it and
+// returns the exit code: 78 for configuration, 1 for anything else.
+func stageFailure(stderr io.Writer, err error) int {
+	var probs *settings.Problems
+	if errors.As(err, &probs) {
+		printSettingsError(stderr, probs)
+		return exitConfig
+	}
+	fmt.Fprintf(stderr, "entrypoint: %v\n", err)
+	if initsteps.IsConfig(err) {
+		return exitConfig
+	}
+	return exitFailed
 }
 
 // probeAddr is where the readiness probe reaches c2s: loopback unless the
@@ -170,43 +209,4 @@ func restartPolicy(st *settings.Settings, prosody bool) supervise.Policy {
 		Window:  st.RestartWindow,
 		Backoff: st.RestartBackoff,
 	}
-}
-
-func infoFor(s *state) health.Info {
-	names := make([]string, len(s.plan.Features))
-	for i, f := range s.plan.Features {
-		names[i] = f.Name
-	}
-	return health.Info{
-		Profile:     s.plan.Profile,
-		Environment: s.plan.Environment,
-		Features:    names,
-		ConfigHash:  s.hash,
-		Hosts:       planHosts(s.plan),
-	}
-}
-
-// runStagesStoppable runs the init stages so that SIGTERM or SIGINT cancels
-// them (a hook or a storage migration can take long, and `docker stop` must
-// not wait for it). The supervisor gets the same signal later and never starts
-// prosody. stopped reports that a stop signal ended the stages.
-func runStagesStoppable(ctx context.Context, wg *sync.WaitGroup, stages []initsteps.Stage[*state], s *state, mon *health.Monitor, stderr io.Writer) (code int, ok, stopped bool) {
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(stop)
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var got atomic.Bool
-	wg.Go(func() {
-		select {
-		case <-stop:
-			got.Store(true)
-			mon.Stopping()
-			cancel()
-		case <-sctx.Done():
-		}
-	})
-	code, ok = runStages(sctx, stages, s, mon, stderr)
-	cancel()
-	return code, ok, got.Load()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
 
@@ -12,37 +13,27 @@ import (
 // same rendered config, so `docker run IMAGE prosodyctl check config` checks
 // what the server would run. It renders to its own file: a `docker exec` beside
 // a running server never rewrites the file that server runs.
-func (a *app) runProsodyctl(args, env []string, stdout, stderr io.Writer) int {
-	st, ok := loadSettings(env, stderr)
-	if !ok {
-		return exitConfig
-	}
-	log := newLogger(st.LogFormat, "warn", stderr)
-	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+func (a *app) runProsodyctl(args, env []string, stderr io.Writer) int {
 	if a.signals == nil {
 		fmt.Fprintln(stderr, "entrypoint: internal error: signals not registered")
 		return exitSoftware
 	}
-	s, err := newState(st, log, stderr, "prosodyctl.cfg.lua")
+	s := initsteps.New(initsteps.Config{Env: env, Stderr: stderr, ConfigName: "prosodyctl.cfg.lua",
+		Logger: rootLogger(stderr, "warn")})
+	stages := append(initsteps.Preamble(), initsteps.ConfigStages()...)
+	_, err := initsteps.Run(context.Background(), stages, s, nil, nil)
+	defer s.Log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 	if err != nil {
-		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
-		return exitConfig
-	}
-	if err := stageDirectories(context.Background(), s); err != nil {
-		fmt.Fprintf(stderr, "entrypoint: stage directories: %v\n", err)
-		return exitConfig
-	}
-	if code, ok := runStages(context.Background(), configStages(), s, nil, stderr); !ok {
-		return code
+		return stageFailure(stderr, err)
 	}
 	// prosodyctl switches to the prosody user itself when started as root.
 	sup, err := supervise.New(supervise.Config{
 		Path:        "prosodyctl",
-		Args:        append([]string{"--config", s.configPath}, args[1:]...),
-		Env:         childEnv(env, s, ""),
-		StopTimeout: st.StopTimeout,
+		Args:        append([]string{"--config", s.Paths.Config}, args[1:]...),
+		Env:         s.ChildEnv(""),
+		StopTimeout: s.Settings.StopTimeout,
 		Signals:     a.signals,
-		Logger:      log.Named("supervise"),
+		Logger:      s.Log.Named("supervise"),
 		Stderr:      stderr,
 	})
 	if err != nil {

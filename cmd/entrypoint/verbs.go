@@ -9,7 +9,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/prosody-pfe/prosody-pfe/pkg/health"
+	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 )
 
@@ -25,6 +28,16 @@ func loadSettings(env []string, stderr io.Writer) (*settings.Settings, bool) {
 		return nil, false
 	}
 	return st, true
+}
+
+// begin is the preamble of the verbs that need the settings and a logger:
+// settings, then the root logger (level "" follows PROSODY_LOG_LEVEL).
+func begin(env []string, stderr io.Writer, level string) (*settings.Settings, *zap.Logger, bool) {
+	st, ok := loadSettings(env, stderr)
+	if !ok {
+		return nil, nil, false
+	}
+	return st, rootLogger(stderr, level)(st), true
 }
 
 // printSettingsError prints why the environment could not be loaded: every
@@ -46,7 +59,7 @@ func runHealthcheck(args, env []string, stdout, stderr io.Writer) int {
 	url := fs.String("url", "", "the endpoint to ask (default: from PROSODY_HEALTH_LISTEN)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return exitUsage
 	}
 	target := *url
 	if target == "" {
@@ -85,29 +98,29 @@ func runEnv(args, env []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "entrypoint env: %v\n", err)
 				return exitSoftware
 			}
-			return 0
+			return exitOK
 		case "--markdown":
 			if err := settings.Markdown(stdout); err != nil {
 				fmt.Fprintf(stderr, "entrypoint env: %v\n", err)
 				return exitSoftware
 			}
-			return 0
+			return exitOK
 		case "generate":
 			fs := flag.NewFlagSet("env generate", flag.ContinueOnError)
 			fs.SetOutput(stderr)
 			profile := fs.String("profile", "standard", "profile to generate for")
 			environment := fs.String("environment", "production", "environment to generate for")
 			if err := fs.Parse(args[1:]); err != nil {
-				return 2
+				return exitUsage
 			}
 			if err := settings.Generate(stdout, *profile, *environment); err != nil {
 				fmt.Fprintf(stderr, "entrypoint env generate: %v\n", err)
 				return exitConfig
 			}
-			return 0
+			return exitOK
 		default:
 			fmt.Fprintf(stderr, "entrypoint env: unknown argument %q; accepted: --help, --markdown, generate\n", args[0])
-			return 2
+			return exitUsage
 		}
 	}
 	st, ok := loadSettings(env, stderr)
@@ -122,7 +135,7 @@ func runEnv(args, env []string, stdout, stderr io.Writer) int {
 	if err := tw.Flush(); err != nil {
 		return exitSoftware
 	}
-	return 0
+	return exitOK
 }
 
 // runPFE runs a profile-manager verb with the plan inputs taken from the environment.
@@ -131,5 +144,5 @@ func runPFE(verb string, args, env []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitConfig
 	}
-	return runPFEVerb(verb, args, planInputs(st), st.ConfigDir, st.CustomDir, stdout, stderr)
+	return runPFEVerb(verb, args, initsteps.PlanInputs(st), st.ConfigDir, st.CustomDir, stdout, stderr)
 }

@@ -18,14 +18,6 @@ import (
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 )
 
-// Exit codes of the PFE verbs.
-const (
-	exitOK        = 0
-	exitDiffers   = 1 // differences found, validation failed, or the operation failed
-	exitUsage     = 2
-	exitConfigErr = 78 // EX_CONFIG: the tree or the inputs are wrong
-)
-
 // pfeUsage is printed for usage errors.
 const pfeUsage = `usage:
   entrypoint profiles list [--json] | show NAME [--json] | create NAME [--from PROFILE] | validate [NAME] [--json]
@@ -93,7 +85,7 @@ func (v *pfeVerbs) load() (*pfe.Tree, int) {
 	t, err := pfe.Load(v.builtinDir, v.customDir)
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
-		return nil, exitConfigErr
+		return nil, exitConfig
 	}
 	return t, exitOK
 }
@@ -103,7 +95,7 @@ func (v *pfeVerbs) printJSON(x any) int {
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(x); err != nil {
 		fmt.Fprintf(v.stderr, "error: encode JSON: %v\n", err)
-		return exitDiffers
+		return exitFailed
 	}
 	return exitOK
 }
@@ -143,7 +135,7 @@ func (v *pfeVerbs) profiles(args []string) int {
 		p := t.Profile(rest[0])
 		if p == nil {
 			fmt.Fprintf(v.stderr, "error: profile %q does not exist; profiles: %s\n", rest[0], strings.Join(t.Profiles(), ", "))
-			return exitConfigErr
+			return exitConfig
 		}
 		if v.asJSON {
 			return v.printJSON(p)
@@ -173,7 +165,7 @@ func (v *pfeVerbs) createProfile(name, from string) int {
 	}
 	if v.customDir == "" {
 		fmt.Fprintln(v.stderr, "error: no custom config directory is set: profiles are created there")
-		return exitConfigErr
+		return exitConfig
 	}
 	t, code := v.load()
 	if t == nil {
@@ -181,14 +173,14 @@ func (v *pfeVerbs) createProfile(name, from string) int {
 	}
 	if t.Profile(name) != nil && from != name {
 		fmt.Fprintf(v.stderr, "error: profile %q already exists (%s); to shadow a built-in one, use --from %s\n", name, t.Profile(name).Source, name)
-		return exitDiffers
+		return exitFailed
 	}
 	var p pfe.Profile
 	if from != "" {
 		src := t.Profile(from)
 		if src == nil {
 			fmt.Fprintf(v.stderr, "error: --from %q: no such profile; profiles: %s\n", from, strings.Join(t.Profiles(), ", "))
-			return exitConfigErr
+			return exitConfig
 		}
 		p = *src
 		p.Description = "Copy of " + from + ": " + src.Description
@@ -197,31 +189,31 @@ func (v *pfeVerbs) createProfile(name, from string) int {
 		data, err := os.ReadFile(tmpl)
 		if err != nil {
 			fmt.Fprintf(v.stderr, "error: read profile template: %v\n", err)
-			return exitConfigErr
+			return exitConfig
 		}
 		if err := json.Unmarshal(data, &p); err != nil {
 			fmt.Fprintf(v.stderr, "error: profile template %s: %v\n", tmpl, err)
-			return exitConfigErr
+			return exitConfig
 		}
 	}
 	p.Name = name
 	data, err := json.MarshalIndent(&p, "", "  ")
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: encode profile %s: %v\n", name, err)
-		return exitDiffers
+		return exitFailed
 	}
 	path := filepath.Join(v.customDir, "profiles", name, "profile.json")
 	if _, err := os.Stat(path); err == nil {
 		fmt.Fprintf(v.stderr, "error: %s already exists; edit it instead\n", path)
-		return exitDiffers
+		return exitFailed
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		fmt.Fprintf(v.stderr, "error: create profile directory: %v\n", err)
-		return exitDiffers
+		return exitFailed
 	}
 	if _, err := luacfg.WriteAtomic(path, append(data, '\n'), 0o644, -1, -1); err != nil {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
-		return exitDiffers
+		return exitFailed
 	}
 	if _, code := v.load(); code != exitOK {
 		_ = os.RemoveAll(filepath.Dir(path)) // do not leave a profile that breaks the tree
@@ -247,7 +239,7 @@ func (v *pfeVerbs) features(args []string) int {
 		f := t.Feature(pos[1])
 		if f == nil {
 			fmt.Fprintf(v.stderr, "error: feature %q does not exist; see entrypoint features list\n", pos[1])
-			return exitConfigErr
+			return exitConfig
 		}
 		if v.asJSON {
 			return v.printJSON(f)
@@ -308,12 +300,12 @@ func (v *pfeVerbs) planAndRender(in pfe.Inputs) (*pfe.Plan, []byte, int) {
 	p, err := t.Plan(in)
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: plan profile %s, environment %s:\n%v\n", in.Profile, in.Environment, err)
-		return nil, nil, exitConfigErr
+		return nil, nil, exitConfig
 	}
 	out, err := luacfg.Render(p)
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
-		return nil, nil, exitConfigErr
+		return nil, nil, exitConfig
 	}
 	return p, out, exitOK
 }
@@ -343,14 +335,14 @@ func (v *pfeVerbs) render(args []string) int {
 	}
 	if *out == "" {
 		if _, err := v.stdout.Write(data); err != nil {
-			return exitDiffers
+			return exitFailed
 		}
 		return exitOK
 	}
 	changed, err := luacfg.WriteAtomic(*out, data, 0o644, -1, -1)
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
-		return exitDiffers
+		return exitFailed
 	}
 	fmt.Fprintf(v.stderr, "wrote %s (changed: %t)\n", *out, changed)
 	return exitOK
@@ -376,11 +368,11 @@ func (v *pfeVerbs) explain(args []string) int {
 		if c := v.printJSON(ex); c != exitOK || len(ex) > 0 {
 			return c
 		}
-		return exitDiffers
+		return exitFailed
 	}
 	if len(ex) == 0 {
 		fmt.Fprintf(v.stdout, "%s: not mentioned by profile %s, its features, any other feature or environment %s\n", pos[0], p.Profile, p.Environment)
-		return exitDiffers
+		return exitFailed
 	}
 	for _, e := range ex {
 		state := "OUT"
@@ -421,16 +413,16 @@ func (v *pfeVerbs) diff(args []string) int {
 	old, err := os.ReadFile(*against)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(v.stderr, "error: read %s: %v\n", *against, err)
-		return exitDiffers
+		return exitFailed
 	}
 	if string(old) == string(data) {
 		fmt.Fprintf(v.stderr, "no differences: %s is what the tree renders now\n", *against)
 		return exitOK
 	}
 	if _, err := io.WriteString(v.stdout, luacfg.Diff(*against, "rendered now", old, data, 3)); err != nil {
-		return exitDiffers
+		return exitFailed
 	}
-	return exitDiffers
+	return exitFailed
 }
 
 // validateResult is one profile × environment of validate.
@@ -462,14 +454,14 @@ func (v *pfeVerbs) validate(args []string, profile string) int {
 	if profile != "" {
 		if t.Profile(profile) == nil {
 			fmt.Fprintf(v.stderr, "error: profile %q does not exist; profiles: %s\n", profile, strings.Join(profiles, ", "))
-			return exitConfigErr
+			return exitConfig
 		}
 		profiles = []string{profile}
 	}
 	tmp, err := os.MkdirTemp("", "pfe-validate-")
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: create temporary directory: %v\n", err)
-		return exitDiffers
+		return exitFailed
 	}
 	defer os.RemoveAll(tmp)
 	var results []validateResult
@@ -502,7 +494,7 @@ func (v *pfeVerbs) validate(args []string, profile string) int {
 		}
 	}
 	if failed {
-		return exitDiffers
+		return exitFailed
 	}
 	return exitOK
 }
@@ -531,7 +523,7 @@ func (v *pfeVerbs) validateOne(t *pfe.Tree, prof, env, tmp string) validateResul
 		r.Error = err.Error()
 		return r
 	}
-	r.Missing = pfe.MissingModules(p, moduleDirs(p))
+	r.Missing = pfe.MissingModules(p, pfe.ModuleDirs(p))
 	r.OK = len(r.Missing) == 0
 	return r
 }

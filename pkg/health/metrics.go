@@ -11,9 +11,10 @@ import (
 const namespace = "prosody_pfe"
 
 // reloadOutcomes returns the accepted ReloadDone outcomes: the reloads_total labels.
-// "pending-restart": the change needs a restart that PROSODY_RELOAD_RESTART=never forbids.
+// "pending-restart": the change needs a restart that PROSODY_RELOAD_RESTART=never forbids;
+// "skipped": the entrypoint stopped, or Prosody never got ready, before the reload was tried.
 func reloadOutcomes() []string {
-	return []string{"applied", "unchanged", "refused", "restarted", "pending-restart", "failed"}
+	return []string{"applied", "unchanged", "refused", "restarted", "pending-restart", "failed", "skipped"}
 }
 
 // metrics are the Monitor's collectors, all on its private registry.
@@ -28,6 +29,7 @@ type metrics struct {
 	reloads       *prometheus.CounterVec
 	renderSeconds prometheus.Histogram
 	reloadSeconds prometheus.Histogram
+	reloadLastOK  prometheus.Gauge
 	probeSeconds  prometheus.Histogram
 	probeFailures prometheus.Counter
 	reaped        prometheus.Counter
@@ -54,11 +56,13 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		readyState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "ready_state",
 			Help: "1 for the current readiness state, 0 for the others."}, []string{"state"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "reloads_total",
-			Help: "Config reloads by outcome (applied, unchanged, refused, restarted, pending-restart, failed)."}, []string{"outcome"}),
+			Help: "Config reloads by outcome (applied, unchanged, refused, restarted, pending-restart, failed, skipped)."}, []string{"outcome"}),
 		renderSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "render_duration_seconds",
 			Help: "Time to render the Prosody config.", Buckets: latency}),
 		reloadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "reload_duration_seconds",
 			Help: "Time from the start of a reload to its outcome.", Buckets: latency}),
+		reloadLastOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "reload_last_success_timestamp_seconds",
+			Help: "When the last reload that left Prosody on the current config (applied, restarted or unchanged) ended, as a Unix time; 0 before the first."}),
 		probeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "probe_duration_seconds",
 			Help: "Duration of the XMPP c2s readiness probe.", Buckets: latency}),
 		probeFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "probe_failures_total",
@@ -74,7 +78,7 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 	}
 	cs := []prometheus.Collector{
 		m.stageDuration, m.stageSuccess, m.childUp, m.childPID, m.restarts, m.exits, m.readyState, m.reloads,
-		m.renderSeconds, m.reloadSeconds, m.probeSeconds, m.probeFailures, m.reaped, m.notifyMsgs, m.certExpiry,
+		m.renderSeconds, m.reloadSeconds, m.reloadLastOK, m.probeSeconds, m.probeFailures, m.reaped, m.notifyMsgs, m.certExpiry,
 		m.startTime,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

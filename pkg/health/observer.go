@@ -128,8 +128,9 @@ func (m *Monitor) ReloadStarted() {
 }
 
 // ReloadDone ends a reload with its outcome: "applied", "unchanged", "refused",
-// "restarted", "pending-restart" (a restart is needed but not allowed) or
-// "failed" (anything else is counted as "failed" and logged), how
+// "restarted", "pending-restart" (a restart is needed but not allowed),
+// "skipped" (stopped before it was tried) or "failed" (anything else is
+// counted as "failed" and logged), how
 // long it took, and its error (nil on success; its text appears in /status). With
 // UseNotify, a reload Prosody performed stays "reloading" until its READY=1.
 func (m *Monitor) ReloadDone(outcome string, d time.Duration, err error) {
@@ -139,6 +140,10 @@ func (m *Monitor) ReloadDone(outcome string, d time.Duration, err error) {
 	}
 	m.met.reloads.WithLabelValues(outcome).Inc()
 	m.met.reloadSeconds.Observe(d.Seconds())
+	switch outcome {
+	case "applied", "restarted", "unchanged":
+		m.met.reloadLastOK.SetToCurrentTime()
+	}
 	rec := &reloadJSON{Outcome: outcome, DurationSeconds: d.Seconds(), At: time.Now().UTC()}
 	if err != nil {
 		rec.Error = err.Error()

@@ -28,8 +28,12 @@ type CheckOptions struct {
 	// output and exit code; err only when it could not run. The entrypoint sets it
 	// while its reaper runs (supervise.Supervisor.Exec), where os/exec would lose the
 	// exit status to wait4(-1).
-	Run func(ctx context.Context, name string, args, env []string) (out string, code int, err error)
+	Run RunFunc
 }
+
+// RunFunc runs the command name with args and env and returns its combined
+// output and exit code; err only when it could not run.
+type RunFunc func(ctx context.Context, name string, args, env []string) (out string, code int, err error)
 
 // Check validates the rendered file at path, which must end in ".lua". First `luac -p`
 // (syntax; the error carries file:line), then `prosodyctl --root --config path check

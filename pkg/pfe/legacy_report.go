@@ -1,4 +1,4 @@
-package main
+package pfe
 
 import (
 	"encoding/json"
@@ -9,17 +9,15 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 )
 
 // legacyModule matches the quoted module names of a legacy modules.d list.
 var legacyModule = regexp.MustCompile(`"([A-Za-z0-9_]+)"`)
 
-// migrationReport maps every module the legacy modules.d lists load to the
+// LegacyReport maps every module the legacy modules.d lists load to the
 // feature that replaces it (PROSODY_MIGRATION_MODE=true), and says which of
 // those features the plan already has. It reads only files of the tree.
-func migrationReport(configDir string, plan *pfe.Plan) (string, error) {
+func LegacyReport(configDir string, plan *Plan) (string, error) {
 	dir := filepath.Join(configDir, "legacy", "modules.d")
 	raw, err := os.ReadFile(filepath.Join(dir, "feature-map.json"))
 	if err != nil {

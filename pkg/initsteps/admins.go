@@ -1,4 +1,4 @@
-package main
+package initsteps
 
 import (
 	"context"
@@ -8,44 +8,46 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/adminsock"
-	"github.com/prosody-pfe/prosody-pfe/pkg/health"
+	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 )
 
-// bootstrapAdmins creates each local admin account that does not exist yet,
-// with PROSODY_ADMIN_PASSWORD, once Prosody is ready. An existing account's
-// password is never changed (Prosody's user:create refuses "User exists").
-// The password never reaches a log: adminsock errors name only the command.
-func bootstrapAdmins(ctx context.Context, s *state, mon *health.Monitor, log *zap.Logger) {
-	if !s.st.AdminPassword.IsSet() || len(s.st.Admins) == 0 {
+// BootstrapAdmins creates each local admin account that does not exist yet,
+// with PROSODY_ADMIN_PASSWORD, once waitReady says Prosody is ready. An
+// existing account's password is never changed (Prosody's user:create
+// refuses "User exists"). The password never reaches a log: adminsock errors
+// name only the command. Problems are logged, not returned: a missing admin
+// account must not stop the server.
+func BootstrapAdmins(ctx context.Context, s *State, waitReady func(context.Context) error) {
+	if !s.Settings.AdminPassword.IsSet() || len(s.Settings.Admins) == 0 {
 		return
 	}
-	log = log.Named("admins")
-	if !hasAdminShell(s.plan) {
+	log := s.Log.Named("admins")
+	if !pfe.HasGlobalModule(s.Plan, "admin_shell") {
 		log.Error("PROSODY_ADMIN_PASSWORD is set but the admin shell is off; enable the admin/shell feature (PROSODY_FEATURES_ADMIN_SHELL=true) to create admin accounts")
 		return
 	}
-	if err := mon.WaitReady(ctx); err != nil {
+	if err := waitReady(ctx); err != nil {
 		return
 	}
 	served := map[string]bool{}
-	for _, d := range s.plan.Domains {
+	for _, d := range s.Plan.Domains {
 		served[d] = true
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := adminsock.Dial(cctx, adminSocket(s))
+	conn, err := adminsock.Dial(cctx, s.AdminSocket())
 	if err != nil {
 		log.Error("connect to the admin socket to create admin accounts", zap.Error(err))
 		return
 	}
 	defer conn.Close()
-	for _, jid := range s.st.Admins {
+	for _, jid := range s.Settings.Admins {
 		_, domain, ok := strings.Cut(jid, "@")
 		if !ok || !served[domain] {
 			continue // a remote admin has no local account
 		}
 		res, err := conn.Exec(cctx, "user:create("+adminsock.LuaQuote(jid)+", "+
-			adminsock.LuaQuote(s.st.AdminPassword.Reveal())+", \"prosody:admin\")")
+			adminsock.LuaQuote(s.Settings.AdminPassword.Reveal())+", \"prosody:admin\")")
 		switch {
 		case err != nil:
 			log.Error("create admin account", zap.String("jid", jid), zap.Error(err))

@@ -1,4 +1,4 @@
-package main
+package pfe_test
 
 import (
 	"path/filepath"
@@ -10,7 +10,7 @@ import (
 
 // The report maps the shipped legacy lists to features, telling apart what the
 // profile already has from what to add.
-func TestMigrationReport(t *testing.T) {
+func TestLegacyReport(t *testing.T) {
 	dir := filepath.Join("..", "..", "config")
 	tree, err := pfe.Load(dir, "")
 	if err != nil {
@@ -21,7 +21,7 @@ func TestMigrationReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	report, err := migrationReport(dir, plan)
+	report, err := pfe.LegacyReport(dir, plan)
 	if err != nil {
 		t.Fatal(err)
 	}

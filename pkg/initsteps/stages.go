@@ -1,0 +1,403 @@
+package initsteps
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/hooks"
+	"github.com/prosody-pfe/prosody-pfe/pkg/luacfg"
+	"github.com/prosody-pfe/prosody-pfe/pkg/migrate"
+	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
+	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
+	"github.com/prosody-pfe/prosody-pfe/pkg/tlscerts"
+)
+
+// The stages, each a value. The lists below are the only places that order
+// them; a stage assumes the ones before it in every list it is in have run.
+var (
+	// Directories makes the data and runtime directories and gives them to prosody.
+	Directories = Stage[*State]{Name: "directories", Run: stageDirectories}
+	// Plan loads the tree and resolves the plan.
+	Plan = Stage[*State]{Name: "plan", Run: stagePlan}
+	// PlanAndReport is Plan, then the legacy migration report when
+	// PROSODY_MIGRATION_MODE asks for it (at start-up only: a reload does not
+	// print it again).
+	PlanAndReport = Stage[*State]{Name: "plan", Run: stagePlanAndReport}
+	// Secrets writes the credentials Prosody reads with Credential().
+	Secrets = Stage[*State]{Name: "secrets", Run: stageSecrets}
+	// TLS finds, checks or generates a certificate for every host.
+	TLS = Stage[*State]{Name: "tls", Run: stageTLS}
+	// TLSAndInstall is TLS, then installs each pair where the rendered
+	// `certificates` option points (a candidate's pairs are installed only
+	// once it is accepted).
+	TLSAndInstall = Stage[*State]{Name: "tls", Run: stageTLSAndInstall}
+	// Migrate moves the data to PROSODY_STORAGE when the volume holds another's.
+	Migrate = Stage[*State]{Name: "migrate", Run: stageMigrate}
+	// Render renders the plan and writes it to Paths.Config.
+	Render = Stage[*State]{Name: "render", Run: stageRender}
+	// Check checks the rendered file: modules present, luac, prosodyctl check config.
+	Check = Stage[*State]{Name: "check", Run: stageCheck}
+)
+
+// Preamble runs before the health server exists: that needs the settings, and
+// the runtime directory for the notify socket. Its results are reported once
+// the server does.
+func Preamble() []Stage[*State] { return []Stage[*State]{ValidateEnv, Directories} }
+
+// ConfigStages are the stages that produce a checked, installed config file for a
+// command run against it (entrypoint prosodyctl).
+func ConfigStages() []Stage[*State] {
+	return []Stage[*State]{Plan, Secrets, TLSAndInstall, Render, Check}
+}
+
+// Candidate are a reload's stages: the same checks, written to the
+// candidate's paths, nothing installed.
+func Candidate() []Stage[*State] {
+	return []Stage[*State]{Plan, Secrets, TLS, Render, Check}
+}
+
+// Startup are the Prosody pipeline's stages after the preamble, in order:
+// the config stages with the storage migration before render, then one
+// hook/NAME stage per init hook of PROSODY_HOOKS_DIR in lexical order. A
+// failing hook or migration stops start-up with exit 78.
+func Startup(s *State) []Stage[*State] {
+	out := []Stage[*State]{PlanAndReport, Secrets, TLSAndInstall, Migrate, Render, Check}
+	list, skipped, err := hooks.List(s.Settings.HooksDir)
+	if err != nil {
+		return append(out, Stage[*State]{Name: "hooks", Run: func(context.Context, *State) error {
+			return configErr(fmt.Errorf("%w (PROSODY_HOOKS_DIR)", err))
+		}})
+	}
+	for _, sk := range skipped {
+		s.Log.Info("init hook skipped", zap.String("hook", sk.Name), zap.String("reason", sk.Reason))
+	}
+	hookEnv := hooks.Env(s.Env, settings.SecretVars())
+	for _, h := range list {
+		out = append(out, Stage[*State]{Name: "hook/" + h.Name, Run: func(ctx context.Context, s *State) error {
+			s.Log.Info("init hook", zap.String("hook", h.Name), zap.Bool("sh", h.Shell))
+			if err := h.Run(ctx, hooks.RunOptions{Env: hookEnv, Stdout: os.Stdout, Stderr: os.Stderr}); err != nil {
+				return configErr(err)
+			}
+			return nil
+		}})
+	}
+	return out
+}
+
+// stageDirectories makes the data and runtime directories and gives them to
+// prosody. Only the top of the data directory is chowned: a large volume is
+// never walked. Lchown: a link planted there is not followed.
+func stageDirectories(_ context.Context, s *State) error {
+	for _, d := range []struct {
+		path, varName string
+		mode          os.FileMode
+	}{
+		{s.Settings.DataDir, "PROSODY_DATA_DIR", 0o750},
+		{s.Settings.RuntimeDir, "PROSODY_RUNTIME_DIR", 0o755},
+		{s.Paths.Certs, "PROSODY_RUNTIME_DIR", 0o750},
+	} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return fmt.Errorf("create %s (%s): %w; mount a writable volume there or set %s", d.path, d.varName, err, d.varName)
+		}
+		if s.UID >= 0 {
+			if err := os.Lchown(d.path, s.UID, s.GID); err != nil {
+				return fmt.Errorf("give %s (%s) to uid %d: %w", d.path, d.varName, s.UID, err)
+			}
+		}
+		if err := s.writable(d.path); err != nil {
+			return fmt.Errorf("%s (%s): %w", d.path, d.varName, err)
+		}
+	}
+	return nil
+}
+
+// writable checks that the user prosody runs as can write dir.
+func (s *State) writable(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if s.Cred == nil {
+		f, err := os.CreateTemp(dir, ".write-test-*")
+		if err != nil {
+			return fmt.Errorf("not writable by uid %d: %w", os.Getuid(), err)
+		}
+		name := f.Name()
+		f.Close()
+		return os.Remove(name)
+	}
+	if !fi.IsDir() {
+		return errors.New("not a directory")
+	}
+	return nil
+}
+
+func stagePlan(_ context.Context, s *State) error {
+	st := s.Settings
+	tree, err := pfe.Load(st.ConfigDir, st.CustomDir)
+	if err != nil {
+		return configErr(fmt.Errorf("load the config tree (PROSODY_CONFIG_DIR=%s, PROSODY_CUSTOM_DIR=%s): %w", st.ConfigDir, st.CustomDir, err))
+	}
+	plan, err := tree.Plan(PlanInputs(st))
+	if err != nil {
+		return configErr(err)
+	}
+	for _, w := range plan.Warnings {
+		s.Log.Warn("plan warning", zap.String("warning", w))
+	}
+	s.Tree, s.Plan = tree, plan
+	s.Log.Info("plan", zap.String("profile", plan.Profile), zap.String("environment", plan.Environment),
+		zap.Strings("domains", plan.Domains), zap.Strings("features", plan.FeatureNames()))
+	return nil
+}
+
+func stagePlanAndReport(ctx context.Context, s *State) error {
+	if err := stagePlan(ctx, s); err != nil {
+		return err
+	}
+	if !s.Settings.MigrationMode {
+		return nil
+	}
+	report, err := pfe.LegacyReport(s.Settings.ConfigDir, s.Plan)
+	if err != nil {
+		return configErr(fmt.Errorf("PROSODY_MIGRATION_MODE: %w", err))
+	}
+	s.Log.Info("migration report: legacy modules.d lists mapped to features", zap.String("report", report))
+	fmt.Fprint(s.Stderr, "entrypoint: migration report (PROSODY_MIGRATION_MODE=true)\n"+report)
+	return nil
+}
+
+// stageSecrets gathers the secrets Prosody reads with Credential(): the ones
+// the operator gave (database password) and the ones generated once into the
+// data volume. They are written one file each, readable by prosody only.
+func stageSecrets(_ context.Context, s *State) error {
+	secrets := map[string]string{}
+	var generate []string
+	for _, name := range pfe.CredentialNames(s.Plan) {
+		switch name {
+		case "db_password":
+			if !s.Settings.DBPassword.IsSet() {
+				return configErr(errors.New("the configuration reads Credential(\"db_password\") but PROSODY_DB_PASSWORD (or PROSODY_DB_PASSWORD_FILE) is not set"))
+			}
+			secrets[name] = s.Settings.DBPassword.Reveal()
+		default:
+			generate = append(generate, name)
+		}
+	}
+	if len(generate) > 0 {
+		gen, err := settings.EnsureGenerated(s.Settings.DataDir, generate...)
+		if err != nil {
+			return fmt.Errorf("generate internal secrets in %s: %w", s.Settings.DataDir, err)
+		}
+		for k, v := range gen {
+			secrets[k] = v
+		}
+		// They live in the data volume, which belongs to prosody: a backup run as
+		// prosody must be able to read them.
+		if s.UID >= 0 {
+			dir := filepath.Join(s.Settings.DataDir, "secrets")
+			paths := []string{dir}
+			for _, name := range generate {
+				paths = append(paths, filepath.Join(dir, name))
+			}
+			for _, p := range paths {
+				if err := os.Lchown(p, s.UID, s.GID); err != nil {
+					return fmt.Errorf("give %s to uid %d: %w", p, s.UID, err)
+				}
+			}
+		}
+	}
+	s.Secrets = secrets
+	s.SecretsHash = secretsHash(secrets)
+	return s.WriteCredentials(s.Paths.Credentials)
+}
+
+func secretsHash(secrets map[string]string) string {
+	sum := sha256.New()
+	names := make([]string, 0, len(secrets))
+	for name := range secrets {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		fmt.Fprintf(sum, "%s\x00%s\x00", name, secrets[name])
+	}
+	return hex.EncodeToString(sum.Sum(nil))
+}
+
+// WriteCredentials writes one file per secret into dir (0700, files 0400),
+// owned by the user prosody runs as: what Prosody 13's Credential() reads.
+func (s *State) WriteCredentials(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if s.UID >= 0 {
+		if err := os.Lchown(dir, s.UID, s.GID); err != nil {
+			return fmt.Errorf("give %s to uid %d: %w", dir, s.UID, err)
+		}
+	}
+	for name, val := range s.Secrets {
+		if _, err := luacfg.WriteAtomic(filepath.Join(dir, name), []byte(val), 0o400, s.UID, s.GID); err != nil {
+			return fmt.Errorf("write credential %q into %s: %w", name, dir, err)
+		}
+	}
+	return nil
+}
+
+// stageTLS finds, checks or generates a certificate for every host and stages
+// each key readable by prosody under Paths.Staging. tlscerts logs each host's
+// certificate and its warnings.
+func stageTLS(_ context.Context, s *State) error {
+	res, err := tlscerts.Prepare(tlscerts.Options{
+		Dir:             s.Settings.CertsDir,
+		Hosts:           Hosts(s.Plan),
+		RuntimeDir:      s.Paths.Staging,
+		DataDir:         s.Settings.DataDir,
+		UID:             s.UID,
+		GID:             s.GID,
+		Generate:        s.Plan.TLS.GenerateSelfSigned,
+		AllowSelfSigned: s.Settings.TLSAllowSelfSigned || s.Plan.TLS.AllowSelfSigned,
+		Logger:          s.Log.Named("tls"),
+	})
+	if err != nil {
+		return configErr(err)
+	}
+	s.Certs = res
+	return nil
+}
+
+func stageTLSAndInstall(ctx context.Context, s *State) error {
+	if err := stageTLS(ctx, s); err != nil {
+		return err
+	}
+	return s.InstallCerts()
+}
+
+// InstallCerts puts every host's pair where the rendered `certificates`
+// option points (Paths.Certs).
+func (s *State) InstallCerts() error {
+	for _, h := range s.Certs.Hosts {
+		if err := installCert(h, s.Paths.Certs, s.UID, s.GID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// installCert copies a host's pair to <dir>/<host>.crt and .key (Prosody's own
+// lookup layout), unless it is already there. Copies keep the key private.
+func installCert(h tlscerts.HostCert, dir string, uid, gid int) error {
+	for _, f := range []struct {
+		src, dst string
+		mode     os.FileMode
+	}{
+		{h.CertFile, filepath.Join(dir, h.Host+".crt"), 0o644},
+		{h.KeyFile, filepath.Join(dir, h.Host+".key"), 0o600},
+	} {
+		if filepath.Clean(f.src) == filepath.Clean(f.dst) {
+			continue
+		}
+		data, err := os.ReadFile(f.src)
+		if err != nil {
+			return fmt.Errorf("read certificate file for %s: %w", h.Host, err)
+		}
+		if _, err := luacfg.WriteAtomic(f.dst, data, f.mode, uid, gid); err != nil {
+			return fmt.Errorf("install certificate file for %s: %w", h.Host, err)
+		}
+	}
+	return nil
+}
+
+// stageMigrate moves the data to PROSODY_STORAGE with prosody-migrator when
+// the volume holds data of another storage.
+func stageMigrate(ctx context.Context, s *State) error {
+	var hosts []migrate.Host
+	for _, h := range s.Plan.Hosts {
+		hosts = append(hosts, migrate.Host{Name: h.Domain, Stores: migrate.HostStores()})
+	}
+	for _, c := range s.Plan.Components {
+		switch c.Type {
+		case "muc":
+			hosts = append(hosts, migrate.Host{Name: c.Address, Stores: migrate.MUCStores()})
+		case "http_file_share":
+			hosts = append(hosts, migrate.Host{Name: c.Address, Stores: migrate.UploadStores()})
+		}
+	}
+	st := s.Settings
+	_, err := migrate.Ensure(ctx, migrate.Config{
+		DataDir: st.DataDir,
+		To:      st.Storage,
+		Hosts:   hosts,
+		Postgres: migrate.PostgresDB{Host: st.DBHost, Port: st.DBPort, Name: st.DBName, User: st.DBUser,
+			Password: st.DBPassword.Reveal()},
+		WorkDir: st.RuntimeDir,
+		UID:     s.UID,
+		GID:     s.GID,
+		Env:     s.ChildEnv(""),
+		Logger:  s.Log.Named("migrate"),
+	})
+	if err != nil {
+		return configErr(err)
+	}
+	return nil
+}
+
+func stageRender(_ context.Context, s *State) error {
+	out, err := luacfg.Render(s.Plan)
+	if err != nil {
+		return configErr(fmt.Errorf("render %s: %w", s.Paths.Config, err))
+	}
+	changed, err := luacfg.WriteAtomic(s.Paths.Config, out, 0o600, s.UID, s.GID)
+	if err != nil {
+		return fmt.Errorf("write %s (PROSODY_RUNTIME_DIR): %w", s.Paths.Config, err)
+	}
+	sum := sha256.Sum256(out)
+	s.Rendered, s.Hash = out, hex.EncodeToString(sum[:])
+	s.Log.Info("config rendered", zap.String("path", s.Paths.Config), zap.Bool("changed", changed),
+		zap.String("sha256", s.Hash[:16]))
+	return nil
+}
+
+// stageCheck checks the rendered file: every module present, then luac and
+// prosodyctl check config. Warnings are logged; errors reject the file.
+func stageCheck(ctx context.Context, s *State) error {
+	if missing := pfe.MissingModules(s.Plan, pfe.ModuleDirs(s.Plan)); len(missing) > 0 {
+		return configErr(MissingError(missing))
+	}
+	// The checkers get no PROSODY_* variable (secrets among them), only where
+	// Credential() finds the secrets.
+	opt := luacfg.CheckOptions{
+		Env: append(WithoutProsodyVars(os.Environ()), "CREDENTIALS_DIRECTORY="+s.Paths.Credentials),
+		Run: s.Exec,
+	}
+	warnings, err := luacfg.Check(ctx, s.Paths.Config, opt)
+	for _, w := range warnings {
+		s.Log.Warn("prosodyctl check config", zap.String("warning", w))
+	}
+	if err != nil {
+		return configErr(err)
+	}
+	return nil
+}
+
+// MissingError lists modules the plan needs that are not installed.
+func MissingError(missing []pfe.Missing) error {
+	var b strings.Builder
+	for _, m := range missing {
+		by := "the core layers"
+		if m.Feature != "" {
+			by = "feature " + m.Feature
+		}
+		fmt.Fprintf(&b, "\n  mod_%s (wanted by %s): %s", m.Module, by, m.Hint)
+	}
+	return fmt.Errorf("%d module(s) not installed:%s", len(missing), b.String())
+}
