@@ -116,8 +116,10 @@ func TestDecide(t *testing.T) {
 			unload: []HostModule{{"example.com", "mam"}},
 			change: func(s *initsteps.State) { s.Plan.Hosts[0].Modules = mods("carbons") }},
 		{name: "global module added live", action: Apply, live: true,
-			load:   []HostModule{{"example.com", "smacks"}},
-			change: func(s *initsteps.State) { s.Plan.Global.Modules = append(s.Plan.Global.Modules, pfe.Module{Name: "smacks"}) }},
+			load: []HostModule{{"example.com", "smacks"}},
+			change: func(s *initsteps.State) {
+				s.Plan.Global.Modules = append(s.Plan.Global.Modules, pfe.Module{Name: "smacks"})
+			}},
 		{name: "modules without the admin shell", action: Restart, reason: "admin shell", live: false,
 			change: func(s *initsteps.State) {
 				s.Plan.Global.Modules = mods("roster", "saslauth")
