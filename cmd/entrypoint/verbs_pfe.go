@@ -518,7 +518,9 @@ func (v *pfeVerbs) validateOne(t *pfe.Tree, prof, env, tmp string) validateResul
 		r.Error = err.Error()
 		return r
 	}
-	r.Warnings, err = luacfg.Check(context.Background(), path, luacfg.CheckOptions{})
+	// As the check stage does: prosodyctl gets no PROSODY_* variable, so no
+	// secret (a nil Env would hand it the whole environment).
+	r.Warnings, err = luacfg.Check(context.Background(), path, luacfg.CheckOptions{Env: withoutProsodyVars(os.Environ())})
 	if err != nil {
 		r.Error = err.Error()
 		return r

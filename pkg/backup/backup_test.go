@@ -146,3 +146,27 @@ func TestRestoreRefusesWhileRunning(t *testing.T) {
 		t.Fatalf("Restore = %v, want a refusal", err)
 	}
 }
+
+// TestDotDotMemberIsRefused: a member named exactly "data/.." passed the
+// path check (it tested only the "../" prefix).
+func TestDotDotMemberIsRefused(t *testing.T) {
+	for _, name := range []string{"data/..", "data/../x", "data/."} {
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(gz)
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o600, Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte("x"))
+		tw.Close()
+		gz.Close()
+		archive := filepath.Join(t.TempDir(), "a.tar.gz")
+		if err := os.WriteFile(archive, buf.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Restore(context.Background(), RestoreConfig{DataDir: filepath.Join(t.TempDir(), "data"), UID: -1, GID: -1}, archive)
+		if err == nil || !strings.Contains(err.Error(), "unsafe path") {
+			t.Errorf("member %q: err = %v, want an unsafe path refusal", name, err)
+		}
+	}
+}

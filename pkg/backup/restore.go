@@ -170,7 +170,7 @@ func extract(r io.Reader, dir string, uid, gid int) (*Manifest, bool, error) {
 			rel := strings.TrimPrefix(name, dataPrefix)
 			if name == postgresName || dir == "" {
 				rel = "" // hashed, not written
-			} else if clean := path.Clean(rel); clean != rel || rel == "." || strings.HasPrefix(rel, "../") || path.IsAbs(rel) {
+			} else if clean := path.Clean(rel); clean != rel || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") || path.IsAbs(rel) {
 				return nil, false, fmt.Errorf("archive member %q has an unsafe path", name)
 			}
 			file, err := copyMember(tr, hdr, dir, rel, uid, gid)

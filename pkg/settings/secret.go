@@ -8,7 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 )
 
 // redacted replaces a secret wherever a value would be shown.
@@ -67,22 +70,36 @@ func (s *Secret) Decode(v string) error {
 	return nil
 }
 
+// errEmptySecret is matched when a secret file is empty.
+var errEmptySecret = errors.New("empty secret")
+
+// maxSecretBytes caps a secret file: a password or key is far shorter.
+const maxSecretBytes = 64 << 10
+
 // readSecretFile reads a secret from path and trims one trailing newline (\n or \r\n), as
-// written by editors and `echo`. The error names the path, never the content.
+// written by editors and `echo`. The file is opened with atomicfile (no symbolic link in a
+// directory another user can change, no FIFO or device: refused at once, never blocking).
+// An empty secret, or one of several lines, is an error. Errors name the path, never the content.
 func readSecretFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := atomicfile.ReadFile(path, atomicfile.ReadOptions{MaxBytes: maxSecretBytes})
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return "", fmt.Errorf("cannot read %s: %w", path, err)
+		return "", fmt.Errorf("cannot read %s: %w", strconv.Quote(path), err)
 	}
 	v := string(b)
 	if s, ok := strings.CutSuffix(v, "\r\n"); ok {
 		v = s
 	} else {
 		v = strings.TrimSuffix(v, "\n")
+	}
+	if v == "" {
+		return "", fmt.Errorf("%s is empty; want the secret on one line: %w", strconv.Quote(path), errEmptySecret)
+	}
+	if strings.ContainsAny(v, "\r\n") {
+		return "", fmt.Errorf("%s holds %d lines; want the secret on one line (one trailing newline is fine)", strconv.Quote(path), strings.Count(v, "\n")+1)
 	}
 	return v, nil
 }
@@ -133,9 +150,9 @@ func ensureOne(dir, name string) (string, error) {
 	path := filepath.Join(dir, name)
 	v, err := readSecretFile(path)
 	switch {
-	case err == nil && v != "":
-		return v, nil
 	case err == nil:
+		return v, nil
+	case errors.Is(err, errEmptySecret):
 		return "", fmt.Errorf("generated secret %s is empty; delete it to generate a new one", path)
 	case !errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("read generated secret: %w", err)
@@ -183,11 +200,11 @@ func ensureOne(dir, name string) (string, error) {
 
 func ensureExisting(path string) (string, error) {
 	v, err := readSecretFile(path)
+	if errors.Is(err, errEmptySecret) {
+		return "", fmt.Errorf("generated secret %s is empty; delete it to generate a new one", path)
+	}
 	if err != nil {
 		return "", fmt.Errorf("read generated secret: %w", err)
-	}
-	if v == "" {
-		return "", fmt.Errorf("generated secret %s is empty; delete it to generate a new one", path)
 	}
 	return v, nil
 }

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -58,7 +61,6 @@ func TestSecretFromFile(t *testing.T) {
 		{"plain", "plain"},
 		{"with-newline\n", "with-newline"},
 		{"crlf\r\n", "crlf"},
-		{"two-newlines\n\n", "two-newlines\n"},
 		{"  spaces kept  \n", "  spaces kept  "},
 	}
 	for i, c := range cases {
@@ -201,5 +203,76 @@ func TestSecretVarsIncludesDeprecatedNames(t *testing.T) {
 	}
 	if strings.Contains(got, "_FILE") || strings.Contains(got, "PROSODY_DOMAIN") {
 		t.Errorf("SecretVars() = %s lists a non-secret", got)
+	}
+}
+
+// TestSecretFileRefusals: several lines (Prosody would refuse the password
+// and the admin would silently not be created), an empty file, and a FIFO
+// (which blocked Load forever) are settings errors naming the variable.
+func TestSecretFileRefusals(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		writeFile(t, dir, "lines", "one\ntwo\n"):       "holds 2 lines",
+		writeFile(t, dir, "blank", "two-newlines\n\n"): "holds 2 lines",
+		writeFile(t, dir, "empty", ""):                 "is empty",
+		writeFile(t, dir, "newline", "\n"):             "is empty",
+		fifo:                                           "named pipe (FIFO), not a regular file",
+	} {
+		_, _, err := Load([]string{"PROSODY_ADMIN_PASSWORD_FILE=" + path})
+		if err == nil || !strings.Contains(err.Error(), "PROSODY_ADMIN_PASSWORD_FILE") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want PROSODY_ADMIN_PASSWORD_FILE and %q", filepath.Base(path), err, want)
+		}
+	}
+}
+
+// TestGeneratedSecretLinkAttackAsProsody: the prosody user owns
+// $DATA/secrets and replaces upload_secret by a link to a root-only file;
+// the old code read it (and copied it where Prosody reads credentials).
+func TestGeneratedSecretLinkAttackAsProsody(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root: it checks what a root entrypoint reads in prosody's directories")
+	}
+	u, err := user.Lookup("prosody")
+	if err != nil {
+		t.Fatalf("look up the prosody user (install prosody): %v", err)
+	}
+	root := t.TempDir()
+	vault := filepath.Join(root, "vault")
+	if err := os.Mkdir(vault, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	victim := writeFile(t, vault, "rootfile", "root only")
+	data := filepath.Join(root, "data")
+	if err := os.MkdirAll(filepath.Join(data, "secrets"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	for _, d := range []string{data, filepath.Join(data, "secrets")} {
+		if err := os.Chown(d, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(data, "secrets", "upload_secret")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, uid, gid); err != nil { // planted by prosody
+		t.Fatal(err)
+	}
+	got, err := EnsureGenerated(data, "upload_secret")
+	if err == nil || !strings.Contains(err.Error(), "refusing to follow symbolic link") {
+		t.Errorf("EnsureGenerated = %v, %v; want a refusal to follow the link", got, err)
+	}
+	if err != nil && strings.Contains(err.Error(), "root only") {
+		t.Errorf("the error shows the file's content: %v", err)
+	}
+	fi, _ := os.Stat(victim)
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("victim is now %d %v", st.Uid, fi.Mode().Perm())
 	}
 }

@@ -15,15 +15,20 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 )
 
 // timeLayout is how dates appear in problems and warnings.
 const timeLayout = "2006-01-02 15:04:05Z07:00"
 
+// maxPEMBytes caps a certificate or key file: a chain is a few KiB.
+const maxPEMBytes = 1 << 20
+
 // loadChain reads every CERTIFICATE block of a PEM file; the first is the leaf.
 // The returned problem has no Host; callers fill it in.
 func loadChain(path string) ([]*x509.Certificate, *Problem) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path, atomicfile.ReadOptions{MaxBytes: maxPEMBytes})
 	if err != nil {
 		return nil, &Problem{Path: path, Reason: ReasonUnreadable, Detail: err.Error(),
 			Fix: "make the certificate file readable by the entrypoint"}
@@ -56,7 +61,7 @@ func loadChain(path string) ([]*x509.Certificate, *Problem) {
 // PKCS#8 (RSA, ECDSA, Ed25519) or SEC1 EC. The detail of a problem never
 // contains key bytes.
 func loadKey(path string) (crypto.Signer, *Problem) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path, atomicfile.ReadOptions{MaxBytes: maxPEMBytes})
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, &Problem{Path: path, Reason: ReasonKeyMissing,

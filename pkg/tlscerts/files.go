@@ -5,70 +5,31 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 )
 
-// writeFileAtomic writes data to path through a temp file in the same
-// directory (fsync, chmod, chown when uid >= 0, rename), so a reader such as
-// a reloading Prosody never sees half a key.
-func writeFileAtomic(path string, data []byte, mode os.FileMode, uid, gid int) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("create temp file for %s: %w", path, err)
+// writeFileAtomic writes data to path with atomicfile.Write (temp file,
+// fchmod/fchown on the descriptor, rename), so a reader such as a reloading
+// Prosody never sees half a key, and a link planted in a directory Prosody's
+// user owns is refused, never written or chowned through.
+func writeFileAtomic(path string, data []byte, mode os.FileMode, uid, gid int) error {
+	if uid < 0 {
+		gid = -1
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(mode); err != nil {
-		return fmt.Errorf("chmod %s: %w", f.Name(), err)
-	}
-	if uid >= 0 {
-		if err = f.Chown(uid, gid); err != nil {
-			return fmt.Errorf("chown %s to %d:%d: %w", f.Name(), uid, gid, err)
-		}
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", f.Name(), err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", f.Name(), err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", f.Name(), path, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync() // best effort: the rename is durable on the next sync anyway
-		d.Close()
-	}
-	return nil
+	_, err := atomicfile.Write(path, data, mode, uid, gid)
+	return err
 }
 
 // privateDir creates dir (and parents) if needed and gives it mode 0750 and,
 // when uid >= 0, the owner uid:gid, so only Prosody's user and group enter it.
 func privateDir(dir string, uid, gid int) error {
-	// Parents we create must stay searchable, or Prosody's user cannot
-	// reach dir at all.
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return fmt.Errorf("create directory %s: %w", filepath.Dir(dir), err)
+	if uid < 0 {
+		uid, gid = -1, -1
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("create directory %s: %w", dir, err)
-	}
-	if err := os.Chmod(dir, 0o750); err != nil {
-		return fmt.Errorf("chmod directory %s: %w", dir, err)
-	}
-	if uid >= 0 {
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return fmt.Errorf("chown directory %s to %d:%d: %w", dir, uid, gid, err)
-		}
-	}
-	return nil
+	// Missing parents are created 0755: they must stay searchable, or
+	// Prosody's user cannot reach dir at all.
+	return atomicfile.MkdirOwned(dir, 0o750, uid, gid)
 }
 
 // stage copies a certificate and key that Prosody's user cannot read into
@@ -86,7 +47,7 @@ func stage(runtimeDir, host, certPath, keyPath string, uid, gid int) (string, st
 	if err != nil {
 		return "", "", fmt.Errorf("stage certificate for %s: %w", host, err)
 	}
-	keyData, err := os.ReadFile(keyPath)
+	keyData, err := atomicfile.ReadFile(keyPath, atomicfile.ReadOptions{MaxBytes: maxPEMBytes})
 	if err != nil {
 		return "", "", fmt.Errorf("stage key for %s: read %s: %w", host, keyPath, err)
 	}
@@ -103,7 +64,7 @@ func stage(runtimeDir, host, certPath, keyPath string, uid, gid int) (string, st
 // certificatesOnly returns the CERTIFICATE blocks of a PEM file, so that a
 // combined <host>.pem never leaks its key into a world-readable copy.
 func certificatesOnly(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path, atomicfile.ReadOptions{MaxBytes: maxPEMBytes})
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
@@ -124,15 +85,12 @@ func certificatesOnly(path string) ([]byte, error) {
 	return out, nil
 }
 
-// fixOwnerMode sets path's mode and, when uid >= 0, its owner.
+// fixOwnerMode sets path's mode and, when uid >= 0, its owner, on the
+// file's descriptor (atomicfile.SetOwnerMode): a link or a hard link that
+// Prosody's user planted in its data directory is refused, not chowned.
 func fixOwnerMode(path string, mode uint32, uid, gid int) error {
-	if err := os.Chmod(path, os.FileMode(mode)); err != nil {
-		return fmt.Errorf("chmod %s: %w", path, err)
+	if uid < 0 {
+		uid, gid = -1, -1
 	}
-	if uid >= 0 {
-		if err := os.Chown(path, uid, gid); err != nil {
-			return fmt.Errorf("chown %s to %d:%d: %w", path, uid, gid, err)
-		}
-	}
-	return nil
+	return atomicfile.SetOwnerMode(path, os.FileMode(mode), uid, gid)
 }

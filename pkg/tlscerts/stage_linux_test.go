@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -278,3 +279,69 @@ func TestGenerationOnlyForUncoveredHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestGeneratedPairLinkAttackAsProsody: the prosody user owns the data
+// directory, so it can replace the generated key by a link to a root file
+// holding the same key (a key it wants chowned), or the certs directory by
+// a link to a root directory. The old code re-owned both through the links.
+// Prepare must refuse, say why, and leave the root files as they were.
+func TestGeneratedPairLinkAttackAsProsody(t *testing.T) {
+	requireRoot(t)
+	uid, gid := prosodytest.IDs(t)
+	root := searchableTempDir(t)
+	data := filepath.Join(root, "data")
+	if err := os.Mkdir(data, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(data, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Dir: filepath.Join(root, "no-such-dir"), Hosts: []string{"example.com"}, DataDir: data,
+		UID: uid, GID: gid, Generate: true, Now: func() time.Time { return testNow }}
+	if _, err := Prepare(opts); err != nil {
+		t.Fatal(err)
+	}
+	certs := filepath.Join(data, "certs")
+	keyBytes, err := os.ReadFile(filepath.Join(certs, "selfsigned.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vault := filepath.Join(root, "vault")
+	if err := os.Mkdir(vault, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	victim := writeFile(t, vault, "root.key", keyBytes, 0o600)
+	asProsody := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("setpriv", append([]string{"--reuid", itoa(uid), "--regid", itoa(gid), "--clear-groups", "--"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("as prosody %v: %v\n%s", args, err, out)
+		}
+	}
+	check := func(step string, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "refusing to follow symbolic link") {
+			t.Errorf("%s: Prepare err = %v, want a refusal to follow the link", step, err)
+		}
+		if u, g, m := ownerMode(t, victim); u != 0 || g != 0 || m != 0o600 {
+			t.Errorf("%s: root key is now %d:%d %#o", step, u, g, m)
+		}
+		if b, _ := os.ReadFile(victim); !bytes.Equal(b, keyBytes) {
+			t.Errorf("%s: root key bytes changed", step)
+		}
+		if u, _, m := ownerMode(t, vault); u != 0 || m != 0o700 {
+			t.Errorf("%s: root directory is now owned by %d, mode %#o", step, u, m)
+		}
+	}
+	asProsody("rm", filepath.Join(certs, "selfsigned.key"))
+	asProsody("ln", "-s", victim, filepath.Join(certs, "selfsigned.key"))
+	_, err = Prepare(opts)
+	check("key link", err)
+
+	asProsody("rm", "-r", certs)
+	asProsody("ln", "-s", vault, certs)
+	_, err = Prepare(opts)
+	check("certs directory link", err)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

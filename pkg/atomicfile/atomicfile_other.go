@@ -1,0 +1,189 @@
+//go:build !linux
+
+package atomicfile
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// The checks below are made on paths, not descriptors: they refuse the same
+// files as on Linux, but a file swapped between a check and its use is not
+// caught. The entrypoint runs as a root PID 1 only on Linux.
+
+func check(path string) (fs.FileInfo, error) {
+	dir := filepath.Dir(path)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		di, err := os.Stat(dir)
+		if err != nil {
+			return nil, err
+		}
+		if di.Mode().Perm()&0o022 != 0 {
+			return nil, &LinkError{Link: path, Dir: dir, Detail: fmt.Sprintf("mode %#o", di.Mode().Perm())}
+		}
+		if fi, err = os.Stat(path); err != nil {
+			return nil, err
+		}
+	}
+	if fi.Mode().Type() != 0 {
+		return nil, &KindError{Path: path, Kind: kindName(fi.Mode())}
+	}
+	return fi, nil
+}
+
+// Open: see the Linux version.
+func Open(path string) (*os.File, error) {
+	if _, err := check(path); err != nil {
+		return nil, err
+	}
+	return os.Open(path)
+}
+
+// Write: see the Linux version.
+func Write(path string, data []byte, mode os.FileMode, uid, gid int) (bool, error) {
+	if _, err := check(path); err == nil {
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+			return false, SetOwnerMode(path, mode, uid, gid)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	w, err := Create(path, mode, uid, gid)
+	if err != nil {
+		return false, err
+	}
+	defer w.Abort()
+	if _, err := w.Write(data); err != nil {
+		return false, err
+	}
+	return true, w.Commit()
+}
+
+// Pending: see the Linux version.
+type Pending struct {
+	f        *os.File
+	target   string
+	mode     os.FileMode
+	uid, gid int
+	finished bool
+}
+
+// Create: see the Linux version.
+func Create(path string, mode os.FileMode, uid, gid int) (*Pending, error) {
+	if _, err := check(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-"+hex.EncodeToString(rnd[:]))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: create temporary file: %w", path, err)
+	}
+	return &Pending{f: f, target: path, mode: mode, uid: uid, gid: gid}, nil
+}
+
+// Name: see the Linux version.
+func (w *Pending) Name() string { return w.f.Name() }
+
+// Target: see the Linux version.
+func (w *Pending) Target() string { return w.target }
+
+// Write: see the Linux version.
+func (w *Pending) Write(b []byte) (int, error) { return w.f.Write(b) }
+
+// Commit: see the Linux version.
+func (w *Pending) Commit() error {
+	if w.finished {
+		return errors.New("atomicfile: Commit after Commit or Abort")
+	}
+	w.finished = true
+	err := func() error {
+		if w.uid != -1 || w.gid != -1 {
+			if err := w.f.Chown(w.uid, w.gid); err != nil {
+				return err
+			}
+		}
+		if err := w.f.Chmod(w.mode); err != nil {
+			return err
+		}
+		if err := w.f.Sync(); err != nil {
+			return err
+		}
+		if err := w.f.Close(); err != nil {
+			return err
+		}
+		if _, err := check(w.target); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return os.Rename(w.f.Name(), w.target)
+	}()
+	if err != nil {
+		_ = w.f.Close()
+		_ = os.Remove(w.f.Name())
+		return fmt.Errorf("write %s: %w", w.target, err)
+	}
+	if d, err := os.Open(filepath.Dir(w.target)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// Abort: see the Linux version.
+func (w *Pending) Abort() {
+	if w.finished {
+		return
+	}
+	w.finished = true
+	_ = w.f.Close()
+	_ = os.Remove(w.f.Name())
+}
+
+// SetOwnerMode: see the Linux version.
+func SetOwnerMode(path string, mode os.FileMode, uid, gid int) error {
+	if _, err := check(path); err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if uid != -1 || gid != -1 {
+		if err := f.Chown(uid, gid); err != nil {
+			return fmt.Errorf("chown %s to %d:%d: %w", path, uid, gid, err)
+		}
+	}
+	return f.Chmod(mode)
+}
+
+// MkdirOwned: see the Linux version.
+func MkdirOwned(path string, mode os.FileMode, uid, gid int) error {
+	if err := os.MkdirAll(path, mode); err != nil {
+		return fmt.Errorf("create directory %s: %w", path, err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return &KindError{Path: path, Kind: kindName(fi.Mode())}
+	}
+	if uid != -1 || gid != -1 {
+		if err := os.Lchown(path, uid, gid); err != nil {
+			return err
+		}
+	}
+	return os.Chmod(path, mode)
+}
