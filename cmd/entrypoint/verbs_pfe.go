@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/luacfg"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 )
@@ -520,7 +521,7 @@ func (v *pfeVerbs) validateOne(t *pfe.Tree, prof, env, tmp string) validateResul
 	}
 	// As the check stage does: prosodyctl gets no PROSODY_* variable, so no
 	// secret (a nil Env would hand it the whole environment).
-	r.Warnings, err = luacfg.Check(context.Background(), path, luacfg.CheckOptions{Env: withoutProsodyVars(os.Environ())})
+	r.Warnings, err = luacfg.Check(context.Background(), path, luacfg.CheckOptions{Env: initsteps.WithoutProsodyVars(os.Environ())})
 	if err != nil {
 		r.Error = err.Error()
 		return r
