@@ -1,12 +1,15 @@
 package prosodytest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/wait"
 )
 
 // Options says how to start Prosody.
@@ -131,6 +134,17 @@ func (p *Process) WaitExit(t testing.TB) int {
 		return 128 + int(ws.Signal())
 	}
 	return ws.ExitStatus()
+}
+
+// Running is a wait condition's guard: nil while Prosody runs, and once it
+// has exited an error (final for wait.Until) carrying its exit and output.
+func (p *Process) Running() error {
+	select {
+	case <-p.done:
+		return wait.Abort(fmt.Errorf("prosody exited: %v\n%s", p.waited, p.Output()))
+	default:
+		return nil
+	}
 }
 
 // Err returns Cmd.Wait's error once Exited is closed, and nil before.

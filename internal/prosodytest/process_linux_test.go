@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/internal/wait"
+
 	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
 )
 
@@ -30,23 +32,16 @@ func TestStartRunsProsodyAsProsodyUser(t *testing.T) {
 	p := prosodytest.Start(t, prosodytest.Options{Dir: dir, Config: prosodytest.MinimalConfig(filepath.Join(dir, "data"), port)})
 
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	wait.Until(t, 15*time.Second, "prosody listening on "+addr, func() error {
+		if err := p.Running(); err != nil {
+			return err
+		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			_ = c.Close()
-			break
 		}
-		select {
-		case <-p.Exited():
-			t.Fatalf("prosody exited before listening on %s: %v\n%s", addr, p.Err(), p.Output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prosody not listening on %s within 15s: %v\n%s", addr, err, p.Output())
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval of a deadline-bounded wait
-	}
+		return err
+	})
 
 	status, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID()) + "/status")
 	if err != nil {

@@ -9,6 +9,7 @@ package prosodytest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -92,3 +93,15 @@ VirtualHost "example.test"
 // Buffer is entrypointtest.Buffer: a child's output the test reads while the
 // child still writes.
 type Buffer = entrypointtest.Buffer
+
+// AsProsody runs a command as the prosody user, with no supplementary group
+// (setpriv, util-linux), and fails the test with its output if it fails:
+// how the hardening tests play the prosody user attacking root's paths.
+func AsProsody(t testing.TB, args ...string) {
+	t.Helper()
+	uid, gid := IDs(t)
+	cmd := exec.Command("setpriv", append([]string{"--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(gid), "--clear-groups", "--"}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("as prosody: %v: %v\n%s", args, err, out)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/internal/wait"
+
 	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
 	"github.com/prosody-pfe/prosody-pfe/pkg/adminsock"
 )
@@ -68,25 +70,19 @@ func startProsody(t *testing.T) *server {
 	}
 	s.proc = prosodytest.Start(t, prosodytest.Options{Dir: dir, Config: s.baseConfig("", ""), StrictStop: true})
 
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		select {
-		case <-s.proc.Exited():
-			t.Fatalf("prosody exited before its admin socket came up: %v\n%s", s.proc.Err(), s.proc.Output())
-		default:
+	wait.Until(t, 15*time.Second, "admin socket "+s.sock, func() error {
+		if err := s.proc.Running(); err != nil {
+			return err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		c, err := adminsock.Dial(ctx, s.sock)
-		cancel()
 		if err == nil {
 			_ = c.Close()
-			return s
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("admin socket %s not up within 15s: %v\n%s", s.sock, err, s.proc.Output())
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval of a deadline-bounded wait
-	}
+		return err
+	})
+	return s
 }
 
 func dial(t *testing.T, s *server) *adminsock.Conn {

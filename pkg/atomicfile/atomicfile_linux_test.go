@@ -4,15 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
 	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 )
 
@@ -49,7 +47,7 @@ func TestWriteReportsChangeAndKeepsUnchangedFile(t *testing.T) {
 }
 
 func TestWriteSetsOwnerOnDescriptor(t *testing.T) {
-	uid, gid := prosodyIDs(t)
+	uid, gid := rootAndProsody(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "key")
 	if _, err := atomicfile.Write(path, []byte("k"), 0o600, uid, gid); err != nil {
@@ -143,7 +141,7 @@ func TestLinksInTrustedDirectoriesAreFollowed(t *testing.T) {
 // directory by a link to a root directory). Every operation must refuse,
 // say why, and leave the root file's owner, mode and bytes as they were.
 func TestSymlinkAttackAsProsody(t *testing.T) {
-	uid, gid := prosodyIDs(t)
+	uid, gid := rootAndProsody(t)
 	root := t.TempDir()
 	for _, d := range []string{filepath.Dir(root), root} { // prosody must reach $DATA
 		if err := os.Chmod(d, 0o755); err != nil {
@@ -167,9 +165,9 @@ func TestSymlinkAttackAsProsody(t *testing.T) {
 	if err := os.Chown(data, uid, gid); err != nil {
 		t.Fatal(err)
 	}
-	asProsody(t, uid, gid, "mkdir", "-m", "0700", filepath.Join(data, "secrets"))
-	asProsody(t, uid, gid, "ln", "-s", victim, filepath.Join(data, "secrets", "upload_secret"))
-	asProsody(t, uid, gid, "ln", "-s", victimDir, filepath.Join(data, "next"))
+	prosodytest.AsProsody(t, "mkdir", "-m", "0700", filepath.Join(data, "secrets"))
+	prosodytest.AsProsody(t, "ln", "-s", victim, filepath.Join(data, "secrets", "upload_secret"))
+	prosodytest.AsProsody(t, "ln", "-s", victimDir, filepath.Join(data, "next"))
 	if fi, err := os.Lstat(filepath.Join(data, "next")); err != nil || int(fi.Sys().(*syscall.Stat_t).Uid) != uid {
 		t.Fatalf("the link was not planted by prosody: %v %v", fi, err)
 	}
@@ -228,7 +226,7 @@ func TestSymlinkAttackAsProsody(t *testing.T) {
 // TestHardLinkIsNotReowned: a second name for a file is never chmodded or
 // chowned in place.
 func TestHardLinkIsNotReowned(t *testing.T) {
-	uid, gid := prosodyIDs(t)
+	uid, gid := rootAndProsody(t)
 	dir := t.TempDir()
 	victim := filepath.Join(dir, "victim")
 	if err := os.WriteFile(victim, []byte("same"), 0o600); err != nil {
@@ -283,7 +281,7 @@ func TestCreateStreamsAndAborts(t *testing.T) {
 }
 
 func TestMkdirOwned(t *testing.T) {
-	uid, gid := prosodyIDs(t)
+	uid, gid := rootAndProsody(t)
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	if err := atomicfile.MkdirOwned(dir, 0o750, uid, gid); err != nil {
 		t.Fatal(err)
@@ -345,27 +343,12 @@ func mustSymlink(t *testing.T, target, link string) {
 	}
 }
 
-// prosodyIDs is the prosody user's uid and gid; these tests run as root
+// rootAndProsody is the prosody user's uid and gid; these tests run as root
 // with the prosody package installed (scripts/install-deps), as CI does.
-func prosodyIDs(t *testing.T) (int, int) {
+func rootAndProsody(t *testing.T) (int, int) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("these tests need root: they check what a root entrypoint does in directories the prosody user owns")
 	}
-	u, err := user.Lookup("prosody")
-	if err != nil {
-		t.Fatalf("look up the prosody user (install prosody): %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return uid, gid
-}
-
-// asProsody runs a command as the prosody user (setpriv, util-linux).
-func asProsody(t *testing.T, uid, gid int, args ...string) {
-	t.Helper()
-	cmd := exec.Command("setpriv", append([]string{"--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(gid), "--clear-groups", "--"}, args...)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("as prosody: %v: %v\n%s", args, err, out)
-	}
+	return prosodytest.IDs(t)
 }

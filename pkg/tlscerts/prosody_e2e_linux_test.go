@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/internal/wait"
+
 	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
 )
 
@@ -94,27 +96,19 @@ func starttlsPeerCertificate(addr, host string) (*x509.Certificate, error) {
 // certificate with fingerprint want, or the deadline passes.
 func waitForCertificate(t *testing.T, addr, host, want string, p *prosodytest.Process) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var last string
-	for {
-		select {
-		case <-p.Exited():
-			t.Fatalf("prosody exited while waiting for certificate %s; log:\n%s", want, p.Output())
-		default:
+	wait.Until(t, 15*time.Second, "a STARTTLS connection presenting certificate "+want, func() error {
+		if err := p.Running(); err != nil {
+			return err
 		}
 		cert, err := starttlsPeerCertificate(addr, host)
-		if err == nil {
-			if last = fingerprintOf(cert); last == want {
-				return
-			}
-		} else {
-			last = err.Error()
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no connection presented certificate %s within 15s (last: %s); log:\n%s", want, last, p.Output())
+		if got := fingerprintOf(cert); got != want {
+			return fmt.Errorf("presented %s", got)
 		}
-		time.Sleep(50 * time.Millisecond) // poll interval, bounded by the deadline above
-	}
+		return nil
+	})
 }
 
 func TestProsodyServesPreparedCertificateAndReloadsIt(t *testing.T) {

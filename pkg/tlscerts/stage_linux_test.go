@@ -311,13 +311,6 @@ func TestGeneratedPairLinkAttackAsProsody(t *testing.T) {
 		t.Fatal(err)
 	}
 	victim := writeFile(t, vault, "root.key", keyBytes, 0o600)
-	asProsody := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("setpriv", append([]string{"--reuid", itoa(uid), "--regid", itoa(gid), "--clear-groups", "--"}, args...)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("as prosody %v: %v\n%s", args, err, out)
-		}
-	}
 	check := func(step string, err error) {
 		t.Helper()
 		if err == nil || !strings.Contains(err.Error(), "refusing to follow symbolic link") {
@@ -333,13 +326,13 @@ func TestGeneratedPairLinkAttackAsProsody(t *testing.T) {
 			t.Errorf("%s: root directory is now owned by %d, mode %#o", step, u, m)
 		}
 	}
-	asProsody("rm", filepath.Join(certs, "selfsigned.key"))
-	asProsody("ln", "-s", victim, filepath.Join(certs, "selfsigned.key"))
+	prosodytest.AsProsody(t, "rm", filepath.Join(certs, "selfsigned.key"))
+	prosodytest.AsProsody(t, "ln", "-s", victim, filepath.Join(certs, "selfsigned.key"))
 	_, err = Prepare(opts)
 	check("key link", err)
 
-	asProsody("rm", "-r", certs)
-	asProsody("ln", "-s", vault, certs)
+	prosodytest.AsProsody(t, "rm", "-r", certs)
+	prosodytest.AsProsody(t, "ln", "-s", vault, certs)
 	_, err = Prepare(opts)
 	check("certs directory link", err)
 }

@@ -1,12 +1,15 @@
 package watch_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/wait"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -289,13 +292,12 @@ func TestSlowReaderGetsMergedChange(t *testing.T) {
 
 	waitUntil := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(waitLimit)
-		for fired() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("watcher fired %d times, want %d", fired()-base, n-base)
+		wait.Until(t, waitLimit, fmt.Sprintf("%d changes", n-base), func() error {
+			if got := fired(); got < n {
+				return fmt.Errorf("watcher fired %d times", got-base)
 			}
-			time.Sleep(10 * time.Millisecond) // poll interval of a deadline-bounded wait
-		}
+			return nil
+		})
 	}
 	writeFile(t, a, "1")
 	waitUntil(base + 1)

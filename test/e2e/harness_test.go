@@ -6,18 +6,20 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/wait"
 
 	"github.com/prosody-pfe/prosody-pfe/internal/entrypointtest"
 )
@@ -59,18 +61,6 @@ func freePort(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return p[0]
-}
-
-// prosodyIDs returns the prosody user's uid and gid.
-func prosodyIDs(t testing.TB) (int, int) {
-	t.Helper()
-	u, err := user.Lookup("prosody")
-	if err != nil {
-		t.Fatalf("user prosody not found (install Debian package prosody): %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return uid, gid
 }
 
 // Server is one entrypoint process running the Prosody pipeline.
@@ -254,25 +244,21 @@ func (s *Server) WaitReady(d time.Duration) {
 	})
 }
 
-// WaitFor polls cond every 20 ms until it is true, failing the test after d or
-// when the entrypoint exits first.
+// WaitFor polls cond until it is true, failing the test after d or when the
+// entrypoint exits first.
 func (s *Server) WaitFor(d time.Duration, what string, cond func() bool) {
 	s.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return
-		}
+	wait.Until(s.t, d, what, func() error {
 		select {
 		case <-s.done:
-			s.t.Fatalf("entrypoint exited (code %d) while waiting for %s", s.ExitCode(), what)
+			return wait.Abort(fmt.Errorf("entrypoint exited (code %d)", s.ExitCode()))
 		default:
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("timed out after %s waiting for %s", d, what)
+		if !cond() {
+			return errors.New("not yet")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // Status is the part of /status the tests read.

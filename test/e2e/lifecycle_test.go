@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/wait"
 )
 
 // Issue 7 through the entrypoint binary: what /livez, /readyz and /metrics
@@ -346,13 +349,12 @@ func TestReadinessNotThrottled(t *testing.T) {
 	t.Parallel()
 	s := NewServer(t, Options{Env: map[string]string{"PROSODY_HEALTH_INTERVAL": "100ms"}}).Start()
 	s.WaitReady(20 * time.Second)
-	deadline := time.Now().Add(1500 * time.Millisecond)
-	for time.Now().Before(deadline) {
+	wait.Holds(t, 1500*time.Millisecond, "/readyz 200 while Prosody runs untouched", func() error {
 		if code, body, err := s.Get("/readyz"); err != nil || code != 200 {
-			t.Fatalf("/readyz %d %q %v while Prosody runs untouched: the readiness probe is throttled by Prosody", code, body, err)
+			return fmt.Errorf("/readyz %d %q %v: the readiness probe is throttled by Prosody", code, body, err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // SIGTERM while an init stage runs long (here a hook; a storage migration is

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/internal/wait"
+
 	"github.com/prosody-pfe/prosody-pfe/pkg/adminsock"
 )
 
@@ -439,13 +441,12 @@ func TestReloadBurstIsOneReload(t *testing.T) {
 	}
 	waitOutcome(t, s, before, "applied")
 	// Nothing more may follow: watch the counter for a while (the debounce is 100 ms).
-	deadline := time.Now().Add(1500 * time.Millisecond)
-	for time.Now().Before(deadline) {
+	wait.Holds(t, 1500*time.Millisecond, "one reload for one burst", func() error {
 		if n := reloads(t, s, "") - before; n != 1 {
-			t.Fatalf("%v reloads for one burst of 50 writes, want 1", n)
+			return fmt.Errorf("%v reloads for one burst of 50 writes, want 1", n)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	if !strings.Contains(s.RenderedConfig(), "muc_room_default_history_length = 50") {
 		t.Fatal("the running config is not the burst's last write")
 	}
