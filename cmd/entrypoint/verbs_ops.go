@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 	"github.com/prosody-pfe/prosody-pfe/pkg/backup"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
@@ -39,37 +40,27 @@ func runBackup(args, env []string, stdout, stderr io.Writer) int {
 	cfg := backup.Config{DataDir: st.DataDir, Storage: st.Storage, Profile: st.Profile, Hosts: st.Domains(),
 		Version: buildVersion(), Logger: log,
 		Postgres: backup.Postgres{Host: st.DBHost, Port: st.DBPort, Name: st.DBName, User: st.DBUser, Password: st.DBPassword.Reveal()}}
-	if *out == "-" {
-		m, err := backup.Create(context.Background(), cfg, stdout)
+	var w io.Writer = stdout
+	if *out != atomicfile.Stdout {
+		// The archive appears whole at --out or not at all; a directory, FIFO or
+		// device there is refused, never replaced.
+		p, err := atomicfile.Create(*out, 0o600, -1, -1)
 		if err != nil {
-			fmt.Fprintf(stderr, "entrypoint: %v\n", err)
-			return 1
+			fmt.Fprintf(stderr, "entrypoint: backup: %v\n", err)
+			return exitFailed
 		}
-		log.Info("backup written", zap.String("to", "stdout"), zap.Int("files", len(m.Files)), zap.String("database", m.Database))
-		return 0
+		defer p.Abort()
+		cfg.TempDir = filepath.Dir(*out) // SQLite copies land on the backup volume, not in a small /tmp
+		cfg.Exclude = []string{p.Name(), *out}
+		w = p
 	}
-	dir := filepath.Dir(*out)
-	tmp, err := os.CreateTemp(dir, ".backup-*.tmp")
-	if err != nil {
-		fmt.Fprintf(stderr, "entrypoint: backup: create %s: %v\n", *out, err)
-		return 1
-	}
-	defer os.Remove(tmp.Name())
-	cfg.TempDir = dir // SQLite copies land on the backup volume, not in a small /tmp
-	cfg.Exclude = []string{tmp.Name(), *out}
-	m, err := backup.Create(context.Background(), cfg, tmp)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), *out)
+	m, err := backup.Create(context.Background(), cfg, w)
+	if p, ok := w.(*atomicfile.Pending); ok && err == nil {
+		err = p.Commit()
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: backup to %s: %v\n", *out, err)
-		return 1
+		return exitFailed
 	}
 	log.Info("backup written", zap.String("to", *out), zap.Int("files", len(m.Files)), zap.String("database", m.Database))
 	return 0

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
+
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/luacfg"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
@@ -212,7 +214,7 @@ func (v *pfeVerbs) createProfile(name, from string) int {
 		fmt.Fprintf(v.stderr, "error: create profile directory: %v\n", err)
 		return exitFailed
 	}
-	if _, err := luacfg.WriteAtomic(path, append(data, '\n'), 0o644, -1, -1); err != nil {
+	if _, err := atomicfile.Write(path, append(data, '\n'), 0o644, -1, -1); err != nil {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
 		return exitFailed
 	}
@@ -316,7 +318,7 @@ func (v *pfeVerbs) render(args []string) int {
 	in := v.in
 	fs.StringVar(&in.Profile, "profile", in.Profile, "profile")
 	fs.StringVar(&in.Environment, "environment", in.Environment, "environment")
-	out := fs.String("out", "", "write here instead of stdout")
+	out := fs.String("out", "", `write here instead of stdout ("-" is stdout); a directory, FIFO or device is refused`)
 	pos, ok := v.parse(fs, args)
 	if !ok {
 		return exitUsage
@@ -335,17 +337,16 @@ func (v *pfeVerbs) render(args []string) int {
 		fmt.Fprintf(v.stderr, "warning: %s\n", w)
 	}
 	if *out == "" {
-		if _, err := v.stdout.Write(data); err != nil {
-			return exitFailed
-		}
-		return exitOK
+		*out = atomicfile.Stdout
 	}
-	changed, err := luacfg.WriteAtomic(*out, data, 0o644, -1, -1)
+	changed, err := atomicfile.WriteOrStdout(*out, v.stdout, data, 0o644, -1, -1)
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
 		return exitFailed
 	}
-	fmt.Fprintf(v.stderr, "wrote %s (changed: %t)\n", *out, changed)
+	if *out != atomicfile.Stdout {
+		fmt.Fprintf(v.stderr, "wrote %s (changed: %t)\n", *out, changed)
+	}
 	return exitOK
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,5 +169,38 @@ func TestVerbValidate(t *testing.T) {
 	code, out, stderr = runVerb(t, verbInputs(t), realTree, "", "validate")
 	if code != 0 {
 		t.Errorf("validate the product's config tree: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// render --out never replaces what it did not create: a FIFO (which would
+// block a plain open for ever) or a directory is refused at once, and "-"
+// is standard output.
+func TestRenderOutRefusesNonRegularTargets(t *testing.T) {
+	in := verbInputs(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{fifo, dir} {
+		done := make(chan struct{})
+		var code int
+		var stderr string
+		go func() { code, _, stderr = runVerb(t, in, testTree, "", "render", "--out", target); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("render --out %s blocked", target)
+		}
+		if code != exitFailed || !strings.Contains(stderr, target) || !strings.Contains(stderr, "not a regular file") {
+			t.Errorf("render --out %s: exit %d, %q; want %d naming it as not a regular file", target, code, stderr, exitFailed)
+		}
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO was replaced: %v %v", fi, err)
+	}
+	code, out, _ := runVerb(t, in, testTree, "", "render", "--out", "-")
+	if code != exitOK || !strings.Contains(out, `VirtualHost "example.com"`) {
+		t.Errorf("render --out -: exit %d, %q; want the config on stdout", code, out)
 	}
 }

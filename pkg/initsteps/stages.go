@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
+
 	"go.uber.org/zap"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/hooks"
@@ -105,13 +107,8 @@ func stageDirectories(_ context.Context, s *State) error {
 		{s.Settings.RuntimeDir, "PROSODY_RUNTIME_DIR", 0o755},
 		{s.Paths.Certs, "PROSODY_RUNTIME_DIR", 0o750},
 	} {
-		if err := os.MkdirAll(d.path, d.mode); err != nil {
-			return fmt.Errorf("create %s (%s): %w; mount a writable volume there or set %s", d.path, d.varName, err, d.varName)
-		}
-		if s.UID >= 0 {
-			if err := os.Lchown(d.path, s.UID, s.GID); err != nil {
-				return fmt.Errorf("give %s (%s) to uid %d: %w", d.path, d.varName, s.UID, err)
-			}
+		if err := atomicfile.MkdirOwned(d.path, d.mode, s.UID, s.GID); err != nil {
+			return fmt.Errorf("%s: %w; mount a writable volume there or set %s", d.varName, err, d.varName)
 		}
 		if err := s.writable(d.path); err != nil {
 			return fmt.Errorf("%s (%s): %w", d.path, d.varName, err)
@@ -194,6 +191,13 @@ func stageSecrets(_ context.Context, s *State) error {
 		}
 	}
 	if len(generate) > 0 {
+		// They live in the data volume, which belongs to prosody: a backup run as
+		// prosody must be able to read them. The directory is made (or checked)
+		// first, so a link prosody planted in its place is refused, not followed.
+		dir := filepath.Join(s.Settings.DataDir, "secrets")
+		if err := atomicfile.MkdirOwned(dir, 0o700, s.UID, s.GID); err != nil {
+			return fmt.Errorf("internal secrets: %w", err)
+		}
 		gen, err := settings.EnsureGenerated(s.Settings.DataDir, generate...)
 		if err != nil {
 			return fmt.Errorf("generate internal secrets in %s: %w", s.Settings.DataDir, err)
@@ -201,18 +205,9 @@ func stageSecrets(_ context.Context, s *State) error {
 		for k, v := range gen {
 			secrets[k] = v
 		}
-		// They live in the data volume, which belongs to prosody: a backup run as
-		// prosody must be able to read them.
-		if s.UID >= 0 {
-			dir := filepath.Join(s.Settings.DataDir, "secrets")
-			paths := []string{dir}
-			for _, name := range generate {
-				paths = append(paths, filepath.Join(dir, name))
-			}
-			for _, p := range paths {
-				if err := os.Lchown(p, s.UID, s.GID); err != nil {
-					return fmt.Errorf("give %s to uid %d: %w", p, s.UID, err)
-				}
+		for _, name := range generate {
+			if err := atomicfile.SetOwnerMode(filepath.Join(dir, name), 0o600, s.UID, s.GID); err != nil {
+				return fmt.Errorf("internal secret %s: %w", name, err)
 			}
 		}
 	}
@@ -237,16 +232,11 @@ func secretsHash(secrets map[string]string) string {
 // WriteCredentials writes one file per secret into dir (0700, files 0400),
 // owned by the user prosody runs as: what Prosody 13's Credential() reads.
 func (s *State) WriteCredentials(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	if s.UID >= 0 {
-		if err := os.Lchown(dir, s.UID, s.GID); err != nil {
-			return fmt.Errorf("give %s to uid %d: %w", dir, s.UID, err)
-		}
+	if err := atomicfile.MkdirOwned(dir, 0o700, s.UID, s.GID); err != nil {
+		return fmt.Errorf("credentials: %w", err)
 	}
 	for name, val := range s.Secrets {
-		if _, err := luacfg.WriteAtomic(filepath.Join(dir, name), []byte(val), 0o400, s.UID, s.GID); err != nil {
+		if _, err := atomicfile.Write(filepath.Join(dir, name), []byte(val), 0o400, s.UID, s.GID); err != nil {
 			return fmt.Errorf("write credential %q into %s: %w", name, dir, err)
 		}
 	}
@@ -293,6 +283,10 @@ func (s *State) InstallCerts() error {
 	return nil
 }
 
+// maxCertFile caps a certificate or key file read by root: a chain of a few
+// certificates is a few KiB, and a FIFO or a huge file must not stall start.
+const maxCertFile = 1 << 20
+
 // installCert copies a host's pair to <dir>/<host>.crt and .key (Prosody's own
 // lookup layout), unless it is already there. Copies keep the key private.
 func installCert(h tlscerts.HostCert, dir string, uid, gid int) error {
@@ -306,11 +300,11 @@ func installCert(h tlscerts.HostCert, dir string, uid, gid int) error {
 		if filepath.Clean(f.src) == filepath.Clean(f.dst) {
 			continue
 		}
-		data, err := os.ReadFile(f.src)
+		data, err := atomicfile.ReadFile(f.src, atomicfile.ReadOptions{MaxBytes: maxCertFile})
 		if err != nil {
 			return fmt.Errorf("read certificate file for %s: %w", h.Host, err)
 		}
-		if _, err := luacfg.WriteAtomic(f.dst, data, f.mode, uid, gid); err != nil {
+		if _, err := atomicfile.Write(f.dst, data, f.mode, uid, gid); err != nil {
 			return fmt.Errorf("install certificate file for %s: %w", h.Host, err)
 		}
 	}
@@ -356,7 +350,7 @@ func stageRender(_ context.Context, s *State) error {
 	if err != nil {
 		return configErr(fmt.Errorf("render %s: %w", s.Paths.Config, err))
 	}
-	changed, err := luacfg.WriteAtomic(s.Paths.Config, out, 0o600, s.UID, s.GID)
+	changed, err := atomicfile.Write(s.Paths.Config, out, 0o600, s.UID, s.GID)
 	if err != nil {
 		return fmt.Errorf("write %s (PROSODY_RUNTIME_DIR): %w", s.Paths.Config, err)
 	}

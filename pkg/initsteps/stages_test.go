@@ -8,10 +8,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/prosody-pfe/prosody-pfe/internal/entrypointtest"
+	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
+	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 )
 
@@ -229,5 +233,47 @@ func TestChildEnvDropsProsodyVariables(t *testing.T) {
 		if !slices.Contains(got, want) {
 			t.Errorf("child env lacks %q", want)
 		}
+	}
+}
+
+// The prosody user owns the data volume. If it replaces $DATA/secrets by a
+// link to a root directory, the secrets stage (root) refuses it: nothing is
+// generated in, read from or re-owned in the root directory.
+func TestSecretsRefuseALinkPlantedByProsody(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root: it checks what the root entrypoint does in prosody's data volume")
+	}
+	root, env := server(t, nil)
+	s := initsteps.New(initsteps.Config{Env: env})
+	if _, err := run(t, s, initsteps.Preamble(), []initsteps.Stage[*initsteps.State]{initsteps.Plan}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pfe.CredentialNames(s.Plan)) == 0 {
+		t.Fatal("the development profile generates no secret: this test needs one that does")
+	}
+	for d := filepath.Dir(root); d != filepath.Dir(filepath.Dir(filepath.Dir(root))); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil { // prosody must reach $DATA
+			t.Fatal(err)
+		}
+	}
+	vault := filepath.Join(root, "vault")
+	if err := os.Mkdir(vault, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	prosodytest.AsProsody(t, "ln", "-s", vault, filepath.Join(s.Settings.DataDir, "secrets"))
+
+	_, err := run(t, s, []initsteps.Stage[*initsteps.State]{initsteps.Secrets})
+	if !errors.Is(err, atomicfile.ErrUnsafeLink) || !strings.Contains(err.Error(), filepath.Join(s.Settings.DataDir, "secrets")) {
+		t.Fatalf("err = %v; want a refusal naming the planted link", err)
+	}
+	fi, err := os.Stat(vault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the root directory is now owned by %d, mode %#o", st.Uid, fi.Mode().Perm())
+	}
+	if entries, _ := os.ReadDir(vault); len(entries) != 0 {
+		t.Errorf("secrets were written into the root directory: %v", entries)
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
+
 	"go.uber.org/zap"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/luacfg"
@@ -109,7 +111,7 @@ func writeRecord(dataDir string, r Record, uid, gid int) error {
 	if err != nil {
 		return err
 	}
-	if _, err := luacfg.WriteAtomic(filepath.Join(dataDir, RecordFile), append(b, '\n'), 0o640, uid, gid); err != nil {
+	if _, err := atomicfile.Write(filepath.Join(dataDir, RecordFile), append(b, '\n'), 0o640, uid, gid); err != nil {
 		return fmt.Errorf("write migration record: %w", err)
 	}
 	return nil

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"syscall"
 
-	"go.uber.org/zap"
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 
-	"github.com/prosody-pfe/prosody-pfe/pkg/luacfg"
+	"go.uber.org/zap"
 )
 
 // run migrates from -> cfg.To, through internal files in a temporary
@@ -49,7 +49,7 @@ func runOnce(ctx context.Context, cfg Config, h hop) error {
 		return err
 	}
 	path := filepath.Join(cfg.WorkDir, "migrator.cfg.lua")
-	if _, err := luacfg.WriteAtomic(path, text, 0o400, cfg.UID, cfg.GID); err != nil {
+	if _, err := atomicfile.Write(path, text, 0o400, cfg.UID, cfg.GID); err != nil {
 		return fmt.Errorf("write migrator config: %w", err)
 	}
 	defer os.Remove(path) // it may hold the database password

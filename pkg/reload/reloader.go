@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/adminsock"
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 	"github.com/prosody-pfe/prosody-pfe/pkg/health"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
@@ -245,16 +246,12 @@ func (r *Reloader) stepCandidate(ctx context.Context, a *attempt) error {
 	next := r.cur.Candidate(st)
 	a.next, a.side = next, next.Paths.Config
 	// Where the candidate stages its keys and secrets: the prosody user must
-	// enter it, as it enters the runtime directory. Lchown: never a link.
+	// enter it, as it enters the runtime directory. A link planted there is
+	// removed (RemoveAll never follows one), never chowned through.
 	side := initsteps.CandidateDir(st.RuntimeDir)
 	_ = os.RemoveAll(side)
-	if err := os.Mkdir(side, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", side, err)
-	}
-	if next.UID >= 0 {
-		if err := os.Lchown(side, next.UID, next.GID); err != nil {
-			return fmt.Errorf("give %s to uid %d: %w", side, next.UID, err)
-		}
+	if err := atomicfile.MkdirOwned(side, 0o755, next.UID, next.GID); err != nil {
+		return err
 	}
 	if _, err := initsteps.Run(ctx, initsteps.Candidate(), next, r.log, nil); err != nil {
 		return refused(a, err)
