@@ -4,6 +4,8 @@ GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/entrypoint
+# staticcheck, pinned; `go run` fetches it from the module proxy once and caches it.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # make run: a development server on 127.0.0.1 with embedded SQLite storage.
 RUN_DIR ?= $(CURDIR)/.run
@@ -43,6 +45,8 @@ run: deps-run build
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	scripts/lint-policy
 
 # make test: everything CI runs. It installs what the tests need first.
 test: deps lint test-unit test-docker bench-quick soak-quick

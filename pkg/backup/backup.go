@@ -33,12 +33,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 	"go.uber.org/zap"
 )
 
@@ -198,7 +198,7 @@ func Create(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 		return nil, fmt.Errorf("backup %s: %w", cfg.DataDir, err)
 	}
 	if cfg.Storage == "postgres" {
-		if _, err := exec.LookPath(cfg.PgDump); err != nil {
+		if _, err := supervise.LookPath(cfg.PgDump, nil); err != nil {
 			m.Database = "postgres: not included (pg_dump not installed; run pg_dump yourself)"
 			cfg.Logger.Warn("pg_dump not found: the PostgreSQL database is not in the archive; install postgresql-client or run pg_dump yourself",
 				zap.String("program", cfg.PgDump))
@@ -314,12 +314,11 @@ func isSQLite(path string) (bool, error) {
 // sqliteBackup copies the database src to dst with the sqlite3 CLI's online
 // backup API (consistent while another process writes).
 func sqliteBackup(ctx context.Context, sqlite3, src, dst string) error {
-	if _, err := exec.LookPath(sqlite3); err != nil {
+	if _, err := supervise.LookPath(sqlite3, nil); err != nil {
 		return fmt.Errorf("sqlite backup of %s needs the sqlite3 program (Debian package sqlite3): %w", src, err)
 	}
 	// The destination is quoted for sqlite3's dot-command parser.
-	cmd := exec.CommandContext(ctx, sqlite3, "-bail", src, ".timeout 10000", ".backup '"+strings.ReplaceAll(dst, "'", "''")+"'")
-	out, err := cmd.CombinedOutput()
+	out, err := run(ctx, supervise.AuxCommand{Path: sqlite3, Args: []string{"-bail", src, ".timeout 10000", ".backup '" + strings.ReplaceAll(dst, "'", "''") + "'"}})
 	if err != nil {
 		return fmt.Errorf("sqlite3 .backup of %s: %w: %s", src, err, strings.TrimSpace(string(out)))
 	}
@@ -333,11 +332,19 @@ func pgDump(ctx context.Context, pgdump string, p Postgres, dst string) error {
 	if p.Port != 0 {
 		args = append(args, "--port", fmt.Sprint(p.Port))
 	}
-	cmd := exec.CommandContext(ctx, pgdump, args...)
-	cmd.Env = append(os.Environ(), "PGPASSWORD="+p.Password)
-	out, err := cmd.CombinedOutput()
+	out, err := run(ctx, supervise.AuxCommand{Path: pgdump, Args: args, Env: append(os.Environ(), "PGPASSWORD="+p.Password)})
 	if err != nil {
 		return fmt.Errorf("pg_dump of database %q on %s: %w: %s", p.Name, p.Host, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// run runs a helper program to completion: its combined output, and an error
+// when it could not run or exited non-zero.
+func run(ctx context.Context, cmd supervise.AuxCommand) ([]byte, error) {
+	out, code, err := supervise.Command(ctx, cmd, nil, nil)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("exit status %d", code)
+	}
+	return out, err
 }

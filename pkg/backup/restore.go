@@ -242,7 +242,7 @@ func checkSums(sums []byte, m Manifest, manifestBytes []byte) error {
 
 // copyMember hashes one member and, when rel is not "", writes it to dir/rel.
 func copyMember(tr *tar.Reader, hdr *tar.Header, dir, rel string, uid, gid int) (File, error) {
-	var w io.Writer = io.Discard
+	w := io.Discard
 	var out *os.File
 	if rel != "" {
 		dst := filepath.Join(dir, filepath.FromSlash(rel))

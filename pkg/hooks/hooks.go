@@ -23,11 +23,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
 
 // Hook is one file of the hooks directory that will run.
@@ -119,28 +119,26 @@ func (h Hook) Run(ctx context.Context, o RunOptions) error {
 	if h.Shell {
 		name, args = "sh", []string{h.Path}
 	}
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = o.Env
-	if cmd.Env == nil {
-		cmd.Env = []string{}
+	env := o.Env
+	if env == nil {
+		env = []string{}
 	}
-	cmd.Stdout, cmd.Stderr = o.Stdout, o.Stderr
-	err := cmd.Run()
-	if err == nil {
+	_, code, err := supervise.Command(ctx, supervise.AuxCommand{Path: name, Args: args, Env: env},
+		orDiscard(o.Stdout), orDiscard(o.Stderr))
+	if err == nil && code == 0 {
 		return nil
 	}
-	code := 126
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			code = 128 + int(ws.Signal())
-		}
-	case errors.Is(err, exec.ErrNotFound), errors.Is(err, os.ErrNotExist):
-		code = 127
+	if err == nil {
+		err = fmt.Errorf("exit status %d", code)
 	}
 	return &ExitError{Hook: h.Name, Code: code, Err: err}
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
 }
 
 // Env returns environ without the variables named in drop (exact names, for

@@ -1,13 +1,12 @@
 package luacfg
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
 
 // CheckOptions configures Check. The zero value runs luac5.4 and, when it is on PATH,
@@ -24,10 +23,10 @@ type CheckOptions struct {
 	Env []string
 	// Timeout bounds each command; 0 means 30 s.
 	Timeout time.Duration
-	// Run, when set, runs each checker instead of os/exec and returns its combined
-	// output and exit code; err only when it could not run. The entrypoint sets it
-	// while its reaper runs (supervise.Supervisor.Exec), where os/exec would lose the
-	// exit status to wait4(-1).
+	// Run, when set, runs each checker and returns its combined output and exit
+	// code; err only when it could not run. Nil means supervise.Command. The
+	// entrypoint sets it while its reaper runs (supervise.Supervisor.Exec), where
+	// a direct wait would lose the exit status to wait4(-1).
 	Run RunFunc
 }
 
@@ -52,7 +51,7 @@ func Check(ctx context.Context, path string, opt CheckOptions) (warnings []strin
 	if luac == "" {
 		luac = "luac5.4"
 	}
-	luacPath, err := exec.LookPath(luac)
+	luacPath, err := supervise.LookPath(luac, opt.Env)
 	if err != nil {
 		return nil, fmt.Errorf("check %s: %s not found (install the Debian package lua5.4): %w", path, luac, err)
 	}
@@ -73,7 +72,7 @@ func Check(ctx context.Context, path string, opt CheckOptions) (warnings []strin
 	if ctl == "" {
 		ctl = "prosodyctl"
 	}
-	ctlPath, err := exec.LookPath(ctl)
+	ctlPath, err := supervise.LookPath(ctl, opt.Env)
 	if err != nil {
 		if opt.Prosodyctl != "" {
 			return nil, fmt.Errorf("check %s: %s not found: %w", path, ctl, err)
@@ -108,22 +107,11 @@ func (opt CheckOptions) run(ctx context.Context, timeout time.Duration, name str
 		}
 		return out, code, err
 	}
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = opt.Env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	out, code, err := supervise.Command(ctx, supervise.AuxCommand{Path: name, Args: args, Env: opt.Env}, nil, nil)
 	if ctx.Err() != nil {
-		return out.String(), -1, fmt.Errorf("%s: %w", name, ctx.Err())
+		return string(out), -1, fmt.Errorf("%s: %w", name, ctx.Err())
 	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return out.String(), ee.ExitCode(), nil
-	}
-	if err != nil {
-		return out.String(), -1, err
-	}
-	return out.String(), 0, nil
+	return string(out), code, err
 }
 
 // outputLines returns the non-empty lines of out, trimmed, without ANSI colour codes.

@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
+	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 
 	"go.uber.org/zap"
 )
@@ -57,13 +56,14 @@ func runOnce(ctx context.Context, cfg Config, h hop) error {
 	if prog == "" {
 		prog = "prosody-migrator"
 	}
-	cmd := exec.CommandContext(ctx, prog, "--config", path, "input", "output")
-	cmd.Dir = cfg.DataDir
-	cmd.Env = cfg.Env
+	cmd := supervise.AuxCommand{Path: prog, Args: []string{"--config", path, "input", "output"}, Dir: cfg.DataDir, Env: cfg.Env}
 	if cfg.UID >= 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: []uint32{}}}
+		cmd.Cred = &supervise.Credential{UID: uint32(cfg.UID), GID: uint32(cfg.GID)}
 	}
-	out, err := cmd.CombinedOutput()
+	out, code, err := supervise.Command(ctx, cmd, nil, nil)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("exit status %d", code)
+	}
 	cfg.Logger.Debug("prosody-migrator output", zap.String("from", h.from), zap.String("to", h.to), zap.String("output", string(out)))
 	// Without --keep-going a failed store aborts with a non-zero status; an
 	// error line is checked too.

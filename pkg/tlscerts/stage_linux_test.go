@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -336,5 +335,3 @@ func TestGeneratedPairLinkAttackAsProsody(t *testing.T) {
 	_, err = Prepare(opts)
 	check("certs directory link", err)
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
