@@ -73,10 +73,37 @@ executed; 78 for a configuration error found before anything starts.
 Environment variables (all PROSODY_*; a VAR_FILE form exists for every secret):
 `
 
+// verbs are the commands that run to completion without supervising a
+// child. They get the default signal behaviour back: Ctrl-C or SIGTERM stops
+// a render, a backup or a validate at once, as for any other program.
+var verbs = map[string]func(args, env []string, stdout, stderr io.Writer) int{
+	"healthcheck": runHealthcheck,
+	"env":         runEnv,
+	"backup":      runBackup,
+	"restore":     runRestore,
+	"modules":     runModules,
+	"profiles":    pfeVerb("profiles"),
+	"features":    pfeVerb("features"),
+	"render":      pfeVerb("render"),
+	"explain":     pfeVerb("explain"),
+	"diff":        pfeVerb("diff"),
+	"validate":    pfeVerb("validate"),
+}
+
+func pfeVerb(verb string) func(args, env []string, stdout, stderr io.Writer) int {
+	return func(args, env []string, stdout, stderr io.Writer) int { return runPFE(verb, args, env, stdout, stderr) }
+}
+
 func (a *app) run(args []string, env []string, stdout, stderr io.Writer) int {
 	verb := ""
 	if len(args) > 0 {
 		verb = args[0]
+	}
+	if run, ok := verbs[verb]; ok {
+		if a.signals != nil {
+			a.signals.Stop()
+		}
+		return run(args[1:], env, stdout, stderr)
 	}
 	switch verb {
 	case "", "prosody":
@@ -99,18 +126,6 @@ func (a *app) run(args []string, env []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintf(stdout, "entrypoint %s\n", buildVersion())
 		return exitOK
-	case "healthcheck":
-		return runHealthcheck(args[1:], env, stdout, stderr)
-	case "env":
-		return runEnv(args[1:], env, stdout, stderr)
-	case "backup":
-		return runBackup(args[1:], env, stdout, stderr)
-	case "restore":
-		return runRestore(args[1:], env, stdout, stderr)
-	case "modules":
-		return runModules(args[1:], env, stdout, stderr)
-	case "profiles", "features", "render", "explain", "diff", "validate":
-		return runPFE(verb, args[1:], env, stdout, stderr)
 	}
 	return a.runPlain(args, env, stderr)
 }
