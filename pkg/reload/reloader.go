@@ -280,8 +280,8 @@ func (r *Reloader) stepDecide(_ context.Context, a *attempt) error {
 	return nil
 }
 
-// stepInstall puts an accepted candidate where Prosody reads it: certificates
-// and secrets first, then the config file by an atomic rename. It first waits
+// stepInstall puts an accepted candidate where Prosody reads it, all or
+// nothing (see install). It first waits
 // for readiness again: Prosody may have crashed and restarted while the
 // candidate was checked, and no reload may reach a Prosody still starting.
 func (r *Reloader) stepInstall(ctx context.Context, a *attempt) error {
@@ -289,18 +289,7 @@ func (r *Reloader) stepInstall(ctx context.Context, a *attempt) error {
 		a.outcome, a.err = Skipped, err
 		return errDone
 	}
-	next, live := a.next, r.cur.Paths
-	next.Paths = live
-	if err := next.InstallCerts(); err != nil {
-		return err
-	}
-	if err := next.WriteCredentials(live.Credentials); err != nil {
-		return err
-	}
-	if err := os.Rename(a.side, live.Config); err != nil {
-		return fmt.Errorf("install %s: %w", live.Config, err)
-	}
-	return nil
+	return install(a.next, r.cur.Paths, a.side)
 }
 
 // stepApply makes the running Prosody take the installed config.
