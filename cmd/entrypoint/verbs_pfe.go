@@ -10,8 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
@@ -143,10 +141,7 @@ func (v *pfeVerbs) profiles(args []string) int {
 		if v.asJSON {
 			return v.printJSON(p)
 		}
-		fmt.Fprintf(v.stdout, "profile %s (%s)\n  %s\n  users: %s\n  features:\n", p.Name, p.Source, p.Description, string(p.Users))
-		for _, f := range p.Features {
-			fmt.Fprintf(v.stdout, "    %s\n", f)
-		}
+		p.WriteText(v.stdout)
 		return exitOK
 	case sub == "create" && len(rest) == 1:
 		return v.createProfile(rest[0], *from)
@@ -160,67 +155,17 @@ func (v *pfeVerbs) profiles(args []string) int {
 	return v.usage("profiles %s: wrong subcommand or arguments", strings.Join(pos, " "))
 }
 
-var profileNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-
 func (v *pfeVerbs) createProfile(name, from string) int {
-	if !profileNameRE.MatchString(name) {
-		return v.usage("profile name %q: use a-z, 0-9, _ and - (starting with a letter or digit)", name)
-	}
-	if v.customDir == "" {
-		fmt.Fprintln(v.stderr, "error: no custom config directory is set: profiles are created there")
-		return exitConfig
-	}
-	t, code := v.load()
-	if t == nil {
-		return code
-	}
-	if t.Profile(name) != nil && from != name {
-		fmt.Fprintf(v.stderr, "error: profile %q already exists (%s); to shadow a built-in one, use --from %s\n", name, t.Profile(name).Source, name)
-		return exitFailed
-	}
-	var p pfe.Profile
-	if from != "" {
-		src := t.Profile(from)
-		if src == nil {
-			fmt.Fprintf(v.stderr, "error: --from %q: no such profile; profiles: %s\n", from, strings.Join(t.Profiles(), ", "))
-			return exitConfig
-		}
-		p = *src
-		p.Description = "Copy of " + from + ": " + src.Description
-	} else {
-		tmpl := filepath.Join(v.builtinDir, "templates", "profile.json")
-		data, err := os.ReadFile(tmpl)
-		if err != nil {
-			fmt.Fprintf(v.stderr, "error: read profile template: %v\n", err)
-			return exitConfig
-		}
-		if err := json.Unmarshal(data, &p); err != nil {
-			fmt.Fprintf(v.stderr, "error: profile template %s: %v\n", tmpl, err)
-			return exitConfig
-		}
-	}
-	p.Name = name
-	data, err := json.MarshalIndent(&p, "", "  ")
-	if err != nil {
-		fmt.Fprintf(v.stderr, "error: encode profile %s: %v\n", name, err)
-		return exitFailed
-	}
-	path := filepath.Join(v.customDir, "profiles", name, "profile.json")
-	if _, err := os.Stat(path); err == nil {
-		fmt.Fprintf(v.stderr, "error: %s already exists; edit it instead\n", path)
-		return exitFailed
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		fmt.Fprintf(v.stderr, "error: create profile directory: %v\n", err)
-		return exitFailed
-	}
-	if _, err := atomicfile.Write(path, append(data, '\n'), 0o644, -1, -1); err != nil {
+	path, err := pfe.CreateProfile(v.builtinDir, v.customDir, name, from)
+	switch {
+	case errors.Is(err, pfe.ErrBadName):
+		return v.usage("%v", err)
+	case errors.Is(err, pfe.ErrExists):
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
 		return exitFailed
-	}
-	if _, code := v.load(); code != exitOK {
-		_ = os.RemoveAll(filepath.Dir(path)) // do not leave a profile that breaks the tree
-		return code
+	case err != nil:
+		fmt.Fprintf(v.stderr, "error: %v\n", err)
+		return exitConfig
 	}
 	fmt.Fprintf(v.stdout, "created profile %s at %s\n", name, path)
 	return exitOK
@@ -247,35 +192,10 @@ func (v *pfeVerbs) features(args []string) int {
 		if v.asJSON {
 			return v.printJSON(f)
 		}
-		fmt.Fprintf(v.stdout, "feature %s (%s, %s)\n  %s\n", f.Name, f.Stability, f.Source, f.Description)
-		if f.Unsupported != nil {
-			fmt.Fprintf(v.stdout, "  unsupported: %s; instead: %s\n", f.Unsupported.Reason, f.Unsupported.Instead)
-		}
-		fmt.Fprintf(v.stdout, "  toggles: %s\n", strings.Join(append([]string{pfe.GenericToggle(f.Name)}, f.Toggles...), ", "))
-		for _, kv := range [][2]string{{"xeps", strings.Join(f.XEPs, ", ")}, {"requires", strings.Join(f.Requires, ", ")},
-			{"conflicts", strings.Join(f.Conflicts, ", ")}, {"packages", strings.Join(f.Packages, ", ")},
-			{"community modules", strings.Join(f.CommunityModules, ", ")}} {
-			if kv[1] != "" {
-				fmt.Fprintf(v.stdout, "  %s: %s\n", kv[0], kv[1])
-			}
-		}
-		for _, pn := range sortedNames(f.Parts) {
-			part := f.Parts[pn]
-			fmt.Fprintf(v.stdout, "  part %s (default %t; toggles %s): %s\n", pn, part.Default, strings.Join(part.Toggles, ", "), part.Description)
-		}
+		f.WriteText(v.stdout)
 		return exitOK
 	}
-	type row struct {
-		Name        string   `json:"name"`
-		Stability   string   `json:"stability"`
-		Description string   `json:"description"`
-		Toggles     []string `json:"toggles"`
-	}
-	var rows []row
-	for _, n := range t.Features() {
-		f := t.Feature(n)
-		rows = append(rows, row{n, f.Stability, f.Description, append([]string{pfe.GenericToggle(n)}, f.Toggles...)})
-	}
+	rows := t.FeatureSummaries()
 	if v.asJSON {
 		return v.printJSON(rows)
 	}
@@ -283,15 +203,6 @@ func (v *pfeVerbs) features(args []string) int {
 		fmt.Fprintf(v.stdout, "%-28s %-12s %s\n", r.Name, r.Stability, r.Description)
 	}
 	return exitOK
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	var names []string
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // planAndRender loads the tree, plans in and renders it.
@@ -427,16 +338,6 @@ func (v *pfeVerbs) diff(args []string) int {
 	return exitFailed
 }
 
-// validateResult is one profile × environment of validate.
-type validateResult struct {
-	Profile     string        `json:"profile"`
-	Environment string        `json:"environment"`
-	OK          bool          `json:"ok"`
-	Error       string        `json:"error,omitempty"`
-	Warnings    []string      `json:"warnings,omitempty"`
-	Missing     []pfe.Missing `json:"missing_modules,omitempty"`
-}
-
 // validate plans, renders and checks every profile (or only profile) in every environment.
 func (v *pfeVerbs) validate(args []string, profile string) int {
 	if args != nil {
@@ -452,82 +353,20 @@ func (v *pfeVerbs) validate(args []string, profile string) int {
 	if t == nil {
 		return code
 	}
-	profiles := t.Profiles()
-	if profile != "" {
-		if t.Profile(profile) == nil {
-			fmt.Fprintf(v.stderr, "error: profile %q does not exist; profiles: %s\n", profile, strings.Join(profiles, ", "))
-			return exitConfig
-		}
-		profiles = []string{profile}
-	}
-	tmp, err := os.MkdirTemp("", "pfe-validate-")
+	results, err := initsteps.Validate(context.Background(), t, v.in, profile, os.Environ())
 	if err != nil {
-		fmt.Fprintf(v.stderr, "error: create temporary directory: %v\n", err)
-		return exitFailed
-	}
-	defer os.RemoveAll(tmp)
-	var results []validateResult
-	failed := false
-	for _, prof := range profiles {
-		for _, env := range t.Environments() {
-			r := v.validateOne(t, prof, env, tmp)
-			failed = failed || !r.OK
-			results = append(results, r)
-		}
+		fmt.Fprintf(v.stderr, "error: %v\n", err)
+		return exitConfig
 	}
 	if v.asJSON {
 		v.printJSON(results)
 	} else {
-		for _, r := range results {
-			status := "ok  "
-			if !r.OK {
-				status = "FAIL"
-			}
-			fmt.Fprintf(v.stdout, "%s %s × %s\n", status, r.Profile, r.Environment)
-			if r.Error != "" {
-				fmt.Fprintf(v.stdout, "     %s\n", strings.ReplaceAll(r.Error, "\n", "\n     "))
-			}
-			for _, m := range r.Missing {
-				fmt.Fprintf(v.stdout, "     missing module %s: %s\n", m.Module, m.Hint)
-			}
-			for _, w := range r.Warnings {
-				fmt.Fprintf(v.stdout, "     warning: %s\n", w)
-			}
+		initsteps.WriteValidateResults(v.stdout, results)
+	}
+	for _, r := range results {
+		if !r.OK {
+			return exitFailed
 		}
 	}
-	if failed {
-		return exitFailed
-	}
 	return exitOK
-}
-
-func (v *pfeVerbs) validateOne(t *pfe.Tree, prof, env, tmp string) validateResult {
-	r := validateResult{Profile: prof, Environment: env}
-	in := v.in
-	in.Profile, in.Environment = prof, env
-	p, err := t.Plan(in)
-	if err != nil {
-		r.Error = err.Error()
-		return r
-	}
-	data, err := luacfg.Render(p)
-	if err != nil {
-		r.Error = err.Error()
-		return r
-	}
-	path := filepath.Join(tmp, prof+"-"+env+".cfg.lua")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		r.Error = err.Error()
-		return r
-	}
-	// As the check stage does: prosodyctl gets no PROSODY_* variable, so no
-	// secret (a nil Env would hand it the whole environment).
-	r.Warnings, err = luacfg.Check(context.Background(), path, luacfg.CheckOptions{Env: initsteps.WithoutProsodyVars(os.Environ())})
-	if err != nil {
-		r.Error = err.Error()
-		return r
-	}
-	r.Missing = pfe.MissingModules(p, pfe.ModuleDirs(p))
-	r.OK = len(r.Missing) == 0
-	return r
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 )
 
@@ -162,7 +163,7 @@ func TestVerbValidate(t *testing.T) {
 	}
 	in.Toggles = map[string]string{"PROSODY_FEATURES_MOBILE_BATTERY_SAVER": "true"}
 	code, out, _ = runVerb(t, in, testTree, "", "validate", "--json")
-	var results []validateResult
+	var results []initsteps.ValidateResult
 	if code != 1 || json.Unmarshal([]byte(out), &results) != nil || len(results) != 4 || results[0].OK {
 		t.Errorf("validate with a conflict: exit %d\n%s", code, out)
 	}
