@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/health"
+	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
@@ -41,7 +42,7 @@ func (a *app) runPlain(argv, env []string, stderr io.Writer) int {
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "entrypoint: warning: %s\n", w)
 	}
-	log := newLogger(st.LogFormat, st.LogLevel, stderr)
+	log := initsteps.NewLogger(st.LogFormat, st.LogLevel, stderr)
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 
 	// wg.Wait is deferred before cancel so that it runs after it: an early
@@ -72,7 +73,7 @@ func (a *app) runPlain(argv, env []string, stderr io.Writer) int {
 		Args:        argv[1:],
 		Env:         env,
 		StopTimeout: st.StopTimeout,
-		Restart:     restartPolicy(st, false),
+		Restart:     initsteps.RestartPolicy(st, false),
 		Signals:     a.signals,
 		Logger:      log.Named("supervise"),
 		Observer:    obs,

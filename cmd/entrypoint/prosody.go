@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -31,7 +29,7 @@ func (a *app) runProsody(args, env []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "entrypoint: internal error: signals not registered")
 		return exitSoftware
 	}
-	s := initsteps.New(initsteps.Config{Env: env, Stderr: stderr, Logger: rootLogger(stderr, "")})
+	s := initsteps.New(initsteps.Config{Env: env, Stderr: stderr, Logger: initsteps.RootLogger(stderr, "")})
 	pre, err := initsteps.Run(context.Background(), initsteps.Preamble(), s, nil, nil)
 	defer s.Log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 	if err != nil {
@@ -42,7 +40,7 @@ func (a *app) runProsody(args, env []string, stderr io.Writer) int {
 		Listen:     st.HealthListen,
 		Interval:   st.HealthInterval,
 		Mode:       health.ModeProsody,
-		C2SAddr:    probeAddr(st),
+		C2SAddr:    st.C2SProbeAddr(),
 		Domain:     st.Domains()[0],
 		UseNotify:  true,
 		NotifyPath: filepath.Join(st.RuntimeDir, "notify.sock"),
@@ -111,7 +109,7 @@ func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor
 		Dir:         st.DataDir,
 		Cred:        s.Cred,
 		StopTimeout: st.StopTimeout,
-		Restart:     restartPolicy(st, true),
+		Restart:     initsteps.RestartPolicy(st, true),
 		Signals:     a.signals,
 		Logger:      s.Log.Named("supervise"),
 		Observer:    mon,
@@ -173,40 +171,4 @@ func stageFailure(stderr io.Writer, err error) int {
 		return exitConfig
 	}
 	return exitFailed
-}
-
-// probeAddr is where the readiness probe reaches c2s: loopback unless the
-// operator bound Prosody to specific addresses only.
-func probeAddr(st *settings.Settings) string {
-	host := "127.0.0.1"
-	if len(st.Interfaces) > 0 {
-		host = ""
-		for _, i := range st.Interfaces {
-			switch i {
-			case "*", "127.0.0.1":
-				host = "127.0.0.1"
-			case "::", "::1":
-				if host == "" {
-					host = "::1"
-				}
-			}
-		}
-		if host == "" {
-			host = st.Interfaces[0]
-		}
-	}
-	return net.JoinHostPort(host, strconv.Itoa(st.C2SPort))
-}
-
-func restartPolicy(st *settings.Settings, prosody bool) supervise.Policy {
-	mode := supervise.RestartMode(st.RestartPolicy(prosody))
-	if st.RestartMax == 0 {
-		mode = supervise.ModeNever // "0 restarts allowed", not the package default
-	}
-	return supervise.Policy{
-		Mode:    mode,
-		Max:     st.RestartMax,
-		Window:  st.RestartWindow,
-		Backoff: st.RestartBackoff,
-	}
 }

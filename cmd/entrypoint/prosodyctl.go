@@ -19,7 +19,7 @@ func (a *app) runProsodyctl(args, env []string, stderr io.Writer) int {
 		return exitSoftware
 	}
 	s := initsteps.New(initsteps.Config{Env: env, Stderr: stderr, ConfigName: "prosodyctl.cfg.lua",
-		Logger: rootLogger(stderr, "warn")})
+		Logger: initsteps.RootLogger(stderr, "warn")})
 	stages := append(initsteps.Preamble(), initsteps.ConfigStages()...)
 	_, err := initsteps.Run(context.Background(), stages, s, nil, nil)
 	defer s.Log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit

@@ -37,7 +37,7 @@ func begin(env []string, stderr io.Writer, level string) (*settings.Settings, *z
 	if !ok {
 		return nil, nil, false
 	}
-	return st, rootLogger(stderr, level)(st), true
+	return st, initsteps.RootLogger(stderr, level)(st), true
 }
 
 // printSettingsError prints why the environment could not be loaded: every

@@ -1,22 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 	"github.com/prosody-pfe/prosody-pfe/pkg/backup"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
@@ -40,30 +36,13 @@ func runBackup(args, env []string, stdout, stderr io.Writer) int {
 	cfg := backup.Config{DataDir: st.DataDir, Storage: st.Storage, Profile: st.Profile, Hosts: st.Domains(),
 		Version: buildVersion(), Logger: log,
 		Postgres: backup.Postgres{Host: st.DBHost, Port: st.DBPort, Name: st.DBName, User: st.DBUser, Password: st.DBPassword.Reveal()}}
-	var w io.Writer = stdout
-	if *out != atomicfile.Stdout {
-		// The archive appears whole at --out or not at all; a directory, FIFO or
-		// device there is refused, never replaced.
-		p, err := atomicfile.Create(*out, 0o600, -1, -1)
-		if err != nil {
-			fmt.Fprintf(stderr, "entrypoint: backup: %v\n", err)
-			return exitFailed
-		}
-		defer p.Abort()
-		cfg.TempDir = filepath.Dir(*out) // SQLite copies land on the backup volume, not in a small /tmp
-		cfg.Exclude = []string{p.Name(), *out}
-		w = p
-	}
-	m, err := backup.Create(context.Background(), cfg, w)
-	if p, ok := w.(*atomicfile.Pending); ok && err == nil {
-		err = p.Commit()
-	}
+	m, err := backup.CreateFile(context.Background(), cfg, *out, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: backup to %s: %v\n", *out, err)
 		return exitFailed
 	}
 	log.Info("backup written", zap.String("to", *out), zap.Int("files", len(m.Files)), zap.String("database", m.Database))
-	return 0
+	return exitOK
 }
 
 // runRestore is `entrypoint restore FILE`: verify, then restore into the
@@ -78,21 +57,15 @@ func runRestore(args, env []string, stdout, stderr io.Writer) int {
 	}
 	file := fs.Arg(0)
 	if *verifyOnly {
-		f, err := os.Open(file)
-		if err != nil {
-			fmt.Fprintf(stderr, "entrypoint: restore: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		m, err := backup.Verify(bufio.NewReader(f))
+		m, err := backup.VerifyFile(file)
 		if err != nil {
 			fmt.Fprintf(stderr, "entrypoint: verify %s: %v\n", file, err)
-			return 1
+			return exitFailed
 		}
 		fmt.Fprintf(stdout, "%s: ok, %d files, created %s, storage %s\n", file, len(m.Files), m.Created.Format(time.RFC3339), m.Storage)
-		return 0
+		return exitOK
 	}
-	s := initsteps.New(initsteps.Config{Env: env, Stderr: stderr, Logger: rootLogger(stderr, "info")})
+	s := initsteps.New(initsteps.Config{Env: env, Stderr: stderr, Logger: initsteps.RootLogger(stderr, "info")})
 	_, err := initsteps.Run(context.Background(), []initsteps.Stage[*initsteps.State]{initsteps.ValidateEnv, initsteps.Plan}, s, nil, nil)
 	defer s.Log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 	if err != nil {
@@ -101,16 +74,16 @@ func runRestore(args, env []string, stdout, stderr io.Writer) int {
 	st, log := s.Settings, s.Log
 	// A listening c2s port on this machine also means a server runs here
 	// (the admin socket is checked by the restore itself).
-	if c, err := net.DialTimeout("tcp", probeAddr(st), time.Second); err == nil {
+	if c, err := net.DialTimeout("tcp", st.C2SProbeAddr(), time.Second); err == nil {
 		c.Close()
-		fmt.Fprintf(stderr, "entrypoint: restore: something listens on %s (PROSODY_C2S_PORT): stop the server first, then restore\n", probeAddr(st))
-		return 1
+		fmt.Fprintf(stderr, "entrypoint: restore: something listens on %s (PROSODY_C2S_PORT): stop the server first, then restore\n", st.C2SProbeAddr())
+		return exitFailed
 	}
 	res, err := backup.Restore(context.Background(), backup.RestoreConfig{DataDir: st.DataDir, AdminSocket: s.AdminSocket(),
 		UID: s.UID, GID: s.GID, Logger: log}, file)
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
-		return 1
+		return exitFailed
 	}
 	fmt.Fprintf(stdout, "restored %d files from %s (made %s, storage %s) into %s\n", res.Files, file,
 		res.Manifest.Created.Format(time.RFC3339), res.Manifest.Storage, st.DataDir)
@@ -124,7 +97,7 @@ func runRestore(args, env []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "note: the backup was made with PROSODY_STORAGE=%s, this environment says %s: the next start migrates it\n",
 			res.Manifest.Storage, st.Storage)
 	}
-	return 0
+	return exitOK
 }
 
 // runModules is `entrypoint modules list [--json]`.
