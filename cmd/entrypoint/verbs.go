@@ -68,11 +68,11 @@ func runHealthcheck(args, env []string, stdout, stderr io.Writer) int {
 		st, _, _, err := settings.LoadLenient(env, func(name string) bool { return name == "PROSODY_HEALTH_LISTEN" })
 		if err != nil {
 			fmt.Fprintf(stderr, "healthcheck: %v\n", err)
-			return 1
+			return exitFailed
 		}
 		if !st.HealthEnabled() {
 			fmt.Fprintln(stderr, "healthcheck: PROSODY_HEALTH_LISTEN=off: there is no health server to ask; pass --url")
-			return 1
+			return exitFailed
 		}
 		path := health.ReadyPath
 		if *live {
@@ -81,7 +81,7 @@ func runHealthcheck(args, env []string, stdout, stderr io.Writer) int {
 		u, err := health.EndpointURL(st.HealthListen, path)
 		if err != nil {
 			fmt.Fprintf(stderr, "healthcheck: PROSODY_HEALTH_LISTEN=%q: %v\n", st.HealthListen, err)
-			return 1
+			return exitFailed
 		}
 		target = u
 	}

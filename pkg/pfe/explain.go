@@ -3,6 +3,7 @@ package pfe
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -161,7 +162,7 @@ func missingHint(module string, f *PlannedFeature, dirs []string) string {
 	if f == nil {
 		return "not found in " + where + "; install the Debian package prosody-modules, or it is " + community
 	}
-	if contains(f.CommunityModules, module) {
+	if slices.Contains(f.CommunityModules, module) {
 		return "feature " + f.Name + " needs " + community
 	}
 	if len(f.Packages) > 0 {

@@ -3,6 +3,7 @@ package pfe
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -156,7 +157,7 @@ func (t *Tree) selectFeatures(in *Inputs, p *Profile) (*selection, error) {
 			errs = append(errs, fmt.Errorf("feature %s cannot be enabled (%s): %s; instead: %s", name, origin[name], f.Unsupported.Reason, f.Unsupported.Instead))
 		}
 		for _, c := range f.Conflicts {
-			if _, ok := origin[c]; !ok || contains(t.features[c].Conflicts, name) && c < name {
+			if _, ok := origin[c]; !ok || slices.Contains(t.features[c].Conflicts, name) && c < name {
 				continue // not enabled, or reported from c's side
 			}
 			errs = append(errs, fmt.Errorf("feature %s (%s) conflicts with %s (%s): disable one of them", name, origin[name], c, origin[c]))
@@ -197,7 +198,7 @@ func (t *Tree) dependencyOrder(enabled []string) []string {
 	for _, n := range enabled {
 		indeg[n] += 0
 		for _, r := range t.features[n].Requires {
-			if contains(enabled, r) {
+			if slices.Contains(enabled, r) {
 				indeg[n]++
 				dependents[r] = append(dependents[r], n)
 			}
@@ -235,13 +236,4 @@ func (t *Tree) dependencyOrder(enabled []string) []string {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

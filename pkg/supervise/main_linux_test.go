@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/wait"
 )
 
 // helperEnv, when set, makes the test binary act as the entrypoint: it
@@ -213,13 +216,12 @@ func (p *inProcess) wait(t *testing.T, limit time.Duration) int {
 // eventually polls cond every 5ms until it holds or limit passes.
 func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
+	wait.Until(t, limit, what, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return errors.New("not yet")
+	})
 }
 
 // waitFile waits until path exists and returns its content.
