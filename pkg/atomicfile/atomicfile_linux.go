@@ -377,7 +377,7 @@ func (w *Pending) Target() string { return w.target }
 func (w *Pending) Write(b []byte) (int, error) {
 	n, err := w.f.Write(b)
 	if err != nil {
-		return n, NoSpace(w.p.dir, fmt.Errorf("write %s: %w", w.f.Name(), err))
+		return n, NoSpace(w.p.dir, fmt.Errorf("write %s: %w", w.target, err))
 	}
 	return n, nil
 }
