@@ -528,6 +528,35 @@ func SetOwnerMode(path string, mode os.FileMode, uid, gid int) error {
 	return setOwnerMode(f, p.path(), mode, uid, gid)
 }
 
+// EnsureFile makes path a regular file with the given mode, owned by
+// uid:gid (-1 keeps): an absent one is created empty (O_EXCL: a file that
+// appears meanwhile is never replaced), an existing one keeps its content and
+// gets the mode and owner on its descriptor, as SetOwnerMode does (a link is
+// refused or followed as the package doc says, a file with several hard
+// links is refused). It is for files another program fills but must find
+// private, such as a database.
+func EnsureFile(path string, mode os.FileMode, uid, gid int) error {
+	p, err := resolve(path, true, 0)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	fd, err := unix.Openat(p.fd, p.name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	switch {
+	case err == unix.EEXIST:
+		return SetOwnerMode(path, mode, uid, gid)
+	case err != nil:
+		return NoSpace(p.dir, fmt.Errorf("create %s: %w", p.path(), err))
+	}
+	f := os.NewFile(uintptr(fd), p.path())
+	defer f.Close()
+	if err := setOwnerMode(f, p.path(), mode, uid, gid); err != nil {
+		_ = unix.Unlinkat(p.fd, p.name, 0)
+		return err
+	}
+	return nil
+}
+
 // MkdirOwned makes path a directory with the given mode, owned by uid:gid
 // (-1 keeps), creating it and its missing parents (parents with mode 0755,
 // owned by this process). An existing directory gets the mode and owner; an

@@ -237,6 +237,25 @@ func SetOwnerMode(path string, mode os.FileMode, uid, gid int) error {
 	return f.Chmod(mode)
 }
 
+// EnsureFile: see the Linux version.
+func EnsureFile(path string, mode os.FileMode, uid, gid int) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return SetOwnerMode(path, mode, uid, gid)
+	}
+	if err != nil {
+		return NoSpace(filepath.Dir(path), fmt.Errorf("create %s: %w", path, err))
+	}
+	defer f.Close()
+	if uid != -1 || gid != -1 {
+		if err := f.Chown(uid, gid); err != nil {
+			_ = os.Remove(path)
+			return fmt.Errorf("chown %s to %d:%d: %w", path, uid, gid, err)
+		}
+	}
+	return f.Chmod(mode)
+}
+
 // MkdirOwned: see the Linux version.
 func MkdirOwned(path string, mode os.FileMode, uid, gid int) error {
 	if err := os.MkdirAll(path, mode); err != nil {

@@ -80,3 +80,28 @@ func TestWriteAllIsAllOrNothing(t *testing.T) {
 	}
 	assertOnly(t, dir, "selfsigned.crt", "selfsigned.key")
 }
+
+// EnsureFile creates a missing file empty and private, and makes an existing
+// one private without touching its content.
+func TestEnsureFileKeepsContentAndMakesPrivate(t *testing.T) {
+	uid, gid := rootAndProsody(t)
+	dir := t.TempDir()
+	fresh, existing := filepath.Join(dir, "fresh.sqlite"), filepath.Join(dir, "prosody.sqlite")
+	if err := os.WriteFile(existing, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fresh, existing} {
+		if err := atomicfile.EnsureFile(path, 0o600, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		if st := stat(t, path); st.Mode&0o777 != 0o600 || int(st.Uid) != uid {
+			t.Errorf("%s: mode %#o owner %d; want 0600 owned by %d", path, st.Mode&0o777, st.Uid, uid)
+		}
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "data" {
+		t.Errorf("existing file now holds %q", b)
+	}
+	if fi, _ := os.Stat(fresh); fi.Size() != 0 {
+		t.Errorf("fresh file has %d bytes", fi.Size())
+	}
+}
