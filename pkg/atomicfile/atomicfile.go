@@ -35,6 +35,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"syscall"
 )
 
 // Stdout is the path that, for the *OrStdout helpers, means standard output.
@@ -56,7 +57,45 @@ var (
 	// ErrHardLinked is matched when a file whose owner or mode would change
 	// has more than one name (a hard link planted by another user).
 	ErrHardLinked = errors.New("file has several hard links")
+	// ErrNoSpace is matched by every write of this package that failed
+	// because the volume is full or the user's disk quota is used up
+	// (ENOSPC, EDQUOT): a *NoSpaceError. Nothing half-written is left by
+	// such a failure: the temporary file is removed, the target is as it was.
+	ErrNoSpace = errors.New("no space left on the volume")
 )
+
+// NoSpaceError says that a write under Dir failed for lack of space.
+type NoSpaceError struct {
+	Dir string
+	Err error // what failed, with the system's error (ENOSPC or EDQUOT)
+}
+
+func (e *NoSpaceError) Error() string {
+	return fmt.Sprintf("%v: the volume holding %s is full; free space on it or give it a larger volume", e.Err, e.Dir)
+}
+
+// Is makes errors.Is(err, ErrNoSpace) true.
+func (e *NoSpaceError) Is(target error) bool { return target == ErrNoSpace }
+
+// Unwrap returns the error of the failed write.
+func (e *NoSpaceError) Unwrap() error { return e.Err }
+
+// IsNoSpace reports whether err says that a volume is full: it matches
+// ErrNoSpace, or has ENOSPC or EDQUOT from a system call in its chain (for
+// writers that do not go through this package).
+func IsNoSpace(err error) bool {
+	return errors.Is(err, ErrNoSpace) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// NoSpace returns err as a *NoSpaceError naming dir when it says that the
+// volume is full (IsNoSpace) and is not one already; any other err, nil
+// included, is returned as it is.
+func NoSpace(dir string, err error) error {
+	if err == nil || errors.Is(err, ErrNoSpace) || !IsNoSpace(err) {
+		return err
+	}
+	return &NoSpaceError{Dir: dir, Err: err}
+}
 
 // KindError says that path is not a regular file, and what it is.
 type KindError struct {
@@ -158,4 +197,65 @@ func WriteOrStdout(path string, stdout io.Writer, data []byte, mode os.FileMode,
 		return true, nil
 	}
 	return Write(path, data, mode, uid, gid)
+}
+
+// File is one file of WriteAll: its path, content and mode.
+type File struct {
+	Path string
+	Data []byte
+	Mode os.FileMode
+}
+
+// WriteAll makes every file hold its Data, owned by uid:gid (-1 keeps), all
+// or nothing: a key and its certificate, never one without the other. Every
+// file is first written and synced to a temporary file beside its target (a
+// full volume fails here: every temporary file is removed and no target has
+// changed); then each existing target keeps a second name (a hard link: no
+// data is copied) and the temporary files are renamed over the targets in
+// order. If a rename fails, the targets already replaced get their previous
+// file back (or are removed when there was none). Paths are resolved and
+// non-regular targets refused as Create does. Unlike Write, the files are
+// rewritten even when their bytes are the same.
+func WriteAll(files []File, uid, gid int) error {
+	ws := make([]*Pending, 0, len(files))
+	defer func() {
+		for _, w := range ws {
+			w.Abort() // does nothing after a success
+		}
+	}()
+	for _, f := range files {
+		w, err := Create(f.Path, f.Mode, uid, gid)
+		if err != nil {
+			return err
+		}
+		ws = append(ws, w)
+		if _, err := w.Write(f.Data); err != nil {
+			return err
+		}
+	}
+	for _, w := range ws {
+		if err := w.seal(); err != nil {
+			return err
+		}
+	}
+	for _, w := range ws {
+		if err := w.keepOld(); err != nil {
+			return err
+		}
+	}
+	for i, w := range ws {
+		if err := w.install(); err != nil {
+			var errs []error
+			for _, done := range ws[:i] {
+				if rerr := done.rollback(); rerr != nil {
+					errs = append(errs, rerr)
+				}
+			}
+			return errors.Join(append([]error{err}, errs...)...)
+		}
+	}
+	for _, w := range ws {
+		w.finish()
+	}
+	return nil
 }

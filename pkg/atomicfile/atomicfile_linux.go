@@ -303,8 +303,10 @@ type Pending struct {
 	f        *os.File
 	p        parent
 	tmp      string
+	old      string // WriteAll: a second name of the target it replaces, "" when none
 	mode     os.FileMode
 	uid, gid int
+	closed   bool // f is closed (seal ran)
 	finished bool
 	target   string
 }
@@ -313,7 +315,7 @@ type Pending struct {
 // says), refuses an existing path that is not a regular file (*KindError),
 // and creates an empty temporary file ".<name>.tmp-<random>" in the same
 // directory, mode 0600. Write to it, then Commit, or Abort (always safe to
-// defer: it does nothing after Commit).
+// defer: it does nothing after Commit). A full volume is a *NoSpaceError.
 func Create(path string, mode os.FileMode, uid, gid int) (*Pending, error) {
 	p, err := resolve(path, true, 0)
 	if err != nil {
@@ -323,16 +325,22 @@ func Create(path string, mode os.FileMode, uid, gid int) (*Pending, error) {
 		p.close()
 		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := "." + p.name + ".tmp-" + hex.EncodeToString(rnd[:])
+	tmp := hiddenName(p.name, "tmp")
 	fd, err := unix.Openat(p.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		p.close()
-		return nil, fmt.Errorf("write %s: create temporary file: %w", p.path(), err)
+		return nil, NoSpace(p.dir, fmt.Errorf("write %s: create temporary file: %w", p.path(), err))
 	}
 	return &Pending{f: os.NewFile(uintptr(fd), filepath.Join(p.dir, tmp)), p: p, tmp: tmp,
 		mode: mode, uid: uid, gid: gid, target: p.path()}, nil
+}
+
+// hiddenName is ".<name>.<what>-<random>": a name beside name that no one
+// else picks.
+func hiddenName(name, what string) string {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	return "." + name + "." + what + "-" + hex.EncodeToString(rnd[:])
 }
 
 // replaceable is nil when p's name is absent or a regular file.
@@ -364,11 +372,12 @@ func (w *Pending) Name() string { return w.f.Name() }
 // Target is the path the file will have after Commit (links resolved).
 func (w *Pending) Target() string { return w.target }
 
-// Write appends to the temporary file.
+// Write appends to the temporary file. A full volume is a *NoSpaceError;
+// Abort then removes what was written.
 func (w *Pending) Write(b []byte) (int, error) {
 	n, err := w.f.Write(b)
 	if err != nil {
-		return n, fmt.Errorf("write %s: %w", w.f.Name(), err)
+		return n, NoSpace(w.p.dir, fmt.Errorf("write %s: %w", w.target, err))
 	}
 	return n, nil
 }
@@ -382,30 +391,62 @@ func (w *Pending) Commit() error {
 	if w.finished {
 		return errors.New("atomicfile: Commit after Commit or Abort")
 	}
-	w.finished = true
-	defer w.p.close()
-	fail := func(err error) error {
+	if err := w.seal(); err != nil {
+		w.Abort()
+		return err
+	}
+	if err := w.install(); err != nil {
+		w.Abort()
+		return err
+	}
+	w.finish()
+	return nil
+}
+
+// seal sets the temporary file's mode and owner on its descriptor, syncs and
+// closes it.
+func (w *Pending) seal() error {
+	w.closed = true
+	if err := setOwnerMode(w.f, w.f.Name(), w.mode, w.uid, w.gid); err != nil {
 		_ = w.f.Close()
-		_ = unix.Unlinkat(w.p.fd, w.tmp, 0)
 		return fmt.Errorf("write %s: %w", w.target, err)
 	}
-	if err := setOwnerMode(w.f, w.f.Name(), w.mode, w.uid, w.gid); err != nil {
-		return fail(err)
-	}
 	if err := w.f.Sync(); err != nil {
-		return fail(fmt.Errorf("fsync %s: %w", w.f.Name(), err))
+		_ = w.f.Close()
+		return NoSpace(w.p.dir, fmt.Errorf("write %s: fsync %s: %w", w.target, w.f.Name(), err))
 	}
 	if err := w.f.Close(); err != nil {
-		_ = unix.Unlinkat(w.p.fd, w.tmp, 0)
-		return fmt.Errorf("write %s: close %s: %w", w.target, w.f.Name(), err)
+		return NoSpace(w.p.dir, fmt.Errorf("write %s: close %s: %w", w.target, w.f.Name(), err))
 	}
+	return nil
+}
+
+// keepOld gives the current target, if any, a second name (a hard link) that
+// rollback can rename back.
+func (w *Pending) keepOld() error {
 	if err := replaceable(w.p); err != nil {
-		_ = unix.Unlinkat(w.p.fd, w.tmp, 0)
+		return fmt.Errorf("write %s: %w", w.target, err)
+	}
+	old := hiddenName(w.p.name, "old")
+	err := unix.Linkat(w.p.fd, w.p.name, w.p.fd, old, 0)
+	switch {
+	case err == unix.ENOENT:
+		return nil
+	case err != nil:
+		return NoSpace(w.p.dir, fmt.Errorf("write %s: keep the current file as %s: %w", w.target, old, err))
+	}
+	w.old = old
+	return nil
+}
+
+// install checks again that the target is absent or a regular file, renames
+// the sealed temporary file over it and syncs the directory.
+func (w *Pending) install() error {
+	if err := replaceable(w.p); err != nil {
 		return fmt.Errorf("write %s: %w", w.target, err)
 	}
 	if err := unix.Renameat(w.p.fd, w.tmp, w.p.fd, w.p.name); err != nil {
-		_ = unix.Unlinkat(w.p.fd, w.tmp, 0)
-		return fmt.Errorf("write %s: rename from %s: %w", w.target, w.tmp, err)
+		return NoSpace(w.p.dir, fmt.Errorf("write %s: rename from %s: %w", w.target, w.tmp, err))
 	}
 	// The rename is durable only once the directory is synced. An O_PATH
 	// descriptor cannot be synced; a directory this process may write but
@@ -420,6 +461,34 @@ func (w *Pending) Commit() error {
 	return nil
 }
 
+// rollback undoes install: the kept file goes back, or the target goes when
+// there was none.
+func (w *Pending) rollback() error {
+	var err error
+	if w.old != "" {
+		err = unix.Renameat(w.p.fd, w.old, w.p.fd, w.p.name)
+	} else {
+		err = unix.Unlinkat(w.p.fd, w.p.name, 0)
+	}
+	if err != nil {
+		err = fmt.Errorf("write %s: put the previous file back: %w", w.target, err)
+		if w.old != "" {
+			err = fmt.Errorf("%w; it is kept as %s", err, filepath.Join(w.p.dir, w.old))
+		}
+	}
+	w.old = "" // back in place, or kept for the operator: Abort leaves it alone
+	return err
+}
+
+// finish ends a successful write: the kept name goes, the directory closes.
+func (w *Pending) finish() {
+	w.finished = true
+	if w.old != "" {
+		_ = unix.Unlinkat(w.p.fd, w.old, 0)
+	}
+	w.p.close()
+}
+
 // Abort removes the temporary file, leaving the target as it was. It does
 // nothing after Commit or Abort.
 func (w *Pending) Abort() {
@@ -427,8 +496,13 @@ func (w *Pending) Abort() {
 		return
 	}
 	w.finished = true
-	_ = w.f.Close()
+	if !w.closed {
+		_ = w.f.Close()
+	}
 	_ = unix.Unlinkat(w.p.fd, w.tmp, 0)
+	if w.old != "" {
+		_ = unix.Unlinkat(w.p.fd, w.old, 0)
+	}
 	w.p.close()
 }
 
@@ -454,6 +528,35 @@ func SetOwnerMode(path string, mode os.FileMode, uid, gid int) error {
 	return setOwnerMode(f, p.path(), mode, uid, gid)
 }
 
+// EnsureFile makes path a regular file with the given mode, owned by
+// uid:gid (-1 keeps): an absent one is created empty (O_EXCL: a file that
+// appears meanwhile is never replaced), an existing one keeps its content and
+// gets the mode and owner on its descriptor, as SetOwnerMode does (a link is
+// refused or followed as the package doc says, a file with several hard
+// links is refused). It is for files another program fills but must find
+// private, such as a database.
+func EnsureFile(path string, mode os.FileMode, uid, gid int) error {
+	p, err := resolve(path, true, 0)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	fd, err := unix.Openat(p.fd, p.name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	switch {
+	case err == unix.EEXIST:
+		return SetOwnerMode(path, mode, uid, gid)
+	case err != nil:
+		return NoSpace(p.dir, fmt.Errorf("create %s: %w", p.path(), err))
+	}
+	f := os.NewFile(uintptr(fd), p.path())
+	defer f.Close()
+	if err := setOwnerMode(f, p.path(), mode, uid, gid); err != nil {
+		_ = unix.Unlinkat(p.fd, p.name, 0)
+		return err
+	}
+	return nil
+}
+
 // MkdirOwned makes path a directory with the given mode, owned by uid:gid
 // (-1 keeps), creating it and its missing parents (parents with mode 0755,
 // owned by this process). An existing directory gets the mode and owner; an
@@ -467,7 +570,7 @@ func MkdirOwned(path string, mode os.FileMode, uid, gid int) error {
 	}
 	defer p.close()
 	if err := unix.Mkdirat(p.fd, p.name, uint32(mode.Perm())); err != nil && err != unix.EEXIST {
-		return fmt.Errorf("create directory %s: %w", p.path(), err)
+		return NoSpace(p.dir, fmt.Errorf("create directory %s: %w", p.path(), err))
 	}
 	fd, err := unix.Openat(p.fd, p.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -73,8 +73,10 @@ func Write(path string, data []byte, mode os.FileMode, uid, gid int) (bool, erro
 type Pending struct {
 	f        *os.File
 	target   string
+	old      string // WriteAll: a second name of the target, "" when none
 	mode     os.FileMode
 	uid, gid int
+	closed   bool
 	finished bool
 }
 
@@ -83,14 +85,19 @@ func Create(path string, mode os.FileMode, uid, gid int) (*Pending, error) {
 	if _, err := check(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-"+hex.EncodeToString(rnd[:]))
+	tmp := hiddenName(path, "tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("write %s: create temporary file: %w", path, err)
+		return nil, NoSpace(filepath.Dir(path), fmt.Errorf("write %s: create temporary file: %w", path, err))
 	}
 	return &Pending{f: f, target: path, mode: mode, uid: uid, gid: gid}, nil
+}
+
+// hiddenName is ".<name>.<what>-<random>" beside path.
+func hiddenName(path, what string) string {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+what+"-"+hex.EncodeToString(rnd[:]))
 }
 
 // Name: see the Linux version.
@@ -100,14 +107,30 @@ func (w *Pending) Name() string { return w.f.Name() }
 func (w *Pending) Target() string { return w.target }
 
 // Write: see the Linux version.
-func (w *Pending) Write(b []byte) (int, error) { return w.f.Write(b) }
+func (w *Pending) Write(b []byte) (int, error) {
+	n, err := w.f.Write(b)
+	return n, NoSpace(filepath.Dir(w.target), err)
+}
 
 // Commit: see the Linux version.
 func (w *Pending) Commit() error {
 	if w.finished {
 		return errors.New("atomicfile: Commit after Commit or Abort")
 	}
-	w.finished = true
+	if err := w.seal(); err != nil {
+		w.Abort()
+		return err
+	}
+	if err := w.install(); err != nil {
+		w.Abort()
+		return err
+	}
+	w.finish()
+	return nil
+}
+
+func (w *Pending) seal() error {
+	w.closed = true
 	err := func() error {
 		if w.uid != -1 || w.gid != -1 {
 			if err := w.f.Chown(w.uid, w.gid); err != nil {
@@ -117,21 +140,38 @@ func (w *Pending) Commit() error {
 		if err := w.f.Chmod(w.mode); err != nil {
 			return err
 		}
-		if err := w.f.Sync(); err != nil {
-			return err
-		}
-		if err := w.f.Close(); err != nil {
-			return err
-		}
-		if _, err := check(w.target); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		return os.Rename(w.f.Name(), w.target)
+		return w.f.Sync()
 	}()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
-		_ = w.f.Close()
-		_ = os.Remove(w.f.Name())
+		return NoSpace(filepath.Dir(w.target), fmt.Errorf("write %s: %w", w.target, err))
+	}
+	return nil
+}
+
+func (w *Pending) keepOld() error {
+	if _, err := check(w.target); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("write %s: %w", w.target, err)
+	}
+	old := hiddenName(w.target, "old")
+	if err := os.Link(w.target, old); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return NoSpace(filepath.Dir(w.target), fmt.Errorf("write %s: keep the current file: %w", w.target, err))
+	}
+	w.old = old
+	return nil
+}
+
+func (w *Pending) install() error {
+	if _, err := check(w.target); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("write %s: %w", w.target, err)
+	}
+	if err := os.Rename(w.f.Name(), w.target); err != nil {
+		return NoSpace(filepath.Dir(w.target), fmt.Errorf("write %s: %w", w.target, err))
 	}
 	if d, err := os.Open(filepath.Dir(w.target)); err == nil {
 		_ = d.Sync()
@@ -140,14 +180,43 @@ func (w *Pending) Commit() error {
 	return nil
 }
 
+func (w *Pending) rollback() error {
+	var err error
+	if w.old != "" {
+		err = os.Rename(w.old, w.target)
+	} else {
+		err = os.Remove(w.target)
+	}
+	if err != nil {
+		err = fmt.Errorf("write %s: put the previous file back: %w", w.target, err)
+		if w.old != "" {
+			err = fmt.Errorf("%w; it is kept as %s", err, w.old)
+		}
+	}
+	w.old = ""
+	return err
+}
+
+func (w *Pending) finish() {
+	w.finished = true
+	if w.old != "" {
+		_ = os.Remove(w.old)
+	}
+}
+
 // Abort: see the Linux version.
 func (w *Pending) Abort() {
 	if w.finished {
 		return
 	}
 	w.finished = true
-	_ = w.f.Close()
+	if !w.closed {
+		_ = w.f.Close()
+	}
 	_ = os.Remove(w.f.Name())
+	if w.old != "" {
+		_ = os.Remove(w.old)
+	}
 }
 
 // SetOwnerMode: see the Linux version.
@@ -168,10 +237,29 @@ func SetOwnerMode(path string, mode os.FileMode, uid, gid int) error {
 	return f.Chmod(mode)
 }
 
+// EnsureFile: see the Linux version.
+func EnsureFile(path string, mode os.FileMode, uid, gid int) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return SetOwnerMode(path, mode, uid, gid)
+	}
+	if err != nil {
+		return NoSpace(filepath.Dir(path), fmt.Errorf("create %s: %w", path, err))
+	}
+	defer f.Close()
+	if uid != -1 || gid != -1 {
+		if err := f.Chown(uid, gid); err != nil {
+			_ = os.Remove(path)
+			return fmt.Errorf("chown %s to %d:%d: %w", path, uid, gid, err)
+		}
+	}
+	return f.Chmod(mode)
+}
+
 // MkdirOwned: see the Linux version.
 func MkdirOwned(path string, mode os.FileMode, uid, gid int) error {
 	if err := os.MkdirAll(path, mode); err != nil {
-		return fmt.Errorf("create directory %s: %w", path, err)
+		return NoSpace(filepath.Dir(path), fmt.Errorf("create directory %s: %w", path, err))
 	}
 	fi, err := os.Lstat(path)
 	if err != nil {

@@ -6,18 +6,20 @@
 //	                 generated secrets in secrets/, generated certificates in
 //	                 certs/, migrations.json, ...); SQLite databases are copied
 //	                 with the sqlite3 CLI's `.backup` (an online, consistent copy
-//	                 even while Prosody writes) and their -wal/-shm/-journal
-//	                 files are left out; sockets and other special files are
-//	                 left out
+//	                 even while Prosody writes), recorded with mode 0600, and
+//	                 their -wal/-shm/-journal files are left out; sockets and
+//	                 other special files are left out
 //	postgres.sql     a pg_dump of the PostgreSQL database, when the storage is
 //	                 postgres and pg_dump is installed
 //	manifest.json    the Manifest: format, versions, time, storage, profile and
 //	                 each file with its size and SHA-256
 //	SHA256SUMS       the same checksums in `sha256sum -c` form
 //
-// Restore verifies every checksum before it touches the data directory, and
-// keeps everything it replaces in a directory beside (or, for a volume mount
-// point, inside) the data directory.
+// Restore verifies every checksum and size before it touches the data
+// directory, holds every member to its verified size while it extracts (a
+// member larger than declared never fills the volume), and keeps everything
+// it replaces in a directory beside (or, for a volume mount point, inside)
+// the data directory.
 package backup
 
 import (
@@ -190,7 +192,9 @@ func Create(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 			defer os.Remove(copyPath)
 			m.Database = "sqlite: online backup"
 			cfg.Logger.Info("sqlite online backup", zap.String("database", path))
-			return aw.addFile(name, copyPath, info.Mode().Perm())
+			// Recorded 0600 whatever the live file's mode: the database holds
+			// every account, roster and message.
+			return aw.addFile(name, copyPath, 0o600)
 		}
 		return aw.addFile(name, path, info.Mode().Perm())
 	})

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"archive/tar"
+	"bufio"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 )
 
 // RestoreConfig is where and how Restore puts an archive back.
@@ -61,6 +64,16 @@ var ErrRunning = errors.New("prosody is running on this data directory")
 // files. Nothing is deleted: the previous contents are moved aside (see
 // RestoreResult.Aside). A verification failure leaves the data directory as
 // it was.
+//
+// The archive is read twice. The first pass verifies all of it and writes
+// nothing; then an archive whose data files need more room than the data
+// volume has free is refused (matching atomicfile.ErrNoSpace). The second
+// pass extracts into a staging directory inside cfg.DataDir (same volume),
+// holding every member to the size and checksum the first pass verified as
+// it streams: a member larger than declared is refused before it is
+// written, so a crafted or swapped archive cannot fill the volume. Only a
+// complete extraction is renamed into place; any failure removes the
+// staging directory. A SQLite database is restored with mode 0600.
 func Restore(ctx context.Context, cfg RestoreConfig, archivePath string) (*RestoreResult, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("restore: data directory is empty: set PROSODY_DATA_DIR")
@@ -81,21 +94,36 @@ func Restore(ctx context.Context, cfg RestoreConfig, archivePath string) (*Resto
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("restore: create data directory %s: %w", cfg.DataDir, err)
 	}
-	stamp := cfg.Now().UTC().Format("20060102T150405Z")
-	staging := filepath.Join(cfg.DataDir, ".restore-"+stamp)
-	if err := os.Mkdir(staging, 0o700); err != nil {
-		return nil, fmt.Errorf("restore: create staging directory %s: %w", staging, err)
-	}
-	defer os.RemoveAll(staging)
-
+	// First pass: the whole archive is checked against its manifest, with
+	// nothing written. The manifest is the archive's last member, so only
+	// now are the sizes known that the second pass holds each member to.
 	f, err := os.Open(archivePath)
 	if err != nil {
 		return nil, fmt.Errorf("restore: open archive: %w", err)
 	}
 	defer f.Close()
-	m, hasPG, err := extract(f, staging, cfg.UID, cfg.GID)
+	m, hasPG, err := verify(bufio.NewReader(f))
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w; the data directory was not touched", archivePath, err)
+	}
+	if err := fits(cfg.DataDir, m); err != nil {
+		return nil, fmt.Errorf("restore %s: %w; the data directory was not touched", archivePath, err)
+	}
+
+	// Second pass: extract into a staging directory on the data volume
+	// (renamed into place at the end), each member held to its verified
+	// size and checksum while it streams.
+	stamp := cfg.Now().UTC().Format("20060102T150405Z")
+	staging := filepath.Join(cfg.DataDir, ".restore-"+stamp)
+	if err := os.Mkdir(staging, 0o700); err != nil {
+		return nil, atomicfile.NoSpace(cfg.DataDir, fmt.Errorf("restore: create staging directory %s: %w", staging, err))
+	}
+	defer os.RemoveAll(staging)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("restore: rewind archive: %w", err)
+	}
+	if err := unpack(bufio.NewReader(f), m, staging, cfg.UID, cfg.GID); err != nil {
+		return nil, atomicfile.NoSpace(cfg.DataDir, fmt.Errorf("restore %s: %w; the data directory was not touched", archivePath, err))
 	}
 	res := &RestoreResult{Manifest: m, HasPostgresDump: hasPG}
 	for _, file := range m.Files {
@@ -129,16 +157,18 @@ func Restore(ctx context.Context, cfg RestoreConfig, archivePath string) (*Resto
 }
 
 // Verify reads a whole archive and checks it: a manifest of a known format,
-// every file present with its size and SHA-256, nothing unlisted, and
+// every file present once with its size and SHA-256, nothing unlisted, and
 // SHA256SUMS agreeing. It writes nothing.
 func Verify(r io.Reader) (*Manifest, error) {
-	m, _, err := extract(r, "", -1, -1)
+	m, _, err := verify(r)
 	return m, err
 }
 
-// extract reads the archive, writes data files under dir (when dir is not
-// ""), and verifies everything against the manifest.
-func extract(r io.Reader, dir string, uid, gid int) (*Manifest, bool, error) {
+// maxMetaBytes caps manifest.json and SHA256SUMS, which are read into memory.
+const maxMetaBytes = 64 << 20
+
+// verify is Verify; it also says whether the archive holds postgres.sql.
+func verify(r io.Reader) (*Manifest, bool, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, false, fmt.Errorf("not a gzip archive: %w", err)
@@ -158,26 +188,34 @@ func extract(r io.Reader, dir string, uid, gid int) (*Manifest, bool, error) {
 			return nil, false, fmt.Errorf("archive member %q is not a regular file", hdr.Name)
 		}
 		switch name := hdr.Name; {
-		case name == manifestName:
-			if manifestBytes, err = io.ReadAll(io.LimitReader(tr, 64<<20)); err != nil {
+		case name == manifestName || name == sumsName:
+			if hdr.Size > maxMetaBytes {
+				return nil, false, fmt.Errorf("archive member %s is %d bytes, more than the %d allowed", name, hdr.Size, maxMetaBytes)
+			}
+			b, err := io.ReadAll(tr)
+			if err != nil {
 				return nil, false, fmt.Errorf("read %s: %w", name, err)
 			}
-		case name == sumsName:
-			if sums, err = io.ReadAll(io.LimitReader(tr, 64<<20)); err != nil {
-				return nil, false, fmt.Errorf("read %s: %w", name, err)
+			if name == manifestName {
+				manifestBytes = b
+			} else {
+				sums = b
 			}
 		case name == postgresName || strings.HasPrefix(name, dataPrefix):
-			rel := strings.TrimPrefix(name, dataPrefix)
-			if name == postgresName || dir == "" {
-				rel = "" // hashed, not written
-			} else if clean := path.Clean(rel); clean != rel || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") || path.IsAbs(rel) {
-				return nil, false, fmt.Errorf("archive member %q has an unsafe path", name)
+			if name != postgresName {
+				if _, err := memberPath(name); err != nil {
+					return nil, false, err
+				}
 			}
-			file, err := copyMember(tr, hdr, dir, rel, uid, gid)
+			if _, dup := got[name]; dup {
+				return nil, false, fmt.Errorf("archive member %q appears twice", name)
+			}
+			h := sha256.New()
+			n, err := io.Copy(h, tr)
 			if err != nil {
-				return nil, false, fmt.Errorf("extract %s: %w", name, err)
+				return nil, false, fmt.Errorf("read %s: %w", name, err)
 			}
-			got[name] = file
+			got[name] = File{Path: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}
 		default:
 			return nil, false, fmt.Errorf("archive member %q is not part of the backup format", hdr.Name)
 		}
@@ -194,6 +232,9 @@ func extract(r io.Reader, dir string, uid, gid int) (*Manifest, bool, error) {
 	}
 	want := map[string]File{}
 	for _, f := range m.Files {
+		if _, dup := want[f.Path]; dup {
+			return nil, false, fmt.Errorf("%s lists %s twice", manifestName, f.Path)
+		}
 		want[f.Path] = f
 		g, ok := got[f.Path]
 		switch {
@@ -214,6 +255,92 @@ func extract(r io.Reader, dir string, uid, gid int) (*Manifest, bool, error) {
 	}
 	_, hasPG := got[postgresName]
 	return &m, hasPG, nil
+}
+
+// memberPath is a data member's path below the data directory, refused when
+// it could leave it.
+func memberPath(name string) (string, error) {
+	rel := strings.TrimPrefix(name, dataPrefix)
+	if clean := path.Clean(rel); clean != rel || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") || path.IsAbs(rel) {
+		return "", fmt.Errorf("archive member %q has an unsafe path", name)
+	}
+	return rel, nil
+}
+
+// unpack writes the data files of an archive that verify accepted as m into
+// dir. It checks the archive again as it streams (it may have changed since):
+// a member not in m, or whose size is not the size m declares, is refused
+// before a byte of it is written; a member is never written past its
+// declared size, and its SHA-256 is checked at its end.
+func unpack(r io.Reader, m *Manifest, dir string, uid, gid int) error {
+	want := map[string]File{}
+	for _, f := range m.Files {
+		want[f.Path] = f
+	}
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("not a gzip archive: %w", err)
+	}
+	tr := tar.NewReader(gz)
+	seen := map[string]bool{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read archive: %w", err)
+		}
+		name := hdr.Name
+		if name == manifestName || name == sumsName || name == postgresName {
+			continue // verified in the first pass, not written
+		}
+		f, ok := want[name]
+		switch {
+		case !ok || hdr.Typeflag != tar.TypeReg || !strings.HasPrefix(name, dataPrefix):
+			return fmt.Errorf("archive member %q is not in %s: the archive changed while it was restored", name, manifestName)
+		case seen[name]:
+			return fmt.Errorf("archive member %q appears twice", name)
+		case hdr.Size != f.Size:
+			return fmt.Errorf("archive member %q is %d bytes, %s declares %d: refused before writing it", name, hdr.Size, manifestName, f.Size)
+		}
+		seen[name] = true
+		rel, err := memberPath(name)
+		if err != nil {
+			return err
+		}
+		if err := writeMember(tr, f, dir, rel, uid, gid); err != nil {
+			return fmt.Errorf("extract %s: %w", name, err)
+		}
+	}
+	for _, f := range m.Files {
+		if strings.HasPrefix(f.Path, dataPrefix) && !seen[f.Path] {
+			return fmt.Errorf("%s is listed in %s but missing from the archive", f.Path, manifestName)
+		}
+	}
+	return nil
+}
+
+// fits refuses an archive whose data files need more room than the volume of
+// dataDir has free (each file rounded up to whole blocks). Where the free
+// space cannot be told, it lets the restore try: unpack never writes more
+// than the verified sizes, and removes what it wrote on failure.
+func fits(dataDir string, m *Manifest) error {
+	free, block, ok := freeSpace(dataDir)
+	if !ok {
+		return nil
+	}
+	var need int64
+	for _, f := range m.Files {
+		if strings.HasPrefix(f.Path, dataPrefix) {
+			need += (f.Size + block - 1) / block * block
+		}
+	}
+	if need > free {
+		return fmt.Errorf("its data files need %d bytes and the volume holding %s has %d free: %w; free space on it or give it a larger volume",
+			need, dataDir, free, atomicfile.ErrNoSpace)
+	}
+	return nil
 }
 
 func checkSums(sums []byte, m Manifest, manifestBytes []byte) error {
@@ -240,39 +367,50 @@ func checkSums(sums []byte, m Manifest, manifestBytes []byte) error {
 	return nil
 }
 
-// copyMember hashes one member and, when rel is not "", writes it to dir/rel.
-func copyMember(tr *tar.Reader, hdr *tar.Header, dir, rel string, uid, gid int) (File, error) {
-	w := io.Discard
-	var out *os.File
-	if rel != "" {
-		dst := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := mkdirAllOwned(dir, filepath.Dir(dst), uid, gid); err != nil {
-			return File{}, err
-		}
-		var err error
-		out, err = os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(hdr.Mode).Perm())
-		if err != nil {
-			return File{}, err
-		}
-		defer out.Close()
-		w = out
+// sqliteHeader starts every SQLite 3 database file.
+const sqliteHeader = "SQLite format 3\x00"
+
+// writeMember writes the member f, whose size and checksum verify accepted,
+// to dir/rel, reading at most one byte more than f.Size. A SQLite database
+// is written 0600 whatever mode the archive gives it (archives made before
+// this rule carry 0644): it holds every account, roster and message.
+func writeMember(tr io.Reader, f File, dir, rel string, uid, gid int) error {
+	dst := filepath.Join(dir, filepath.FromSlash(rel))
+	if err := mkdirAllOwned(dir, filepath.Dir(dst), uid, gid); err != nil {
+		return err
 	}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), tr)
+	mode, err := strconv.ParseUint(strings.TrimPrefix(f.Mode, "0"), 8, 32)
+	if err != nil || f.Mode == "" {
+		mode = 0o600
+	}
+	br := bufio.NewReader(io.LimitReader(tr, f.Size+1))
+	if head, _ := br.Peek(len(sqliteHeader)); string(head) == sqliteHeader {
+		mode = 0o600
+	}
+	// Private while it is written; its own mode once it is whole and owned.
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return File{}, err
+		return err
 	}
-	if out != nil {
-		if uid >= 0 {
-			if err := out.Chown(uid, gid); err != nil {
-				return File{}, err
-			}
-		}
-		if err := out.Sync(); err != nil {
-			return File{}, err
+	defer out.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(out, h), br)
+	if err != nil {
+		return err
+	}
+	if n != f.Size || hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
+		return fmt.Errorf("the archive changed while it was restored: %d bytes with another checksum, %s declares %d", n, manifestName, f.Size)
+	}
+	if uid >= 0 {
+		if err := out.Chown(uid, gid); err != nil {
+			return err
 		}
 	}
-	return File{Path: hdr.Name, Size: n, Mode: "0" + strconv.FormatInt(hdr.Mode&0o777, 8), SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	// After the chown (which clears set-id bits), and past the umask.
+	if err := out.Chmod(os.FileMode(mode).Perm()); err != nil {
+		return err
+	}
+	return out.Sync()
 }
 
 // mkdirAllOwned creates dir and its parents below root, owned by uid:gid.

@@ -24,10 +24,11 @@ type ConfigError struct{ Err error }
 func (e ConfigError) Error() string { return e.Err.Error() }
 func (e ConfigError) Unwrap() error { return e.Err }
 
-// IsConfig reports whether err (or an error it wraps) is a ConfigError.
+// IsConfig reports whether err (or an error it wraps) is a ConfigError and
+// not a full volume (IsNoSpace), which no configuration change fixes.
 func IsConfig(err error) bool {
 	var ce ConfigError
-	return errors.As(err, &ce)
+	return errors.As(err, &ce) && !IsNoSpace(err)
 }
 
 func configErr(err error) error { return ConfigError{Err: err} }

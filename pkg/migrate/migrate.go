@@ -39,6 +39,28 @@ const (
 // SQLiteFile is the SQLite database the rendered config uses, relative to the data directory.
 const SQLiteFile = "prosody.sqlite"
 
+// PrivateSQLite makes <dataDir>/prosody.sqlite a file private to its owner
+// (mode 0600, owned by uid:gid; -1 keeps): created empty when missing (SQLite
+// takes an empty file for a new database), made private when it exists, and
+// so are its -wal, -shm and -journal files when present. The database holds
+// every account, roster and archived message. Prosody creates it with the
+// process umask: Prosody 13.0's server never applies its `umask` option (only
+// prosodyctl does), so under a 022 umask the file was 0644. SQLite gives its
+// journal files the database's mode, so they follow.
+func PrivateSQLite(dataDir string, uid, gid int) error {
+	db := filepath.Join(dataDir, SQLiteFile)
+	if err := atomicfile.EnsureFile(db, 0o600, uid, gid); err != nil {
+		return fmt.Errorf("make the SQLite database private: %w", err)
+	}
+	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
+		err := atomicfile.SetOwnerMode(db+suffix, 0o600, uid, gid)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("make the SQLite database private: %w", err)
+		}
+	}
+	return nil
+}
+
 // Store lists of prosody-migrator (as in Prosody's example migrator.cfg.lua):
 // "name" is a keyval store, "name-archive" an archive, "name-pubsub" a
 // pubsub store with its per-node archives. Each call returns a new slice.
@@ -199,7 +221,9 @@ type Config struct {
 // previous storage. It records the storage in use and every run in
 // migrations.json, and returns the run (nil when none was needed). A failed
 // run is recorded and returned as an error; the record's Current stays the
-// source, so the next start tries again.
+// source, so the next start tries again. When cfg.To is sqlite, the database
+// is made private first (PrivateSQLite), so neither prosody-migrator nor
+// Prosody creates it under its own umask.
 func Ensure(ctx context.Context, cfg Config) (*Migration, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -211,6 +235,11 @@ func Ensure(ctx context.Context, cfg Config) (*Migration, error) {
 	case Internal, SQLite, Postgres:
 	default:
 		return nil, nil // memory or another backend: nothing to move
+	}
+	if cfg.To == SQLite {
+		if err := PrivateSQLite(cfg.DataDir, cfg.UID, cfg.GID); err != nil {
+			return nil, err
+		}
 	}
 	from, err := Previous(cfg.DataDir, cfg.To)
 	if err != nil {

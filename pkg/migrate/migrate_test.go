@@ -90,3 +90,37 @@ func TestEnsureRecordsCurrentOnFreshVolume(t *testing.T) {
 		t.Fatalf("record %+v %v", r, err)
 	}
 }
+
+// With PROSODY_STORAGE=sqlite the database is private before Prosody or the
+// migrator opens it: created empty 0600 on a fresh volume, and a 0644 one
+// (and its WAL) left by an earlier start made 0600 with its content kept.
+func TestEnsureMakesTheSQLiteDatabasePrivate(t *testing.T) {
+	fresh := t.TempDir()
+	if _, err := Ensure(context.Background(), Config{DataDir: fresh, To: SQLite, WorkDir: fresh, UID: -1, GID: -1}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(fresh, SQLiteFile))
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 0 {
+		t.Fatalf("fresh volume: %v %v; want an empty 0600 %s", err, fi, SQLiteFile)
+	}
+	if prev, err := Previous(fresh, Internal); err != nil || prev != SQLite {
+		t.Fatalf("Previous = %q, %v; the record still says sqlite", prev, err)
+	}
+
+	old := t.TempDir()
+	db := filepath.Join(old, SQLiteFile)
+	for _, p := range []string{db, db + "-wal"} {
+		if err := os.WriteFile(p, []byte("SQLite format 3\x00"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Ensure(context.Background(), Config{DataDir: old, To: SQLite, WorkDir: old, UID: -1, GID: -1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{db, db + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 16 {
+			t.Errorf("%s: %v %v; want 0600 with its content", p, err, fi)
+		}
+	}
+}

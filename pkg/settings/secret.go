@@ -113,6 +113,8 @@ const secretsDir = "secrets"
 // An existing file is read as is (one trailing newline trimmed); an empty one is an error that
 // names it. Concurrent callers agree on one value (the file is created by hard link, which fails
 // if another caller got there first). Names must match [a-z0-9_]+. The map has one entry per name.
+// A full volume is an *atomicfile.NoSpaceError (errors.Is(err, atomicfile.ErrNoSpace)), and
+// leaves no temporary file and no partial secret behind.
 func EnsureGenerated(dataDir string, names ...string) (map[string]string, error) {
 	for _, n := range names {
 		if !isSecretName(n) {
@@ -121,13 +123,13 @@ func EnsureGenerated(dataDir string, names ...string) (map[string]string, error)
 	}
 	dir := filepath.Join(dataDir, secretsDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create secrets directory %s: %w", dir, err)
+		return nil, atomicfile.NoSpace(dataDir, fmt.Errorf("create secrets directory %s: %w", dir, err))
 	}
 	out := make(map[string]string, len(names))
 	for _, n := range names {
 		v, err := ensureOne(dir, n)
 		if err != nil {
-			return nil, err
+			return nil, atomicfile.NoSpace(dir, err)
 		}
 		out[n] = v
 	}

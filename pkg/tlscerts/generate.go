@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 )
 
 // generatedValidity is how long a generated development certificate lasts.
@@ -47,10 +49,13 @@ func selfSigned(dataDir string, hosts []string, uid, gid int, now time.Time, ren
 	if err != nil {
 		return "", "", false, err
 	}
-	if err := writeFileAtomic(key, keyPEM, 0o600, uid, gid); err != nil {
-		return "", "", false, err
+	// Both or neither: a new key beside the old certificate (a full volume
+	// between the two writes) would make the next start regenerate, or serve
+	// a pair that does not match.
+	if uid < 0 {
+		uid, gid = -1, -1
 	}
-	if err := writeFileAtomic(crt, certPEM, 0o644, uid, gid); err != nil {
+	if err := atomicfile.WriteAll([]atomicfile.File{{Path: key, Data: keyPEM, Mode: 0o600}, {Path: crt, Data: certPEM, Mode: 0o644}}, uid, gid); err != nil {
 		return "", "", false, err
 	}
 	return crt, key, true, nil

@@ -36,6 +36,9 @@ type Problem struct {
 	Reason Reason
 	Detail string
 	Fix    string
+	// Err is the error behind the problem when there is one (a write that
+	// failed), so errors.Is sees through *Error, e.g. to atomicfile.ErrNoSpace.
+	Err error
 }
 
 // String renders the problem as one line: host, path, reason, detail, fix.
@@ -79,6 +82,17 @@ func (e *Error) Error() string {
 		lines = append(lines, "tls: "+p.String())
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the problems' errors (Problem.Err), for errors.Is and errors.As.
+func (e *Error) Unwrap() []error {
+	var errs []error
+	for _, p := range e.Problems {
+		if p.Err != nil {
+			errs = append(errs, p.Err)
+		}
+	}
+	return errs
 }
 
 // Has reports whether any problem has the given reason.

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 )
 
 // DefaultWarnWithin is the expiry warning threshold when Options.WarnWithin is 0.
@@ -269,7 +271,7 @@ func makeReadable(hc *HostCert, who identity, opts *Options) *Problem {
 		crt, key, err := stage(opts.RuntimeDir, hc.Host, hc.SourceCert, hc.SourceKey, opts.UID, opts.GID)
 		if err != nil {
 			return &Problem{Host: hc.Host, Path: path, Reason: ReasonStaging, Detail: err.Error(),
-				Fix: "set a writable runtime directory (PROSODY_RUNTIME_DIR)"}
+				Fix: "set a writable runtime directory (PROSODY_RUNTIME_DIR)", Err: err}
 		}
 		// The copy is only useful if Prosody's user can reach it.
 		if ok, why, err := readableBy(key, who); err != nil || !ok {
@@ -296,8 +298,12 @@ func generateFor(res *Result, idx []int, now time.Time, opts *Options, log *zap.
 	hosts = slices.Compact(hosts)
 	crt, key, _, err := selfSigned(opts.DataDir, hosts, opts.UID, opts.GID, now, opts.WarnWithin, log)
 	if err != nil {
+		fix := "set a writable data directory (PROSODY_DATA_DIR)"
+		if atomicfile.IsNoSpace(err) {
+			fix = "free space on the data volume (PROSODY_DATA_DIR) or give it a larger one"
+		}
 		return &Problem{Host: strings.Join(hosts, ","), Path: opts.DataDir, Reason: ReasonGeneration, Detail: err.Error(),
-			Fix: "set a writable data directory (PROSODY_DATA_DIR)"}
+			Fix: fix, Err: err}
 	}
 	chain, p := loadChain(crt)
 	if p != nil {

@@ -402,6 +402,12 @@ func TestStorageMigrationInternalSQLitePostgres(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "localhost", "accounts", "alice.dat")); err != nil {
 		t.Errorf("the internal source was not kept: %v", err)
 	}
+	// prosody-migrator wrote the database: private all the same.
+	if fi, err := os.Stat(filepath.Join(data, "prosody.sqlite")); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("prosody.sqlite after the migration is %v; want mode 0600", fi.Mode().Perm())
+	}
 
 	env = opsAccountsEnv(noBootstrap, "")
 	for k, v := range map[string]string{"PROSODY_STORAGE": "postgres", "PROSODY_DB_HOST": "127.0.0.1",
