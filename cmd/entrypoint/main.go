@@ -26,6 +26,7 @@ const (
 	exitFailed   = 1  // the operation failed, or found differences (diff, validate)
 	exitUsage    = 2  // wrong arguments
 	exitSoftware = 70 // EX_SOFTWARE: the entrypoint itself failed
+	exitNoSpace  = 73 // EX_CANTCREAT: a volume is full; nothing half-written is left
 	exitConfig   = 78 // EX_CONFIG: bad environment or configuration
 )
 
@@ -68,7 +69,8 @@ usage:
   entrypoint version
 
 Exit codes: the child's code; 128+N when signal N killed it; 126/127 when it cannot be
-executed; 78 for a configuration error found before anything starts.
+executed; 73 when a volume is full (a file the entrypoint must write does not fit; nothing
+half-written is left); 78 for a configuration error found before anything starts.
 
 Environment variables (all PROSODY_*; a VAR_FILE form exists for every secret):
 `

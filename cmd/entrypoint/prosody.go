@@ -159,7 +159,8 @@ func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor
 }
 
 // stageFailure prints a failed stage the way an operator needs it and
-// returns the exit code: 78 for configuration, 1 for anything else.
+// returns the exit code: 73 for a full volume, 78 for configuration, 1 for
+// anything else.
 func stageFailure(stderr io.Writer, err error) int {
 	var probs *settings.Problems
 	if errors.As(err, &probs) {
@@ -167,7 +168,10 @@ func stageFailure(stderr io.Writer, err error) int {
 		return exitConfig
 	}
 	fmt.Fprintf(stderr, "entrypoint: %v\n", err)
-	if initsteps.IsConfig(err) {
+	switch {
+	case initsteps.IsNoSpace(err):
+		return exitNoSpace
+	case initsteps.IsConfig(err):
 		return exitConfig
 	}
 	return exitFailed

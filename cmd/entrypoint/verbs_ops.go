@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 	"github.com/prosody-pfe/prosody-pfe/pkg/backup"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
@@ -83,6 +84,9 @@ func runRestore(args, env []string, stdout, stderr io.Writer) int {
 		UID: s.UID, GID: s.GID, Logger: log}, file)
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
+		if atomicfile.IsNoSpace(err) {
+			return exitNoSpace
+		}
 		return exitFailed
 	}
 	fmt.Fprintf(stdout, "restored %d files from %s (made %s, storage %s) into %s\n", res.Files, file,
