@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"go.uber.org/zap"
 )
 
 // statusAccess decides who reads /status, which names hosts, process ids, exit
@@ -30,6 +32,17 @@ func statusAccess(remoteAddr, authorization, token string) int {
 		return http.StatusOK
 	}
 	return http.StatusUnauthorized
+}
+
+// SetStatusToken replaces the bearer token that grants /status to clients
+// beyond loopback (Config.StatusToken), from the next request on: a rotated
+// PROSODY_STATUS_TOKEN_FILE takes effect at the reload it triggers, and the
+// old token stops working. "" leaves /status to loopback clients. The token is
+// never logged; a change is, without it.
+func (m *Monitor) SetStatusToken(token string) {
+	if old := m.token.Swap(&token); *old != token {
+		m.log.Info("status token replaced", zap.Bool("set", token != ""))
+	}
 }
 
 // statusRefusal is the body of a refused /status: how to get access.

@@ -123,3 +123,31 @@ func TestStatusTokenOverHTTP(t *testing.T) {
 		t.Error("/metrics shows the token")
 	}
 }
+
+// A rotated token (SetStatusToken, called by the reloader when the token file
+// changes) replaces the old one at once: the old one no longer opens /status.
+func TestStatusTokenRotation(t *testing.T) {
+	m, err := New(Config{Mode: ModePlain, StatusToken: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(auth string) int {
+		req := httptest.NewRequest(http.MethodGet, StatusPath, nil) // from 192.0.2.1, not loopback
+		req.Header.Set("Authorization", auth)
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	const next = "the-next-status-token-456789"
+	if got := ask("Bearer " + testToken); got != 200 {
+		t.Fatalf("first token = %d, want 200", got)
+	}
+	m.SetStatusToken(next)
+	if old, cur := ask("Bearer "+testToken), ask("Bearer "+next); old != 401 || cur != 200 {
+		t.Errorf("after rotation: old token %d, new token %d; want 401 and 200", old, cur)
+	}
+	m.SetStatusToken("")
+	if got := ask("Bearer " + next); got != 403 {
+		t.Errorf("token removed: %d, want 403", got)
+	}
+}

@@ -190,7 +190,7 @@ func nonNil(s []string) []string {
 }
 
 func (m *Monitor) serveStatus(w http.ResponseWriter, r *http.Request) {
-	if code := statusAccess(r.RemoteAddr, r.Header.Get("Authorization"), m.cfg.StatusToken); code != http.StatusOK {
+	if code := statusAccess(r.RemoteAddr, r.Header.Get("Authorization"), *m.token.Load()); code != http.StatusOK {
 		if code == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="prosody-pfe status"`)
 		}

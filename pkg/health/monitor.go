@@ -83,7 +83,7 @@ type Config struct {
 	// StatusToken, when not empty, lets a client that is not on loopback read
 	// /status with "Authorization: Bearer <StatusToken>"; empty means /status
 	// answers loopback clients only (others get 403). It never appears in
-	// logs, metrics or /status.
+	// logs, metrics or /status. SetStatusToken replaces it.
 	StatusToken string
 	// MaxConns bounds the open connections of the HTTP server; 0 means
 	// DefaultMaxConns. Connections over it are closed at once.
@@ -109,6 +109,7 @@ type Monitor struct {
 	started  time.Time
 	kick     chan struct{} // wakes the probe loop early; capacity 1
 	snapshot atomic.Pointer[Readiness]
+	token    atomic.Pointer[string] // the /status bearer token; see SetStatusToken
 
 	mu      sync.Mutex
 	in      inputs
@@ -187,6 +188,7 @@ func New(cfg Config) (*Monitor, error) {
 		changed: make(chan struct{}),
 	}
 	met.startTime.Set(float64(m.started.UnixNano()) / 1e9)
+	m.token.Store(&cfg.StatusToken)
 	first := derive(m.in, cfg.Mode == ModePlain, cfg.UseNotify)
 	m.snapshot.Store(&first)
 	met.setState(first.State)
