@@ -22,6 +22,7 @@ var supervisorVars = map[string]bool{
 	"PROSODY_STOP_TIMEOUT": true, "PROSODY_RESTART": true, "PROSODY_RESTART_MAX": true,
 	"PROSODY_RESTART_WINDOW": true, "PROSODY_RESTART_BACKOFF": true, "PROSODY_LOG_FORMAT": true,
 	"PROSODY_LOG_LEVEL": true, "PROSODY_HEALTH_LISTEN": true, "PROSODY_HEALTH_INTERVAL": true,
+	"PROSODY_STATUS_TOKEN": true, "PROSODY_STATUS_TOKEN_FILE": true,
 }
 
 // runPlain is plain init for any command: every PID-1 duty, no Prosody stages.
@@ -54,7 +55,8 @@ func (a *app) runPlain(argv, env []string, stderr io.Writer) int {
 
 	var obs supervise.Observer
 	if st.HealthEnabled() {
-		mon, err := health.New(health.Config{Listen: st.HealthListen, Interval: st.HealthInterval, Mode: health.ModePlain, Logger: log})
+		mon, err := health.New(health.Config{Listen: st.HealthListen, Interval: st.HealthInterval, Mode: health.ModePlain,
+			StatusToken: st.StatusToken.Reveal(), Logger: log})
 		if err != nil {
 			fmt.Fprintf(stderr, "entrypoint: health server (PROSODY_HEALTH_LISTEN=%s): %v\n", st.HealthListen, err)
 			return exitConfig

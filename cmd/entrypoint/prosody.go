@@ -36,15 +36,20 @@ func (a *app) runProsody(args, env []string, stderr io.Writer) int {
 		return stageFailure(stderr, err)
 	}
 	st := s.Settings
+	dbNetwork, dbAddr := st.DatabaseAddr()
 	mon, err := health.New(health.Config{
-		Listen:     st.HealthListen,
-		Interval:   st.HealthInterval,
-		Mode:       health.ModeProsody,
-		C2SAddr:    st.C2SProbeAddr(),
-		Domain:     st.Domains()[0],
-		UseNotify:  true,
-		NotifyPath: filepath.Join(st.RuntimeDir, "notify.sock"),
-		Logger:     s.Log,
+		Listen:          st.HealthListen,
+		Interval:        st.HealthInterval,
+		Mode:            health.ModeProsody,
+		C2SAddr:         st.C2SProbeAddr(),
+		Domain:          st.Domains()[0],
+		UseNotify:       true,
+		NotifyPath:      filepath.Join(st.RuntimeDir, "notify.sock"),
+		DBNetwork:       dbNetwork,
+		DBAddr:          dbAddr,
+		WatchdogTimeout: st.WatchdogTimeout,
+		StatusToken:     st.StatusToken.Reveal(),
+		Logger:          s.Log,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: start the health endpoints (PROSODY_HEALTH_LISTEN) and the notify socket (in PROSODY_RUNTIME_DIR): %v\n", err)
@@ -123,7 +128,7 @@ func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor
 				r.Trigger("SIGHUP")
 				return true
 			case syscall.SIGUSR1, syscall.SIGUSR2:
-				if mon.Readiness().State != health.StateReady {
+				if !mon.Readiness().Answers() {
 					s.Log.Warn("signal dropped: prosody is not ready, and would die of it", zap.String("signal", sig.String()))
 					return true
 				}
@@ -151,6 +156,7 @@ func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor
 		return nil
 	})
 	g.Go("reloader", r.Run)
+	g.Go("watchdog", func(ctx context.Context) error { return mon.RunWatchdog(ctx, sup.RestartChild) })
 	g.Go("admins", func(ctx context.Context) error {
 		initsteps.BootstrapAdmins(ctx, s, mon.WaitReady)
 		return nil

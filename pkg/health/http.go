@@ -39,11 +39,16 @@ func (m *Monitor) newHandler() http.Handler {
 	return mux
 }
 
-// serveLive answers 200 unless the supervisor gave up.
+// serveLive answers 200 unless the supervisor gave up or the watchdog found
+// Prosody wedged (until that child is gone or answers again).
 func (m *Monitor) serveLive(w http.ResponseWriter, _ *http.Request) {
 	r := m.Readiness()
 	if r.State == StateFailed {
 		writeText(w, http.StatusServiceUnavailable, r.Reason)
+		return
+	}
+	if r.Wedged != "" {
+		writeText(w, http.StatusServiceUnavailable, r.Wedged)
 		return
 	}
 	writeText(w, http.StatusOK, "ok: "+r.State.String())
@@ -67,7 +72,8 @@ func writeText(w http.ResponseWriter, code int, body string) {
 	_, _ = io.WriteString(w, body+"\n")
 }
 
-// Status is the /status document. It carries no secrets.
+// Status is the /status document. It carries no secrets; it is served only
+// to the clients statusAccess lets through.
 type Status struct {
 	State         string      `json:"state"`
 	Reason        string      `json:"reason"`
@@ -84,6 +90,10 @@ type Status struct {
 	Certs         []certJSON  `json:"certs"`
 	Probe         *probeJSON  `json:"probe,omitempty"`
 	NotifyStatus  string      `json:"notify_status,omitempty"`
+	// Database is the last database check (PostgreSQL storage only).
+	Database *databaseJSON `json:"database,omitempty"`
+	// Watchdog is what the watchdog did (when Config.WatchdogTimeout is set).
+	Watchdog *watchdogJSON `json:"watchdog,omitempty"`
 }
 
 type stageJSON struct {
@@ -155,6 +165,10 @@ func (m *Monitor) Status() Status {
 		Certs:        []certJSON{},
 		Probe:        st.probe,
 		NotifyStatus: st.notifyStatus,
+		Database:     st.database,
+	}
+	if m.cfg.WatchdogTimeout > 0 && m.cfg.Mode == ModeProsody {
+		s.Watchdog = &watchdogJSON{TimeoutSeconds: m.cfg.WatchdogTimeout.Seconds(), Restarts: st.watchdogRestarts, Last: st.watchdogLast}
 	}
 	if !m.in.childRunning {
 		s.Child.PID = 0
@@ -175,7 +189,14 @@ func nonNil(s []string) []string {
 	return slices.Clone(s)
 }
 
-func (m *Monitor) serveStatus(w http.ResponseWriter, _ *http.Request) {
+func (m *Monitor) serveStatus(w http.ResponseWriter, r *http.Request) {
+	if code := statusAccess(r.RemoteAddr, r.Header.Get("Authorization"), *m.token.Load()); code != http.StatusOK {
+		if code == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="prosody-pfe status"`)
+		}
+		writeText(w, code, http.StatusText(code)+": "+statusRefusal)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	enc := json.NewEncoder(w)

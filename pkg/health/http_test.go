@@ -111,6 +111,8 @@ func TestDerive(t *testing.T) {
 		{"stopped", inputs{stopping: true, exited: true}, false, false, StateStopped, "stopped"},
 		{"gave up wins", inputs{gaveUp: true, gaveUpCode: 3, stopping: true}, false, false, StateFailed, "exit code 3"},
 		{"exited", inputs{stagesDone: true, exited: true, lastExitCode: 139}, false, false, StateRestarting, "code 139"},
+		{"database down", func() inputs { i := ready; i.dbDown, i.dbDetail = true, "connection refused"; return i }(), false, true, StateDegraded, "database unreachable since"},
+		{"probe failing wins over database", func() inputs { i := running; i.dbDown = true; return i }(), false, false, StateStarting, "waiting for c2s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := derive(tc.in, tc.plain, tc.notify)

@@ -36,9 +36,18 @@ type metrics struct {
 	notifyMsgs    *prometheus.CounterVec
 	certExpiry    *prometheus.GaugeVec
 	startTime     prometheus.Gauge
+	// watchdogRestarts counts RunWatchdog's restarts of a wedged Prosody.
+	watchdogRestarts prometheus.Counter
+	// httpConns and httpRefused are the health port's connections (limitListener).
+	httpConns   prometheus.Gauge
+	httpRefused prometheus.Counter
+	// dbUp is the database check's last result; registered only with a database to check.
+	dbUp prometheus.Gauge
 }
 
-func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+// newMetrics registers the Monitor's collectors on reg; withDB adds the
+// database gauge, which only means something when there is a database to check.
+func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 	latency := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m := &metrics{
 		stageDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "stage_duration_seconds",
@@ -75,13 +84,24 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Help: "NotAfter of the certificate in use per host, as a Unix time."}, []string{"host"}),
 		startTime: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "start_time_seconds",
 			Help: "Start time of the entrypoint's health monitor as a Unix time."}),
+		watchdogRestarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "watchdog_restarts_total",
+			Help: "Restarts of a wedged Prosody by the watchdog: its readiness probe failed for PROSODY_WATCHDOG_TIMEOUT while it should have been serving."}),
+		httpConns: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "health_connections",
+			Help: "Open connections on the health port (PROSODY_HEALTH_LISTEN)."}),
+		httpRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "health_connections_refused_total",
+			Help: "Connections to the health port closed at once because the port's connection limit, or one address's share of it, was reached."}),
+		dbUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "database_up",
+			Help: "1 if the last check could connect to the database (PostgreSQL storage), 0 if not."}),
 	}
 	cs := []prometheus.Collector{
 		m.stageDuration, m.stageSuccess, m.childUp, m.childPID, m.restarts, m.exits, m.readyState, m.reloads,
 		m.renderSeconds, m.reloadSeconds, m.reloadLastOK, m.probeSeconds, m.probeFailures, m.reaped, m.notifyMsgs, m.certExpiry,
-		m.startTime,
+		m.startTime, m.watchdogRestarts, m.httpConns, m.httpRefused,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	}
+	if withDB {
+		cs = append(cs, m.dbUp)
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

@@ -69,6 +69,25 @@ type Config struct {
 	// Use a socket file in a directory the prosody user can search (Prosody 13.0.1
 	// cannot connect to abstract "@" names); see sdnotify.Listen.
 	NotifyPath string
+	// DBNetwork and DBAddr name the database Prosody stores accounts in, as
+	// net.Dial takes them ("tcp" and "host:port", or "unix" and a socket path);
+	// "" means no database check. When set (ModeProsody), each probe also
+	// connects there, and FailureThreshold failed connects in a row make the
+	// state degraded: /readyz 503 "degraded: database unreachable since …",
+	// /status "database". See settings.Settings.DatabaseAddr.
+	DBNetwork, DBAddr string
+	// WatchdogTimeout is how long the readiness probe may fail while Prosody
+	// should be serving before RunWatchdog restarts it; 0 disables the
+	// watchdog. It must not be negative.
+	WatchdogTimeout time.Duration
+	// StatusToken, when not empty, lets a client that is not on loopback read
+	// /status with "Authorization: Bearer <StatusToken>"; empty means /status
+	// answers loopback clients only (others get 403). It never appears in
+	// logs, metrics or /status. SetStatusToken replaces it.
+	StatusToken string
+	// MaxConns bounds the open connections of the HTTP server; 0 means
+	// DefaultMaxConns. Connections over it are closed at once.
+	MaxConns int
 	// Registry receives every metric. Nil means a new private registry. It must not
 	// be prometheus.DefaultRegisterer, and must not be shared with another Monitor.
 	Registry *prometheus.Registry
@@ -90,6 +109,7 @@ type Monitor struct {
 	started  time.Time
 	kick     chan struct{} // wakes the probe loop early; capacity 1
 	snapshot atomic.Pointer[Readiness]
+	token    atomic.Pointer[string] // the /status bearer token; see SetStatusToken
 
 	mu      sync.Mutex
 	in      inputs
@@ -114,6 +134,9 @@ func New(cfg Config) (*Monitor, error) {
 	if cfg.FailureThreshold == 0 {
 		cfg.FailureThreshold = 3
 	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
 	if cfg.Mode == "" {
 		cfg.Mode = ModeProsody
 	}
@@ -133,6 +156,12 @@ func New(cfg Config) (*Monitor, error) {
 	default:
 		errs = append(errs, fmt.Errorf("health mode %q is unknown (want %q or %q)", cfg.Mode, ModeProsody, ModePlain))
 	}
+	if cfg.WatchdogTimeout < 0 || cfg.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("health watchdog timeout %s and connection limit %d must not be negative", cfg.WatchdogTimeout, cfg.MaxConns))
+	}
+	if cfg.DBAddr != "" && cfg.DBNetwork != "tcp" && cfg.DBNetwork != "unix" {
+		errs = append(errs, fmt.Errorf("health database network %q is unknown (want \"tcp\" or \"unix\")", cfg.DBNetwork))
+	}
 	if cfg.UseNotify && cfg.NotifyPath == "" {
 		errs = append(errs, errors.New("health notify socket path is empty (want a socket file path when NOTIFY_SOCKET is used)"))
 	}
@@ -145,7 +174,7 @@ func New(cfg Config) (*Monitor, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	met, err := newMetrics(cfg.Registry)
+	met, err := newMetrics(cfg.Registry, cfg.DBAddr != "" && cfg.Mode == ModeProsody)
 	if err != nil {
 		return nil, err
 	}
@@ -159,6 +188,7 @@ func New(cfg Config) (*Monitor, error) {
 		changed: make(chan struct{}),
 	}
 	met.startTime.Set(float64(m.started.UnixNano()) / 1e9)
+	m.token.Store(&cfg.StatusToken)
 	first := derive(m.in, cfg.Mode == ModePlain, cfg.UseNotify)
 	m.snapshot.Store(&first)
 	met.setState(first.State)
@@ -215,18 +245,24 @@ func (m *Monitor) Readiness() Readiness { return *m.snapshot.Load() }
 func (m *Monitor) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Every request is a small GET answered from memory: the timeouts and the
+	// header limit keep slow or oversized clients from holding memory, and the
+	// listener bounds how many connections exist at all.
 	srv := &http.Server{
 		Handler:           m.handler,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: 3 * time.Second,
+		ReadTimeout:       5 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          zap.NewStdLog(m.log.Named("http")),
 	}
 	errc := make(chan error, 3)
 	var wg sync.WaitGroup
 	if m.ln != nil {
 		wg.Go(func() {
-			if err := srv.Serve(m.ln); !errors.Is(err, http.ErrServerClosed) {
+			ln := newLimitListener(m.ln, m.cfg.MaxConns, MaxConnsPerPeer, m.met.httpConns, m.met.httpRefused)
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("serve health endpoints on %s: %w", m.Addr(), err)
 				cancel()
 			}
@@ -258,19 +294,21 @@ func (m *Monitor) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// WaitReady blocks until the state is ready (nil), ctx ends (ctx.Err()), or the
-// server is on its way out: stopping, stopped or failed (an error naming the
-// state). The watcher calls it before signalling Prosody, which dies on a SIGHUP
-// that arrives before its handlers exist.
+// WaitReady blocks until Prosody answers (nil): the state is ready, or degraded
+// (it answers, but its database does not); until ctx ends (ctx.Err()); or until
+// the server is on its way out: stopping, stopped or failed (an error naming
+// the state). The watcher calls it before signalling Prosody, which dies on a
+// SIGHUP that arrives before its handlers exist.
 func (m *Monitor) WaitReady(ctx context.Context) error {
 	for {
 		m.mu.Lock()
 		r := *m.snapshot.Load()
 		changed := m.changed
 		m.mu.Unlock()
-		switch r.State {
-		case StateReady:
+		if r.Answers() {
 			return nil
+		}
+		switch r.State {
 		case StateStopping, StateStopped, StateFailed:
 			return fmt.Errorf("wait for prosody to be ready: %s", r.Reason)
 		}
@@ -288,6 +326,15 @@ func (m *Monitor) update(fn func(in *inputs, st *statusRecord)) {
 	defer m.mu.Unlock()
 	fn(&m.in, &m.status)
 	next := derive(m.in, m.cfg.Mode == ModePlain, m.cfg.UseNotify)
+	if next.Answers() {
+		m.in.everReady = true
+	}
+	if sv := serving(m.in); sv != m.in.serving {
+		m.in.serving = sv
+		if sv {
+			m.in.servingSince = time.Now()
+		}
+	}
 	prev := m.snapshot.Load()
 	if *prev == next {
 		return
@@ -318,7 +365,8 @@ func (m *Monitor) probeLoop(ctx context.Context) {
 		return
 	}
 	backoff := m.cfg.StartupInterval
-	fails := 0 // failed probes in a row
+	fails := 0   // failed probes in a row
+	dbFails := 0 // failed database checks in a row
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -343,23 +391,15 @@ func (m *Monitor) probeLoop(ctx context.Context) {
 			if err != nil {
 				detail = err.Error()
 			}
-			m.met.probeSeconds.Observe(d.Seconds())
-			fails++
-			if ok {
-				fails = 0
-			} else {
-				m.met.probeFailures.Inc()
-				m.log.Debug("probe not ready", zap.String("detail", detail), zap.Duration("duration", d), zap.Int("in_a_row", fails))
-			}
-			m.update(func(in *inputs, st *statusRecord) {
-				st.probe = &probeJSON{OK: ok, Detail: detail, At: time.Now().UTC(), DurationSeconds: d.Seconds()}
-				if !ok && in.probeOK && fails < m.cfg.FailureThreshold {
-					return // still ready: one failure is not an outage yet
-				}
-				in.probeOK, in.probeDetail = ok, detail
-			})
+			fails = m.probeDone(ok, detail, start, d, fails)
 			if !ok && fails < m.cfg.FailureThreshold {
 				next = m.cfg.StartupInterval // confirm quickly
+			}
+			if m.cfg.DBAddr != "" {
+				dbFails = m.checkDatabase(ctx, dbFails)
+				if dbFails > 0 && dbFails < m.cfg.FailureThreshold {
+					next = m.cfg.StartupInterval
+				}
 			}
 		}
 		if m.Readiness().State != StateReady {
@@ -370,6 +410,78 @@ func (m *Monitor) probeLoop(ctx context.Context) {
 		}
 		timer.Reset(next)
 	}
+}
+
+// probeDone records one c2s probe that began at start and took d; fails is
+// the count of failed probes in a row before it, and the count after it is
+// returned. A ready server turns not ready at FailureThreshold failures in a row.
+func (m *Monitor) probeDone(ok bool, detail string, start time.Time, d time.Duration, fails int) int {
+	m.met.probeSeconds.Observe(d.Seconds())
+	fails++
+	if ok {
+		fails = 0
+	} else {
+		m.met.probeFailures.Inc()
+		m.log.Debug("probe not ready", zap.String("detail", detail), zap.Duration("duration", d), zap.Int("in_a_row", fails))
+	}
+	m.update(func(in *inputs, st *statusRecord) {
+		st.probe = &probeJSON{OK: ok, Detail: detail, At: time.Now().UTC(), DurationSeconds: d.Seconds()}
+		switch {
+		case ok:
+			in.probeFailSince, in.wedged = time.Time{}, ""
+		case in.probeFailSince.IsZero():
+			in.probeFailSince = start
+		}
+		if !ok && in.probeOK && fails < m.cfg.FailureThreshold {
+			return // still ready: one failure is not an outage yet
+		}
+		in.probeOK, in.probeDetail = ok, detail
+	})
+	return fails
+}
+
+// checkDatabase runs one database check and records it; fails is the count of
+// failed checks in a row before it, and the count after it is returned. The
+// state turns degraded at FailureThreshold failures in a row, and back at the
+// first success.
+func (m *Monitor) checkDatabase(ctx context.Context, fails int) int {
+	start := time.Now()
+	ok, detail := probeDatabase(ctx, m.cfg.DBNetwork, m.cfg.DBAddr, m.cfg.ProbeTimeout)
+	if ctx.Err() != nil {
+		return fails
+	}
+	m.met.dbUp.Set(boolFloat(ok))
+	if ok {
+		fails = 0
+	} else {
+		fails++
+		m.log.Debug("database check failed", zap.String("addr", m.cfg.DBAddr), zap.String("detail", detail), zap.Int("in_a_row", fails))
+	}
+	m.update(func(in *inputs, st *statusRecord) {
+		switch {
+		case ok:
+			if in.dbDown {
+				m.log.Info("database reachable again", zap.String("addr", m.cfg.DBAddr))
+			}
+			in.dbDown, in.dbDetail, in.dbDownSince = false, "", time.Time{}
+		case fails == 1:
+			in.dbDownSince = start
+		}
+		if !ok && fails >= m.cfg.FailureThreshold {
+			if !in.dbDown {
+				m.log.Warn("database unreachable: nobody can log in", zap.String("addr", m.cfg.DBAddr), zap.String("detail", detail),
+					zap.Time("since", in.dbDownSince))
+			}
+			in.dbDown, in.dbDetail = true, detail
+		}
+		db := &databaseJSON{Addr: m.cfg.DBAddr, Reachable: ok, Detail: detail, At: time.Now().UTC()}
+		if !ok {
+			since := in.dbDownSince.UTC()
+			db.Since = &since
+		}
+		st.database = db
+	})
+	return fails
 }
 
 // onNotify handles one NOTIFY_SOCKET datagram (from the notify listener goroutine).

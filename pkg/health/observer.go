@@ -27,6 +27,10 @@ type statusRecord struct {
 	certs        map[string]time.Time
 	probe        *probeJSON
 	notifyStatus string
+	database     *databaseJSON
+	// watchdogRestarts and watchdogLast: what RunWatchdog did.
+	watchdogRestarts int
+	watchdogLast     *watchdogFire
 }
 
 // StageDone records one init stage's duration and outcome (initsteps.Observer). A
@@ -71,6 +75,7 @@ func (m *Monitor) ChildStarted(pid int) {
 	m.update(func(in *inputs, st *statusRecord) {
 		in.childPID, in.childRunning, in.restarting = pid, true, false
 		in.probeOK, in.probeDetail = false, ""
+		in.everReady, in.probeFailSince, in.wedged = false, time.Time{}, ""
 		st.childStarted = time.Now()
 	})
 	m.wake()
@@ -89,6 +94,7 @@ func (m *Monitor) ChildExited(pid int, code int, signal string) {
 		m.met.childPID.Set(0)
 		in.childRunning, in.exited, in.lastExitCode = false, true, code
 		in.probeOK, in.probeDetail = false, ""
+		in.everReady, in.probeFailSince, in.wedged = false, time.Time{}, ""
 		st.lastExit = &exitJSON{PID: pid, Code: code, Signal: signal, At: time.Now().UTC()}
 	})
 }

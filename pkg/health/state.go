@@ -1,6 +1,9 @@
 package health
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // State is the readiness state of the supervised server. The Monitor holds the
 // current one in an atomic value; the prosody_pfe_ready_state gauge mirrors it.
@@ -23,10 +26,14 @@ const (
 	StateStopped
 	// StateFailed: the supervisor gave up (GaveUp); /livez answers 503.
 	StateFailed
+	// StateDegraded: Prosody answers c2s, but the database it stores accounts in
+	// (PostgreSQL, Config.DBAddr) does not accept connections, so nobody can log
+	// in; /readyz answers 503.
+	StateDegraded
 )
 
 // numStates is the number of defined states; they are 0..numStates-1.
-const numStates = int(StateFailed) + 1
+const numStates = int(StateDegraded) + 1
 
 // String returns the lowercase name used in /readyz, /status and metric labels.
 func (s State) String() string {
@@ -45,6 +52,8 @@ func (s State) String() string {
 		return "stopped"
 	case StateFailed:
 		return "failed"
+	case StateDegraded:
+		return "degraded"
 	}
 	return fmt.Sprintf("state(%d)", int32(s))
 }
@@ -55,7 +64,14 @@ type Readiness struct {
 	// Reason is the human-readable cause, e.g. "starting: waiting for c2s: connect
 	// 127.0.0.1:5222: connection refused"; "ready" when ready.
 	Reason string
+	// Wedged is non-empty from the moment the watchdog found the child wedged
+	// until that child is gone or answers again: /livez answers 503 with it.
+	Wedged string
 }
+
+// Answers reports whether Prosody is up and answering c2s: ready, or degraded
+// (answering while its database is unreachable). Signals and reloads are safe then.
+func (r Readiness) Answers() bool { return r.State == StateReady || r.State == StateDegraded }
 
 // inputs is everything readiness is derived from. Guarded by Monitor.mu.
 type inputs struct {
@@ -76,6 +92,18 @@ type inputs struct {
 
 	probeOK     bool
 	probeDetail string
+
+	// The watchdog's view (see serving and watchdogDue).
+	everReady      bool      // the current child was ready (or degraded) at least once
+	serving        bool      // serving(in) as of the last update
+	servingSince   time.Time // when serving last turned true
+	probeFailSince time.Time // start of the first failed probe of the current run; zero while probes pass
+	wedged         string    // the watchdog's reason while it judges the current child wedged
+
+	// The database check (PostgreSQL storage only).
+	dbDown      bool // FailureThreshold checks in a row found it unreachable
+	dbDetail    string
+	dbDownSince time.Time // start of the first failed check of the current run
 }
 
 // notifyState is what the child said over NOTIFY_SOCKET. It applies only while
@@ -90,39 +118,48 @@ type notifyState struct {
 
 // derive computes readiness from inputs. It is pure: the table tests call it directly.
 func derive(in inputs, plain, useNotify bool) Readiness {
+	r := deriveState(in, plain, useNotify)
+	r.Wedged = in.wedged
+	return r
+}
+
+func deriveState(in inputs, plain, useNotify bool) Readiness {
 	n := in.notify
 	if n.pid != 0 && n.pid != in.childPID {
 		n = notifyState{}
 	}
 	switch {
 	case in.gaveUp:
-		return Readiness{StateFailed, fmt.Sprintf("failed: supervisor gave up (exit code %d)", in.gaveUpCode)}
+		return Readiness{State: StateFailed, Reason: fmt.Sprintf("failed: supervisor gave up (exit code %d)", in.gaveUpCode)}
 	case (in.stopping || n.stopping) && !in.childRunning && in.exited:
-		return Readiness{StateStopped, "stopped"}
+		return Readiness{State: StateStopped, Reason: "stopped"}
 	case in.stopping:
-		return Readiness{StateStopping, "stopping"}
+		return Readiness{State: StateStopping, Reason: "stopping"}
 	case n.stopping && in.childRunning:
-		return Readiness{StateStopping, "stopping: prosody said STOPPING=1"}
+		return Readiness{State: StateStopping, Reason: "stopping: prosody said STOPPING=1"}
 	case in.restarting:
-		return Readiness{StateRestarting, fmt.Sprintf("restarting: attempt %d after %s", in.attempt, in.restartDelay)}
+		return Readiness{State: StateRestarting, Reason: fmt.Sprintf("restarting: attempt %d after %s", in.attempt, in.restartDelay)}
 	case !in.stagesDone:
-		return Readiness{StateStarting, "starting: init stages running"}
+		return Readiness{State: StateStarting, Reason: "starting: init stages running"}
 	case !in.childRunning && in.exited:
-		return Readiness{StateRestarting, fmt.Sprintf("restarting: child exited with code %d", in.lastExitCode)}
+		return Readiness{State: StateRestarting, Reason: fmt.Sprintf("restarting: child exited with code %d", in.lastExitCode)}
 	case !in.childRunning:
-		return Readiness{StateStarting, "starting: waiting for the child to start"}
+		return Readiness{State: StateStarting, Reason: "starting: waiting for the child to start"}
 	case plain:
-		return Readiness{StateReady, "ready"}
+		return Readiness{State: StateReady, Reason: "ready"}
 	case in.reloading || (useNotify && n.reloading):
-		return Readiness{StateReloading, "reloading"}
+		return Readiness{State: StateReloading, Reason: "reloading"}
 	case useNotify && !n.ready:
-		return Readiness{StateStarting, "starting: waiting for READY=1 on NOTIFY_SOCKET"}
+		return Readiness{State: StateStarting, Reason: "starting: waiting for READY=1 on NOTIFY_SOCKET"}
 	case !in.probeOK:
 		detail := in.probeDetail
 		if detail == "" {
 			detail = "not probed yet"
 		}
-		return Readiness{StateStarting, "starting: waiting for c2s: " + detail}
+		return Readiness{State: StateStarting, Reason: "starting: waiting for c2s: " + detail}
+	case in.dbDown:
+		return Readiness{State: StateDegraded, Reason: fmt.Sprintf("degraded: database unreachable since %s (%s): Prosody answers but cannot log anyone in",
+			in.dbDownSince.UTC().Format(time.RFC3339), in.dbDetail)}
 	}
-	return Readiness{StateReady, "ready"}
+	return Readiness{State: StateReady, Reason: "ready"}
 }

@@ -42,6 +42,7 @@ type Monitor interface {
 	ReloadDone(outcome string, d time.Duration, err error)
 	SetInfo(info health.Info)
 	CertExpiry(host string, notAfter time.Time)
+	SetStatusToken(token string)
 }
 
 // Supervisor is how the reloader acts on Prosody (*supervise.Supervisor).
@@ -243,6 +244,9 @@ func (r *Reloader) stepCandidate(ctx context.Context, a *attempt) error {
 	if err != nil {
 		return refused(a, err)
 	}
+	// The status token is the entrypoint's, not Prosody's: a rotated token
+	// file takes effect now, whatever becomes of the rest of the candidate.
+	r.mon.SetStatusToken(st.StatusToken.Reveal())
 	next := r.cur.Candidate(st)
 	a.next, a.side = next, next.Paths.Config
 	// Where the candidate stages its keys and secrets: the prosody user must

@@ -225,6 +225,8 @@ func (p *parser) build(s *Settings) {
 	s.LogFormat = p.enum("PROSODY_LOG_FORMAT", r.LogFormat, "a log format", true, logFormats())
 	healthPort := p.healthListen(s, r.HealthListen)
 	s.HealthInterval = p.duration("PROSODY_HEALTH_INTERVAL", r.HealthInterval, 100*time.Millisecond)
+	s.StatusToken = p.statusToken(r.StatusToken)
+	s.WatchdogTimeout = p.watchdogTimeout(r.WatchdogTimeout)
 	s.ReloadRestart = p.enum("PROSODY_RELOAD_RESTART", r.ReloadRestart, "a reload restart policy", false, reloadRestarts())
 	s.Watch = p.boolean("PROSODY_WATCH", r.Watch)
 	s.WatchDebounce = p.duration("PROSODY_WATCH_DEBOUNCE", r.WatchDebounce, 0)

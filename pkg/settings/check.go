@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // profile checks the form of a profile name; the PFE engine checks that it exists.
@@ -290,4 +291,42 @@ func (p *parser) interfaces(name, val string) []string {
 		out = append(out, f)
 	}
 	return out
+}
+
+// minStatusTokenLen is the shortest PROSODY_STATUS_TOKEN accepted: a token anyone on the
+// network may try against /status must not be guessable.
+const minStatusTokenLen = 16
+
+// statusToken checks PROSODY_STATUS_TOKEN: empty (loopback only), or a token of at least
+// minStatusTokenLen visible ASCII characters, as an HTTP Authorization header carries it.
+// The value is never echoed.
+func (p *parser) statusToken(tok Secret) Secret {
+	const name = "PROSODY_STATUS_TOKEN"
+	v := tok.Reveal()
+	if v == "" {
+		return tok
+	}
+	acc := fmt.Sprintf("at least %d visible ASCII characters without spaces, e.g. the output of `openssl rand -hex 32`; or unset for loopback-only /status", minStatusTokenLen)
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] > '~' {
+			p.problem(name, "", "holds a space, control or non-ASCII character", acc)
+			return Secret{}
+		}
+	}
+	if len(v) < minStatusTokenLen {
+		p.problem(name, "", fmt.Sprintf("too short (%d characters)", len(v)), acc)
+		return Secret{}
+	}
+	return tok
+}
+
+// watchdogTimeout reads PROSODY_WATCHDOG_TIMEOUT: 0 disables the watchdog, otherwise at
+// least a second (the probe itself takes up to 2s to call a silent Prosody failed).
+func (p *parser) watchdogTimeout(val string) time.Duration {
+	const name = "PROSODY_WATCHDOG_TIMEOUT"
+	d := p.duration(name, val, 0)
+	if d > 0 && d < time.Second {
+		p.problem(name, val, "too short", "at least 1s, or 0 to disable the watchdog")
+	}
+	return d
 }

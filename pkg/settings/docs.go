@@ -31,8 +31,8 @@ func Usage(w io.Writer) error {
 	return nil
 }
 
-const usageNotes = `Secrets can be read from a file: PROSODY_DB_PASSWORD_FILE, PROSODY_ADMIN_PASSWORD_FILE
-(one trailing newline is trimmed; setting both VAR and VAR_FILE is an error).
+const usageNotes = `Secrets can be read from a file: PROSODY_DB_PASSWORD_FILE, PROSODY_ADMIN_PASSWORD_FILE,
+PROSODY_STATUS_TOKEN_FILE (one trailing newline is trimmed; setting both VAR and VAR_FILE is an error).
 Any PROSODY_FEATURES_<GROUP>_<NAME> variable switches a feature on or off (boolean).
 Booleans accept true/false, 1/0, yes/no, on/off in any case.
 `

@@ -96,6 +96,9 @@ type Env struct {
 	ReloadRestart  string `split_words:"true" default:"auto" desc:"on a config change Prosody cannot apply live: auto (graceful restart), never (keep running, warn)"`
 	Watch          string `split_words:"true" default:"true" desc:"watch config, certificates and secret files and reload on change (boolean)"`
 	WatchDebounce  string `split_words:"true" default:"100ms" desc:"quiet time after a change before reloading (duration)"`
+
+	StatusToken     Secret `split_words:"true" default:"" desc:"bearer token that lets clients other than loopback read /status (secret; or PROSODY_STATUS_TOKEN_FILE; at least 16 characters, no spaces); empty: /status for loopback clients only"`
+	WatchdogTimeout string `split_words:"true" default:"60s" desc:"restart Prosody when its readiness probe has failed this long while it should be serving (duration, at least 1s; 0 disables the watchdog)"`
 }
 
 // variable is one row of the variable table built from Env's tags by envconfig.

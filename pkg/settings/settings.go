@@ -12,16 +12,20 @@
 //     leading "!" (RemoteAdminMarker): PROSODY_ADMINS=admin@example.org,!ops@example.net.
 //   - Domains are ASCII (lowercased); internationalized names must be given in xn-- form,
 //     because the standard library has no IDNA mapping.
-//   - Only secrets (PROSODY_DB_PASSWORD, PROSODY_ADMIN_PASSWORD) have a _FILE form; a deprecated
+//   - Only secrets (PROSODY_DB_PASSWORD, PROSODY_ADMIN_PASSWORD, PROSODY_STATUS_TOKEN) have a
+//     _FILE form; a deprecated
 //     name set together with its replacement is a problem, alone it is used with a warning.
 package settings
 
 import (
 	"fmt"
 	"maps"
+	"net"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -103,6 +107,13 @@ type Settings struct {
 	Watch          bool
 	WatchDebounce  time.Duration
 
+	// StatusToken, when set, lets a client that is not on loopback read /status with
+	// "Authorization: Bearer <token>".
+	StatusToken Secret
+	// WatchdogTimeout is how long the readiness probe may fail while Prosody should be
+	// serving before the watchdog restarts it; 0 disables the watchdog.
+	WatchdogTimeout time.Duration
+
 	// raw holds the text of every variable for Describe, with secret fields replaced by their
 	// redacted form: fmt prints unexported fields without calling Secret's methods, so a real
 	// secret here would show in %+v of a Settings.
@@ -118,6 +129,19 @@ func (s *Settings) Domains() []string { return slices.Clone(s.domains) }
 
 // HealthEnabled reports whether the health server should run (PROSODY_HEALTH_LISTEN is not off).
 func (s *Settings) HealthEnabled() bool { return s.HealthListen != "" }
+
+// DatabaseAddr returns where PostgreSQL listens for the configured storage, as net.Dial
+// takes it: ("tcp", "host:port"), or ("unix", "<dir>/.s.PGSQL.<port>") when PROSODY_DB_HOST
+// is a socket directory (libpq's rule). It returns ("", "") unless PROSODY_STORAGE=postgres.
+func (s *Settings) DatabaseAddr() (network, addr string) {
+	switch {
+	case s.Storage != "postgres" || s.DBHost == "":
+		return "", ""
+	case strings.HasPrefix(s.DBHost, "/"):
+		return "unix", filepath.Join(s.DBHost, ".s.PGSQL."+strconv.Itoa(s.DBPort))
+	}
+	return "tcp", net.JoinHostPort(s.DBHost, strconv.Itoa(s.DBPort))
+}
 
 // RestartPolicy returns the effective restart policy: PROSODY_RESTART when set, otherwise
 // on-failure when the child is prosody and never for any other command.
@@ -341,7 +365,7 @@ func (p *parser) unknown(vars []variable, known map[string]bool) {
 		}
 		// The value is not shown: an unknown name may be a mistyped secret.
 		if base, ok := strings.CutSuffix(name, "_FILE"); ok && known[base] {
-			p.problem(name, "", "_FILE is read only for secrets", "PROSODY_DB_PASSWORD_FILE, PROSODY_ADMIN_PASSWORD_FILE")
+			p.problem(name, "", "_FILE is read only for secrets", secretFileNames(vars))
 			continue
 		}
 		msg := "unknown variable"
@@ -350,6 +374,17 @@ func (p *parser) unknown(vars []variable, known map[string]bool) {
 		}
 		p.problem(name, "", msg, "")
 	}
+}
+
+// secretFileNames lists the VAR_FILE names of the secrets, comma-separated, in table order.
+func secretFileNames(vars []variable) string {
+	var names []string
+	for _, v := range vars {
+		if v.secret {
+			names = append(names, v.Key+"_FILE")
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // SecretVars lists every variable whose value is a secret: the secret fields

@@ -420,3 +420,56 @@ func TestLoadLenient(t *testing.T) {
 		t.Fatalf("err = %v, want a problem naming PROSODY_STOP_TIMEOUT", err)
 	}
 }
+
+// The status token is a secret with a _FILE form, checked for length and form without ever
+// being echoed; the watchdog timeout is a duration, 0 (off) or at least a second.
+func TestStatusTokenAndWatchdog(t *testing.T) {
+	const tok = "s3cret-status-token-0123456789"
+	s, _ := mustLoad(t)
+	if s.StatusToken.IsSet() || s.WatchdogTimeout != 60*time.Second {
+		t.Errorf("defaults: token set %v, watchdog %s; want unset and 60s", s.StatusToken.IsSet(), s.WatchdogTimeout)
+	}
+	file := writeFile(t, t.TempDir(), "token", tok+"\n")
+	s, _ = mustLoad(t, "PROSODY_STATUS_TOKEN_FILE="+file, "PROSODY_WATCHDOG_TIMEOUT=0")
+	if s.StatusToken.Reveal() != tok || s.WatchdogTimeout != 0 || s.Source("PROSODY_STATUS_TOKEN") != SourceFile {
+		t.Errorf("from file: token %q (source %s), watchdog %s", s.StatusToken.Reveal(), s.Source("PROSODY_STATUS_TOKEN"), s.WatchdogTimeout)
+	}
+	if !slices.Contains(SecretVars(), "PROSODY_STATUS_TOKEN") {
+		t.Errorf("SecretVars() = %v lacks PROSODY_STATUS_TOKEN: init hooks would get it", SecretVars())
+	}
+	for _, tc := range []struct {
+		env, wantVar, want string
+	}{
+		{"PROSODY_STATUS_TOKEN=short-token", "PROSODY_STATUS_TOKEN", "too short (11 characters); accepted: at least 16"},
+		{"PROSODY_STATUS_TOKEN=has a space in the token", "PROSODY_STATUS_TOKEN", "space, control or non-ASCII"},
+		{"PROSODY_WATCHDOG_TIMEOUT=500ms", "PROSODY_WATCHDOG_TIMEOUT", `"500ms": too short; accepted: at least 1s, or 0 to disable`},
+		{"PROSODY_WATCHDOG_TIMEOUT=soon", "PROSODY_WATCHDOG_TIMEOUT", "a duration such as"},
+		{"PROSODY_HEALTH_INTERVAL_FILE=/x", "PROSODY_HEALTH_INTERVAL_FILE", "PROSODY_STATUS_TOKEN_FILE"},
+	} {
+		ps := problemsOf(t, tc.env)
+		if len(ps) != 1 || ps[0].Var != tc.wantVar || !strings.Contains(ps[0].String(), tc.want) {
+			t.Errorf("%s: problems %v, want one on %s containing %q", tc.env, &Problems{List: ps}, tc.wantVar, tc.want)
+		}
+		if v, ok := strings.CutPrefix(tc.env, "PROSODY_STATUS_TOKEN="); ok && strings.Contains((&Problems{List: ps}).Error(), v) {
+			t.Errorf("the problem echoes the token: %v", &Problems{List: ps})
+		}
+	}
+}
+
+func TestDatabaseAddr(t *testing.T) {
+	pg := []string{"PROSODY_STORAGE=postgres", "PROSODY_DB_PASSWORD=pw-for-the-test"}
+	for _, tc := range []struct {
+		env           []string
+		network, addr string
+	}{
+		{nil, "", ""},
+		{append(pg, "PROSODY_DB_HOST=db.example.org"), "tcp", "db.example.org:5432"},
+		{append(pg, "PROSODY_DB_HOST=::1", "PROSODY_DB_PORT=6543"), "tcp", "[::1]:6543"},
+		{append(pg, "PROSODY_DB_HOST=/run/postgresql/"), "unix", "/run/postgresql/.s.PGSQL.5432"},
+	} {
+		s, _ := mustLoad(t, tc.env...)
+		if n, a := s.DatabaseAddr(); n != tc.network || a != tc.addr {
+			t.Errorf("%v: DatabaseAddr() = %q %q, want %q %q", tc.env, n, a, tc.network, tc.addr)
+		}
+	}
+}

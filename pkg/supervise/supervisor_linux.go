@@ -23,6 +23,9 @@ var (
 	ErrNoChild    = errors.New("no child is running")
 	ErrStopping   = errors.New("supervisor is stopping")
 	ErrNotRunning = errors.New("supervisor is not running")
+	// ErrNotCurrent: RestartChild was given a pid that is not the running
+	// child (it exited, was replaced, or a restart backoff is under way).
+	ErrNotCurrent = errors.New("not the running child")
 )
 
 // Config configures a Supervisor. Zero values are documented per field.
@@ -72,7 +75,7 @@ type Supervisor struct {
 
 	ran        atomic.Bool
 	done       chan struct{} // closed when Run returns
-	restartReq chan chan error
+	restartReq chan restartRequest
 
 	// mu is held while reaping and while signalling the main child, so a
 	// signal never reaches a pid that was reaped (and maybe reused).
@@ -110,7 +113,7 @@ func New(cfg Config) (*Supervisor, error) {
 		obs:        cfg.Observer,
 		stderr:     cfg.Stderr,
 		done:       make(chan struct{}),
-		restartReq: make(chan chan error),
+		restartReq: make(chan restartRequest),
 	}
 	if s.env == nil {
 		s.env = os.Environ()
@@ -158,10 +161,37 @@ func (s *Supervisor) Signal(sig syscall.Signal) error {
 // new child has started (nil) or could not be (error), and returns
 // ErrStopping when a stop is under way, ErrNotRunning once Run has returned.
 // It blocks until Run is running; never call it from Intercept or Observer.
-func (s *Supervisor) Restart() error {
+func (s *Supervisor) Restart() error { return s.restart(0) }
+
+// RestartChild is the "restart this child now" entry point for a caller that
+// judged one particular child (a watchdog that saw it wedged): it restarts
+// the child only while pid is the running child, so a decision about a child
+// that has meanwhile exited or been replaced does nothing. The stop is
+// Restart's: SIGTERM to the child's group followed by SIGCONT (a stopped
+// process acts on SIGTERM only once continued), SIGKILL to the group after
+// Config.StopTimeout, then a new child at once, not counted by the restart
+// policy. It returns ErrNotCurrent when pid is not the running child (also
+// during a restart backoff: the supervisor already replaces it), ErrStopping
+// during a stop, ErrNotRunning once Run has returned, and otherwise blocks
+// like Restart until the new child started (nil) or could not be (error).
+// pid must be positive. Never call it from Intercept or Observer.
+func (s *Supervisor) RestartChild(pid int) error {
+	if pid <= 0 {
+		return fmt.Errorf("restart child %d: %w", pid, ErrNotCurrent)
+	}
+	return s.restart(pid)
+}
+
+// restartRequest is one Restart (pid 0) or RestartChild call.
+type restartRequest struct {
+	pid   int
+	reply chan error
+}
+
+func (s *Supervisor) restart(pid int) error {
 	reply := make(chan error, 1)
 	select {
-	case s.restartReq <- reply:
+	case s.restartReq <- restartRequest{pid: pid, reply: reply}:
 	case <-s.done:
 		return ErrNotRunning
 	}
@@ -284,8 +314,8 @@ func (r *run) loop(ctx context.Context) int {
 		case <-r.ctxDone:
 			r.ctxDone = nil
 			r.stop(unix.SIGTERM, "context cancelled")
-		case reply := <-s.restartReq:
-			r.onRestart(reply)
+		case req := <-s.restartReq:
+			r.onRestart(req)
 		case <-r.killC:
 			r.kill()
 		case <-r.backoffC:
@@ -486,13 +516,17 @@ func (r *run) stop(sig syscall.Signal, reason string) {
 	}
 }
 
-// onRestart handles one Restart call.
-func (r *run) onRestart(reply chan error) {
+// onRestart handles one Restart or RestartChild call.
+func (r *run) onRestart(req restartRequest) {
 	if r.stopping {
-		reply <- ErrStopping
+		req.reply <- ErrStopping
 		return
 	}
-	r.waiters = append(r.waiters, reply)
+	if req.pid != 0 && (!r.alive || req.pid != r.s.PID()) {
+		req.reply <- fmt.Errorf("restart child %d: %w", req.pid, ErrNotCurrent)
+		return
+	}
+	r.waiters = append(r.waiters, req.reply)
 	r.s.log.Info("restart requested", zap.Int("pid", r.s.PID()))
 	if r.backoffC != nil {
 		r.backoffTimer.Stop()
@@ -504,7 +538,10 @@ func (r *run) onRestart(reply chan error) {
 	}
 }
 
-// terminate sends sig to the child's group and arms the SIGKILL deadline.
+// terminate sends sig, then SIGCONT, to the child's group and arms the
+// SIGKILL deadline. SIGCONT (as systemd sends after its kill signal) lets a
+// stopped process (SIGSTOP, a debugger gone) act on sig within the grace
+// instead of waiting for SIGKILL; a running one ignores it.
 func (r *run) terminate(sig syscall.Signal) {
 	if err := unix.Kill(-r.pgid, sig); err != nil && r.alive {
 		if errors.Is(err, unix.EPERM) {
@@ -515,6 +552,9 @@ func (r *run) terminate(sig syscall.Signal) {
 		if err := r.s.Signal(sig); err != nil {
 			r.s.log.Error("signal the child", zap.String("signal", signalName(sig)), zap.Error(err))
 		}
+		_ = r.s.Signal(unix.SIGCONT)
+	} else {
+		_ = unix.Kill(-r.pgid, unix.SIGCONT)
 	}
 	r.termSent = true
 	if r.killC == nil && !r.killed {

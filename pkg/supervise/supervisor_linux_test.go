@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -242,6 +243,51 @@ func TestRestartRequest(t *testing.T) {
 			t.Errorf("started %d times after %s, want 2 at once", n, time.Since(start))
 		}
 	})
+}
+
+// TestRestartChild: RestartChild acts only on the child it names, and a
+// stopped (SIGSTOP) child gets SIGCONT after SIGTERM, so it ends by its own
+// TERM handler within the grace instead of by SIGKILL when the grace ends.
+func TestRestartChild(t *testing.T) {
+	ready := filepath.Join(t.TempDir(), "ready")
+	p := startInProcess(t, Config{Path: "/bin/sh", Args: []string{"-c", `trap "exit 7" TERM; echo $$ > ` + ready + `; while :; do sleep 0.05; done`},
+		StopTimeout: 60 * time.Second})
+	waitFile(t, ready, 5*time.Second)
+	first := p.sup.PID()
+	if err := p.sup.RestartChild(first + 100000); !errors.Is(err, ErrNotCurrent) {
+		t.Fatalf("RestartChild(another pid) = %v, want ErrNotCurrent", err)
+	}
+	if err := p.sup.RestartChild(0); !errors.Is(err, ErrNotCurrent) {
+		t.Fatalf("RestartChild(0) = %v, want ErrNotCurrent", err)
+	}
+	if p.rec.numStarted() != 1 || p.sup.PID() != first {
+		t.Fatalf("a refused RestartChild restarted the child: started %d, pid %d (was %d)", p.rec.numStarted(), p.sup.PID(), first)
+	}
+	if err := unix.Kill(-first, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "child stopped", func() bool {
+		st := procStatus(first)
+		return st != nil && strings.HasPrefix(st["State"], "T")
+	})
+	start := time.Now()
+	if err := p.sup.RestartChild(first); err != nil {
+		t.Fatalf("RestartChild(running child): %v", err)
+	}
+	if second := p.sup.PID(); second == 0 || second == first {
+		t.Fatalf("PID after RestartChild = %d, first was %d", second, first)
+	}
+	// Exit 7 is the child's own TERM handler; 137 would be SIGKILL after the 60s grace.
+	p.rec.mu.Lock()
+	codes := slices.Clone(p.rec.codes)
+	p.rec.mu.Unlock()
+	if !slices.Equal(codes, []int{7}) || p.rec.numRestarting() != 0 {
+		t.Errorf("exits %v, policy restarts %d: want one exit 7 (TERM handled) and no policy restart", codes, p.rec.numRestarting())
+	}
+	t.Logf("stopped child replaced in %s", time.Since(start))
+	if err := p.sup.RestartChild(first); !errors.Is(err, ErrNotCurrent) {
+		t.Errorf("RestartChild(the replaced child) = %v, want ErrNotCurrent", err)
+	}
 }
 
 // TestSignalAndIntercept: an intercepted SIGHUP is not forwarded (the

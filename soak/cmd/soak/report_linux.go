@@ -115,6 +115,11 @@ const notes = `
   at 30s). Kills a few seconds apart under the defaults would therefore wait up to 30s: the kill9 soak sets
   the window to 1s and waits that long after each start, which is what an operator who expects
   ≤ 2s recovery from isolated crashes should configure too.
+- A SIGSTOPped (wedged) Prosody kept ` + "`/livez`" + ` at 200 forever: the process existed, so nothing restarted
+  it. The watchdog (PROSODY_WATCHDOG_TIMEOUT, default 60s) now restarts it, and the supervisor sends
+  SIGCONT after SIGTERM so a stopped process shuts down by itself instead of waiting for SIGKILL at the
+  end of the stop timeout. Detection is bounded below by the probe: three probes in a row must time out
+  (2s each) before readiness drops, so with a 3s watchdog timeout the wedge heals in about 7.5s.
 `
 
 // about says what each scenario does, for the report.
@@ -136,8 +141,14 @@ var about = map[string]string{
 	"crash": "N rounds: accounts are created, clients write messages (archived in SQLite), then SIGKILL of the whole\n" +
 		"process group (entrypoint and prosody) mid-traffic and a restart on the same data directory.\n" +
 		"`PRAGMA integrity_check` must say ok and every account created so far must still log in.",
-	"secrets": "PROSODY_DB_PASSWORD and PROSODY_ADMIN_PASSWORD set to unique markers (SQLite storage, so the DB\n" +
-		"password is unused). The markers must appear nowhere: the entrypoint's stderr, Prosody's stdout,\n" +
+	"secrets": "PROSODY_DB_PASSWORD, PROSODY_ADMIN_PASSWORD and PROSODY_STATUS_TOKEN set to unique markers (SQLite\n" +
+		"storage, so the DB password is unused). The markers must appear nowhere: the entrypoint's stderr, Prosody's stdout,\n" +
 		"`/metrics`, `/status`, the rendered config, `entrypoint env`; and the file modes must hold: credentials\n" +
 		"directory 0700 with files 0400, rendered config 0600, generated secrets not readable by others.",
+	"wedge": "SIGSTOP of the running prosody, N times, while two clients stay logged in: the process exists and the\n" +
+		"kernel still accepts c2s connections, but nothing answers, so only the readiness probe can tell. With\n" +
+		"PROSODY_WATCHDOG_TIMEOUT=3s and PROSODY_HEALTH_INTERVAL=1s the watchdog must restart it (SIGTERM then\n" +
+		"SIGCONT, so the stopped process shuts down by itself) and count it; healed is the time from SIGSTOP to\n" +
+		"`/readyz` 200 for a new prosody, and the clients must log in again. Most of that time is the probe's:\n" +
+		"three probes in a row time out (2s each) before readiness drops, and the watchdog counts from the first.",
 }

@@ -24,10 +24,11 @@ func marker(prefix string) string {
 // soakSecrets: secret markers must show up nowhere, and secret files keep their
 // modes; see about["secrets"].
 func soakSecrets(r *runner, sc scenario, res *result) error {
-	dbpw, adminpw := marker("soakDBPW"), marker("soakADMINPW")
+	dbpw, adminpw, token := marker("soakDBPW"), marker("soakADMINPW"), marker("soakSTATUSTOKEN")
 	s, err := r.startReady(serverConfig{Env: map[string]string{
 		"PROSODY_DB_PASSWORD":    dbpw,
 		"PROSODY_ADMIN_PASSWORD": adminpw,
+		"PROSODY_STATUS_TOKEN":   token,
 		"PROSODY_ADMINS":         "admin@localhost",
 		"PROSODY_LOG_LEVEL":      "debug",
 	}}, 60*time.Second)
@@ -63,7 +64,7 @@ func soakSecrets(r *runner, sc scenario, res *result) error {
 	}
 
 	// Every secret the server holds: the two markers and the generated ones.
-	secrets := map[string]string{"PROSODY_DB_PASSWORD": dbpw, "PROSODY_ADMIN_PASSWORD": adminpw}
+	secrets := map[string]string{"PROSODY_DB_PASSWORD": dbpw, "PROSODY_ADMIN_PASSWORD": adminpw, "PROSODY_STATUS_TOKEN": token}
 	genDir := filepath.Join(s.dir, "data", "secrets")
 	if ents, err := os.ReadDir(genDir); err == nil {
 		for _, e := range ents {

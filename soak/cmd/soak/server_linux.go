@@ -210,6 +210,10 @@ type status struct {
 		Running       bool    `json:"running"`
 		UptimeSeconds float64 `json:"uptime_seconds"`
 		Restarts      int     `json:"restarts"`
+		LastExit      *struct {
+			PID  int `json:"pid"`
+			Code int `json:"code"`
+		} `json:"last_exit"`
 	} `json:"child"`
 	LastReload *struct {
 		Outcome string    `json:"outcome"`
