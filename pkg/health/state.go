@@ -35,6 +35,16 @@ const (
 // numStates is the number of defined states; they are 0..numStates-1.
 const numStates = int(StateDegraded) + 1
 
+// States lists every state in the gauge's order: the values of the `state`
+// label of prosody_pfe_ready_state.
+func States() []State {
+	out := make([]State, numStates)
+	for i := range out {
+		out[i] = State(i)
+	}
+	return out
+}
+
 // String returns the lowercase name used in /readyz, /status and metric labels.
 func (s State) String() string {
 	switch s {

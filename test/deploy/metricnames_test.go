@@ -58,12 +58,12 @@ func exportedSeries(fams map[string]string) map[string]bool {
 
 // acceptedLabelValues are the values of the labels that rules, panels and tests filter on, taken
 // from the Go constants the code labels the series with: the readiness states of pkg/health
-// (StateStarting through StateFailed, the last one by the package's contract) and every exported
+// (health.States) and every exported
 // reload.Outcome constant of pkg/reload.
 func acceptedLabelValues(t *testing.T, root string) map[string]map[string][]string {
 	t.Helper()
 	var states []string
-	for s := health.StateStarting; s <= health.StateFailed; s++ {
+	for _, s := range health.States() {
 		states = append(states, s.String())
 	}
 	return map[string]map[string][]string{
