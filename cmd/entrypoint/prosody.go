@@ -46,6 +46,8 @@ func (a *app) runProsody(args, env []string, stderr io.Writer) int {
 		Domain:     st.Domains()[0],
 		UseNotify:  true,
 		NotifyPath: filepath.Join(st.RuntimeDir, "notify.sock"),
+		NotifyUID:  s.UID, // prosody's alone (mode 0600); -1 when not root
+		NotifyGID:  s.GID,
 		Logger:     s.Log,
 	})
 	if err != nil {
