@@ -134,6 +134,12 @@ func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor
 			}
 			return false
 		},
+		// Every start of Prosody (a crash, a kill, a restart for a change)
+		// reads the rendered bytes, whatever happened to the file meanwhile.
+		BeforeStart: func() error {
+			_, err := r.EnsureLive()
+			return err
+		},
 		Stderr: s.Stderr,
 	})
 	if err != nil {

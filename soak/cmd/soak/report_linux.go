@@ -139,5 +139,6 @@ var about = map[string]string{
 	"secrets": "PROSODY_DB_PASSWORD and PROSODY_ADMIN_PASSWORD set to unique markers (SQLite storage, so the DB\n" +
 		"password is unused). The markers must appear nowhere: the entrypoint's stderr, Prosody's stdout,\n" +
 		"`/metrics`, `/status`, the rendered config, `entrypoint env`; and the file modes must hold: credentials\n" +
-		"directory 0700 with files 0400, rendered config 0600, generated secrets not readable by others.",
+		"directory 0700 with files 0400, rendered config 0640 (root's; prosody reads it), generated secrets not\n" +
+		"readable by others.",
 }
