@@ -146,10 +146,7 @@ func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor
 		return exitSoftware, err
 	}
 	// The reaper runs from now on: helper commands must go through it.
-	s.Exec = func(ctx context.Context, name string, args, env []string) (string, int, error) {
-		out, code, err := sup.Exec(ctx, supervise.AuxCommand{Path: name, Args: args, Env: env})
-		return string(out), code, err
-	}
+	s.Exec = sup.Exec
 	r, err = reload.New(reload.Config{Current: s, Monitor: mon, Supervisor: sup, Logger: s.Log.Named("reload")})
 	if err != nil {
 		return exitSoftware, err

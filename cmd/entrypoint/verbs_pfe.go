@@ -19,6 +19,7 @@ import (
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/luacfg"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
+	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
 
 // pfeUsage is printed for usage errors.
@@ -36,7 +37,17 @@ const pfeUsage = `usage:
 // stderr, and returns the exit code: 0 ok, 1 differences or failed validation, 2 usage,
 // 78 configuration errors. It reads no environment variables.
 func runPFEVerb(verb string, args []string, in pfe.Inputs, builtinDir, customDir string, stdout, stderr io.Writer) int {
-	v := &pfeVerbs{in: in, builtinDir: builtinDir, customDir: customDir, stdout: stdout, stderr: stderr}
+	v := pfeVerbs{in: in, builtinDir: builtinDir, customDir: customDir}
+	return v.run(verb, args, stdout, stderr)
+}
+
+// run is runPFEVerb with the verbs' settings in v (cred among them).
+func (v pfeVerbs) run(verb string, args []string, stdout, stderr io.Writer) int {
+	v.stdout, v.stderr = stdout, stderr
+	return v.dispatch(verb, args)
+}
+
+func (v *pfeVerbs) dispatch(verb string, args []string) int {
 	switch verb {
 	case "profiles":
 		return v.profiles(args)
@@ -57,8 +68,13 @@ func runPFEVerb(verb string, args []string, in pfe.Inputs, builtinDir, customDir
 type pfeVerbs struct {
 	in                    pfe.Inputs
 	builtinDir, customDir string
-	stdout, stderr        io.Writer
-	asJSON                bool
+	// prepare, when set, is called by validate before it checks anything: it
+	// sets cred, or returns the non-zero exit code that ends the verb.
+	prepare func(v *pfeVerbs) int
+	// cred is who validate runs the checkers as (prosody); nil: the entrypoint.
+	cred           *supervise.Credential
+	stdout, stderr io.Writer
+	asJSON         bool
 }
 
 func (v *pfeVerbs) usage(format string, a ...any) int {
@@ -448,6 +464,11 @@ func (v *pfeVerbs) validate(args []string, profile string) int {
 			return v.usage("validate takes no arguments (use profiles validate NAME for one profile)")
 		}
 	}
+	if v.prepare != nil {
+		if code := v.prepare(v); code != exitOK {
+			return code
+		}
+	}
 	t, code := v.load()
 	if t == nil {
 		return code
@@ -466,6 +487,12 @@ func (v *pfeVerbs) validate(args []string, profile string) int {
 		return exitFailed
 	}
 	defer os.RemoveAll(tmp)
+	// The checkers run as prosody: the rendered files are root's, readable
+	// by prosody's group.
+	if err := atomicfile.MkdirOwned(tmp, 0o750, -1, v.gid()); err != nil {
+		fmt.Fprintf(v.stderr, "error: %v\n", err)
+		return exitFailed
+	}
 	var results []validateResult
 	failed := false
 	for _, prof := range profiles {
@@ -501,6 +528,14 @@ func (v *pfeVerbs) validate(args []string, profile string) int {
 	return exitOK
 }
 
+// gid is the group validate's files are readable by: prosody's, -1 without cred.
+func (v *pfeVerbs) gid() int {
+	if v.cred == nil {
+		return -1
+	}
+	return int(v.cred.GID)
+}
+
 func (v *pfeVerbs) validateOne(t *pfe.Tree, prof, env, tmp string) validateResult {
 	r := validateResult{Profile: prof, Environment: env}
 	in := v.in
@@ -516,13 +551,15 @@ func (v *pfeVerbs) validateOne(t *pfe.Tree, prof, env, tmp string) validateResul
 		return r
 	}
 	path := filepath.Join(tmp, prof+"-"+env+".cfg.lua")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	if _, err := atomicfile.Write(path, data, 0o640, -1, v.gid()); err != nil {
 		r.Error = err.Error()
 		return r
 	}
 	// As the check stage does: prosodyctl gets no PROSODY_* variable, so no
-	// secret (a nil Env would hand it the whole environment).
-	r.Warnings, err = luacfg.Check(context.Background(), path, luacfg.CheckOptions{Env: initsteps.WithoutProsodyVars(os.Environ())})
+	// secret (a nil Env would hand it the whole environment), and runs as
+	// prosody, so Lua in the tree never runs as root.
+	r.Warnings, err = luacfg.Check(context.Background(), path, luacfg.CheckOptions{
+		Env: initsteps.WithoutProsodyVars(os.Environ()), Cred: v.cred})
 	if err != nil {
 		r.Error = err.Error()
 		return r

@@ -161,6 +161,16 @@ func (s *State) writable(dir string) error {
 
 func stagePlan(_ context.Context, s *State) error {
 	st := s.Settings
+	warnings, err := CheckTrees(st)
+	if err != nil {
+		return err
+	}
+	if !s.treesWarned {
+		for _, w := range warnings {
+			s.Log.Warn("config tree not protected", zap.String("problem", w))
+		}
+		s.treesWarned = true // once per server, not at every reload
+	}
 	tree, err := pfe.Load(st.ConfigDir, st.CustomDir)
 	if err != nil {
 		return configErr(fmt.Errorf("load the config tree (PROSODY_CONFIG_DIR=%s, PROSODY_CUSTOM_DIR=%s): %w", st.ConfigDir, st.CustomDir, err))
@@ -389,10 +399,12 @@ func stageCheck(ctx context.Context, s *State) error {
 		return configErr(MissingError(missing))
 	}
 	// The checkers get no PROSODY_* variable (secrets among them), only where
-	// Credential() finds the secrets.
+	// Credential() finds the secrets; they run as prosody, so Lua in the tree
+	// ($lua values) never runs as root.
 	opt := luacfg.CheckOptions{
-		Env: append(WithoutProsodyVars(os.Environ()), "CREDENTIALS_DIRECTORY="+s.Paths.Credentials),
-		Run: s.Exec,
+		Env:  append(WithoutProsodyVars(os.Environ()), "CREDENTIALS_DIRECTORY="+s.Paths.Credentials),
+		Cred: s.Cred,
+		Run:  s.Exec,
 	}
 	warnings, err := luacfg.Check(ctx, s.Paths.Config, opt)
 	for _, w := range warnings {

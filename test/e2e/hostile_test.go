@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -106,4 +110,124 @@ func TestRenderedConfigTamper(t *testing.T) {
 			t.Errorf("after the reload prosody runs the tampered option: motd_text %s", got)
 		}
 	})
+}
+
+// uidMarkerLua is a `$lua` value that leaves a file named after the uid that
+// ran it in dir (and evaluates to a string).
+func uidMarkerLua(dir string) string {
+	return fmt.Sprintf(`(function() local st = Lua.io.open("/proc/self/status"):read("a"); `+
+		`local f = Lua.io.open(%q .. "/uid-" .. st:match("Uid:%%s+(%%d+)"), "w"); f:close(); return "lua ran" end)()`, dir)
+}
+
+// uidMarkers lists the uid-N files in dir.
+func uidMarkers(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// TestTreeLuaNeverRunsAsRoot: a `$lua` value in the custom directory runs
+// with Prosody's rights wherever the entrypoint evaluates the config: the
+// check stage at start, `entrypoint profiles validate`, `entrypoint
+// prosodyctl`. Before, each of them ran prosodyctl as root (--root, or
+// loading the config before dropping to prosody), so the tree's Lua ran as
+// uid 0.
+func TestTreeLuaNeverRunsAsRoot(t *testing.T) {
+	t.Parallel()
+	const profile = "e2e-lua"
+	s := NewServer(t, Options{Profile: profile})
+	markers := filepath.Join(s.Dir, "markers")
+	if err := os.Mkdir(markers, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(markers, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	p, err := json.MarshalIndent(map[string]any{
+		"name":        profile,
+		"description": "development, with a $lua value that tells which uid evaluated the config",
+		"features":    developmentFeatures(t),
+		"global":      map[string]any{"settings": map[string]any{"motd_text": map[string]string{"$lua": uidMarkerLua(markers)}}},
+	}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAtomic(t, filepath.Join(s.Dir, "custom", "profiles", profile, "profile.json"), p)
+	s.Start()
+	s.WaitReady(30 * time.Second)
+	uid, _ := prosodytest.IDs(t)
+	prosodyMarker := fmt.Sprintf("uid-%d", uid)
+	if got := uidMarkers(t, markers); !contains(got, prosodyMarker) || contains(got, "uid-0") {
+		t.Fatalf("after start the config's Lua ran as %v; want %s only", got, prosodyMarker)
+	}
+
+	t.Run("profiles validate", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, entrypointBin, "profiles", "validate", profile)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		for k, v := range s.Env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "ok   "+profile) {
+			t.Fatalf("profiles validate %s: %v\n%s", profile, err, out)
+		}
+		if got := uidMarkers(t, markers); contains(got, "uid-0") {
+			t.Fatalf("validate ran the config's Lua as root: %v", got)
+		}
+	})
+
+	t.Run("prosodyctl", func(t *testing.T) {
+		ctl := NewServer(t, Options{Profile: profile, Dir: s.Dir, Args: []string{"prosodyctl", "check", "config"}}).Start()
+		if code, ok := ctl.Wait(60 * time.Second); !ok || code != 0 {
+			t.Fatalf("prosodyctl check config: exit %d (exited %v)\n%s%s", code, ok, ctl.Stdout(), ctl.Stderr())
+		}
+		if got := uidMarkers(t, markers); contains(got, "uid-0") {
+			t.Fatalf("entrypoint prosodyctl ran the config's Lua as root: %v", got)
+		}
+	})
+}
+
+// TestProductionRefusesWritableCustomDir: in production a custom directory
+// anyone can write stops start-up (78) with a message naming the variable,
+// the path and the fix, before Prosody or any check runs; fixed, the same
+// server starts.
+func TestProductionRefusesWritableCustomDir(t *testing.T) {
+	t.Parallel()
+	ca := newRenewalCA(t)
+	s := productionServer(t, nil)
+	chain, key := ca.leaf(t, 201, "localhost")
+	installLE(t, filepath.Join(s.Dir, "certs"), "localhost", 1, chain, key)
+	custom := filepath.Join(s.Dir, "custom")
+	if err := os.Chmod(custom, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	code, ok := s.Wait(20 * time.Second)
+	if !ok || code != 78 {
+		t.Fatalf("exit = %d (exited %v), want 78", code, ok)
+	}
+	errs := s.Stderr()
+	for _, want := range []string{"PROSODY_CUSTOM_DIR", fmt.Sprintf("%q is writable by others", custom), "chmod -R go-w " + custom} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, errs)
+		}
+	}
+	if s.Stdout() != "" {
+		t.Fatalf("prosody ran:\n%s", s.Stdout())
+	}
+
+	if err := os.Chmod(custom, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fixed := NewServer(t, Options{Profile: "minimal", Environment: "production", Dir: s.Dir}).Start()
+	fixed.WaitReady(30 * time.Second)
 }
