@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&o.Quick, "quick", false, "small counts for CI (under 4 minutes)")
-	fs.StringVar(&only, "only", "", "comma-separated scenarios: kill9, edits, sigterm, crash, secrets")
+	fs.StringVar(&only, "only", "", "comma-separated scenarios: kill9, edits, sigterm, crash, secrets, hostile")
 	fs.StringVar(&o.Root, "root", ".", "the repository root")
 	fs.StringVar(&o.Entrypoint, "entrypoint", "bin/entrypoint", "the entrypoint binary under test")
 	fs.StringVar(&o.Python, "python", "/usr/bin/python3", "a python3 with slixmpp (Debian python3-slixmpp)")
@@ -202,6 +202,7 @@ func scenarios(quick bool) []scenario {
 		{Name: "sigterm", N: pick(100, 10), Limit: limit(6*time.Minute, 40*time.Second), Run: soakSigterm},
 		{Name: "crash", N: pick(10, 2), Limit: limit(4*time.Minute, 40*time.Second), Run: soakCrash},
 		{Name: "secrets", N: 1, Limit: limit(time.Minute, 30*time.Second), Run: soakSecrets},
+		{Name: "hostile", N: pick(50, 5), Limit: limit(4*time.Minute, 40*time.Second), Run: soakHostile},
 	}
 }
 

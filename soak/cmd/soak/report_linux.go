@@ -115,6 +115,12 @@ const notes = `
   at 30s). Kills a few seconds apart under the defaults would therefore wait up to 30s: the kill9 soak sets
   the window to 1s and waits that long after each start, which is what an operator who expects
   ≤ 2s recovery from isolated crashes should configure too.
+- The hostile scenario was written against three holes a local user had: the notify socket was 0666 and
+  trusted every sender (one STOPPING=1 kept /readyz at 503 for good and blocked reloads); the rendered
+  config was the prosody user's to edit, survived a kill -9 and made SIGHUP say "unchanged"; the config
+  checks ran the tree's Lua as root. The socket is now the child's user's (0600) and only the child's pid
+  counts; the runtime directory and rendered config are root's and the file is checked before every start
+  and reload; the checks run as prosody, and production refuses a config tree others can change.
 `
 
 // about says what each scenario does, for the report.
@@ -141,4 +147,12 @@ var about = map[string]string{
 		"`/metrics`, `/status`, the rendered config, `entrypoint env`; and the file modes must hold: credentials\n" +
 		"directory 0700 with files 0400, rendered config 0640 (root's; prosody reads it), generated secrets not\n" +
 		"readable by others.",
+	"hostile": "A hostile local user, N rounds against one running server: as the prosody user (setpriv, no\n" +
+		"supplementary group) it appends to and replaces the rendered config; it sends STOPPING=1 and READY=1 to\n" +
+		"the notify socket with systemd-notify (and nobody tries too); it plants `runtime/next` as a link to a\n" +
+		"root-only directory and replaces a generated secret in `data/secrets` with a link to a root-only file,\n" +
+		"then the entrypoint gets SIGHUP, so a reload reads both places. Every attempt counts; a success is a\n" +
+		"changed rendered file, readiness lost, the root directory or file changed, or the root secret found\n" +
+		"anywhere under the runtime directory. After each round `/readyz` must be 200 and `/status` config_hash\n" +
+		"the rendered file's sha256.",
 }
