@@ -55,7 +55,8 @@ RUN apt-get update \
 # certificates in the certificates volume, and renders its own config into the runtime directory.
 # The image is for Prosody 13: fail the build if the suite ships another major version.
 RUN rm -f /etc/prosody/certs/localhost.* \
- && install -d -o prosody -g prosody -m 0750 /var/lib/prosody /etc/prosody/certs /etc/prosody-pfe/custom \
+ && install -d -o prosody -g prosody -m 0750 /var/lib/prosody /etc/prosody/certs \
+ && install -d -m 0755 /etc/prosody-pfe/custom \
  && install -d -o prosody -g prosody -m 0755 /run/prosody-pfe \
  && install -d -m 0755 /docker-entrypoint.d /usr/share/prosody-pfe \
  && version="$(dpkg-query -W -f='${Version}' prosody)" \

@@ -49,6 +49,8 @@ func (a *app) runProsody(args, env []string, stderr io.Writer) int {
 		DBAddr:          dbAddr,
 		WatchdogTimeout: st.WatchdogTimeout,
 		StatusToken:     st.StatusToken.Reveal(),
+		NotifyUID:       s.UID, // prosody's alone (mode 0600); -1 when not root
+		NotifyGID:       s.GID,
 		Logger:          s.Log,
 	})
 	if err != nil {
@@ -135,16 +137,19 @@ func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor
 			}
 			return false
 		},
+		// Every start of Prosody (a crash, a kill, a restart for a change)
+		// reads the rendered bytes, whatever happened to the file meanwhile.
+		BeforeStart: func() error {
+			_, err := r.EnsureLive()
+			return err
+		},
 		Stderr: s.Stderr,
 	})
 	if err != nil {
 		return exitSoftware, err
 	}
 	// The reaper runs from now on: helper commands must go through it.
-	s.Exec = func(ctx context.Context, name string, args, env []string) (string, int, error) {
-		out, code, err := sup.Exec(ctx, supervise.AuxCommand{Path: name, Args: args, Env: env})
-		return string(out), code, err
-	}
+	s.Exec = sup.Exec
 	r, err = reload.New(reload.Config{Current: s, Monitor: mon, Supervisor: sup, Logger: s.Log.Named("reload")})
 	if err != nil {
 		return exitSoftware, err

@@ -26,11 +26,13 @@ func (a *app) runProsodyctl(args, env []string, stderr io.Writer) int {
 	if err != nil {
 		return stageFailure(stderr, err)
 	}
-	// prosodyctl switches to the prosody user itself when started as root.
+	// As prosody from the start: run as root, prosodyctl would load the
+	// config (and any Lua in the tree) before switching to the prosody user.
 	sup, err := supervise.New(supervise.Config{
 		Path:        "prosodyctl",
 		Args:        append([]string{"--config", s.Paths.Config}, args[1:]...),
 		Env:         s.ChildEnv(""),
+		Cred:        s.Cred,
 		StopTimeout: s.Settings.StopTimeout,
 		Signals:     a.signals,
 		Logger:      s.Log.Named("supervise"),

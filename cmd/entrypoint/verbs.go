@@ -144,5 +144,22 @@ func runPFE(verb string, args, env []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitConfig
 	}
-	return runPFEVerb(verb, args, initsteps.PlanInputs(st), st.ConfigDir, st.CustomDir, stdout, stderr)
+	v := pfeVerbs{in: initsteps.PlanInputs(st), builtinDir: st.ConfigDir, customDir: st.CustomDir}
+	// validate runs the tree's Lua (prosodyctl check config): as prosody, and
+	// in production only from a tree nobody but root can change.
+	v.prepare = func(v *pfeVerbs) int {
+		warnings, err := initsteps.CheckTrees(st)
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "entrypoint: warning: %s\n", w)
+		}
+		if err == nil {
+			v.cred, err = initsteps.ChildCredential(st)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "entrypoint: %v\n", err)
+			return exitConfig
+		}
+		return exitOK
+	}
+	return v.run(verb, args, stdout, stderr)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/luacfg"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
+	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
 
 // pfeUsage is printed for usage errors.
@@ -34,7 +35,17 @@ const pfeUsage = `usage:
 // stderr, and returns the exit code: 0 ok, 1 differences or failed validation, 2 usage,
 // 78 configuration errors. It reads no environment variables.
 func runPFEVerb(verb string, args []string, in pfe.Inputs, builtinDir, customDir string, stdout, stderr io.Writer) int {
-	v := &pfeVerbs{in: in, builtinDir: builtinDir, customDir: customDir, stdout: stdout, stderr: stderr}
+	v := pfeVerbs{in: in, builtinDir: builtinDir, customDir: customDir}
+	return v.run(verb, args, stdout, stderr)
+}
+
+// run is runPFEVerb with the verbs' settings in v (cred among them).
+func (v pfeVerbs) run(verb string, args []string, stdout, stderr io.Writer) int {
+	v.stdout, v.stderr = stdout, stderr
+	return v.dispatch(verb, args)
+}
+
+func (v *pfeVerbs) dispatch(verb string, args []string) int {
 	switch verb {
 	case "profiles":
 		return v.profiles(args)
@@ -55,8 +66,13 @@ func runPFEVerb(verb string, args []string, in pfe.Inputs, builtinDir, customDir
 type pfeVerbs struct {
 	in                    pfe.Inputs
 	builtinDir, customDir string
-	stdout, stderr        io.Writer
-	asJSON                bool
+	// prepare, when set, is called by validate before it checks anything: it
+	// sets cred, or returns the non-zero exit code that ends the verb.
+	prepare func(v *pfeVerbs) int
+	// cred is who validate runs the checkers as (prosody); nil: the entrypoint.
+	cred           *supervise.Credential
+	stdout, stderr io.Writer
+	asJSON         bool
 }
 
 func (v *pfeVerbs) usage(format string, a ...any) int {
@@ -349,11 +365,16 @@ func (v *pfeVerbs) validate(args []string, profile string) int {
 			return v.usage("validate takes no arguments (use profiles validate NAME for one profile)")
 		}
 	}
+	if v.prepare != nil {
+		if code := v.prepare(v); code != exitOK {
+			return code
+		}
+	}
 	t, code := v.load()
 	if t == nil {
 		return code
 	}
-	results, err := initsteps.Validate(context.Background(), t, v.in, profile, os.Environ())
+	results, err := initsteps.Validate(context.Background(), t, v.in, profile, os.Environ(), v.cred)
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
 		return exitConfig

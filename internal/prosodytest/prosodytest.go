@@ -7,6 +7,7 @@
 package prosodytest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/prosody-pfe/prosody-pfe/internal/entrypointtest"
 )
@@ -100,8 +102,20 @@ type Buffer = entrypointtest.Buffer
 func AsProsody(t testing.TB, args ...string) {
 	t.Helper()
 	uid, gid := IDs(t)
-	cmd := exec.Command("setpriv", append([]string{"--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(gid), "--clear-groups", "--"}, args...)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := As(t, uid, gid, nil, args...); err != nil {
 		t.Fatalf("as prosody: %v: %v\n%s", args, err, out)
 	}
+}
+
+// As runs a command as uid:gid with no supplementary group (setpriv,
+// util-linux) and env added to the test's environment, for at most 30s, and
+// returns its combined output and its error: for an attempt the test expects
+// to fail (another user sending to a socket it must not reach).
+func As(t testing.TB, uid, gid int, env []string, args ...string) ([]byte, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "setpriv", append([]string{"--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(gid), "--clear-groups", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	return cmd.CombinedOutput()
 }

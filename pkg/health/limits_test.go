@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/prosody-pfe/prosody-pfe/internal/wait"
 )
@@ -146,9 +148,10 @@ func TestLimitListenerPerPeer(t *testing.T) {
 }
 
 // metricValue is the value of the first series of the gauge or counter name
-// on m's registry (read directly: a full connection limit refuses a scrape),
-// or -1 when there is none.
-func metricValue(t *testing.T, m *Monitor, name string) float64 {
+// whose labels include the label/value pairs given, read from m's registry
+// directly (a full connection limit refuses a scrape), or -1 when there is
+// none.
+func metricValue(t *testing.T, m *Monitor, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := m.reg.Gather()
 	if err != nil {
@@ -158,7 +161,15 @@ func metricValue(t *testing.T, m *Monitor, name string) float64 {
 		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, x := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				if !slices.ContainsFunc(x.GetLabel(), func(l *dto.LabelPair) bool {
+					return l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+				}) {
+					continue series
+				}
+			}
 			switch {
 			case x.GetGauge() != nil:
 				return x.GetGauge().GetValue()

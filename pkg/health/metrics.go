@@ -34,6 +34,7 @@ type metrics struct {
 	probeFailures prometheus.Counter
 	reaped        prometheus.Counter
 	notifyMsgs    *prometheus.CounterVec
+	notifyDropped prometheus.Counter
 	certExpiry    *prometheus.GaugeVec
 	startTime     prometheus.Gauge
 	// watchdogRestarts counts RunWatchdog's restarts of a wedged Prosody.
@@ -79,7 +80,9 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 		reaped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "reaped_zombies_total",
 			Help: "Orphaned processes reaped (not counting the main child)."}),
 		notifyMsgs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "notify_messages_total",
-			Help: "Datagrams received on NOTIFY_SOCKET by type (ready, reloading, stopping, other)."}, []string{"type"}),
+			Help: "Datagrams from the supervised child on NOTIFY_SOCKET by type (ready, reloading, stopping, other)."}, []string{"type"}),
+		notifyDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "notify_dropped_total",
+			Help: "Datagrams on NOTIFY_SOCKET ignored because they did not come from the supervised child's process."}),
 		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "cert_expiry_timestamp_seconds",
 			Help: "NotAfter of the certificate in use per host, as a Unix time."}, []string{"host"}),
 		startTime: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "start_time_seconds",
@@ -95,7 +98,7 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 	}
 	cs := []prometheus.Collector{
 		m.stageDuration, m.stageSuccess, m.childUp, m.childPID, m.restarts, m.exits, m.readyState, m.reloads,
-		m.renderSeconds, m.reloadSeconds, m.reloadLastOK, m.probeSeconds, m.probeFailures, m.reaped, m.notifyMsgs, m.certExpiry,
+		m.renderSeconds, m.reloadSeconds, m.reloadLastOK, m.probeSeconds, m.probeFailures, m.reaped, m.notifyMsgs, m.notifyDropped, m.certExpiry,
 		m.startTime, m.watchdogRestarts, m.httpConns, m.httpRefused,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -88,6 +88,12 @@ type Config struct {
 	// MaxConns bounds the open connections of the HTTP server; 0 means
 	// DefaultMaxConns. Connections over it are closed at once.
 	MaxConns int
+	// NotifyUID and NotifyGID own the notify socket (mode 0600): the user the
+	// child runs as, the only one besides root that may send to it. -1 keeps
+	// the entrypoint's own id; the zero value is root's (no child could send).
+	// Whatever the socket's owner, only datagrams from the current child's pid
+	// (ChildStarted) are acted on; the rest are counted and dropped.
+	NotifyUID, NotifyGID int
 	// Registry receives every metric. Nil means a new private registry. It must not
 	// be prometheus.DefaultRegisterer, and must not be shared with another Monitor.
 	Registry *prometheus.Registry
@@ -115,6 +121,7 @@ type Monitor struct {
 	in      inputs
 	changed chan struct{} // closed and replaced on every readiness change
 	status  statusRecord
+	dropped dropLog
 }
 
 // New validates cfg, creates the metrics on the registry, and binds the HTTP
@@ -202,7 +209,7 @@ func New(cfg Config) (*Monitor, error) {
 		m.ln = ln
 	}
 	if cfg.UseNotify {
-		n, err := sdnotify.Listen(cfg.NotifyPath)
+		n, err := sdnotify.Listen(cfg.NotifyPath, cfg.NotifyUID, cfg.NotifyGID)
 		if err != nil {
 			if m.ln != nil {
 				_ = m.ln.Close()
@@ -485,7 +492,19 @@ func (m *Monitor) checkDatabase(ctx context.Context, fails int) int {
 }
 
 // onNotify handles one NOTIFY_SOCKET datagram (from the notify listener goroutine).
+// Only the supervised child may speak there: any other sender (another process
+// of the prosody user, or a datagram without a pid) is dropped, so a local
+// user cannot make a ready server look stopping or a stopping one ready.
+// The supervisor reports ChildStarted as soon as the fork returns, long before
+// Prosody has loaded enough to send READY=1.
 func (m *Monitor) onNotify(msg sdnotify.Message) {
+	m.mu.Lock()
+	child := m.in.childPID
+	m.mu.Unlock()
+	if msg.PID == 0 || msg.PID != child {
+		m.dropNotify(msg.PID)
+		return
+	}
 	kind := "other"
 	switch {
 	case msg.Ready:
@@ -517,4 +536,33 @@ func (m *Monitor) onNotify(msg sdnotify.Message) {
 	if msg.Ready {
 		m.wake()
 	}
+}
+
+// dropLogEvery is the least time between two logs of dropped notify datagrams:
+// a process flooding the socket must not flood the log too.
+const dropLogEvery = 10 * time.Second
+
+// dropLog rate-limits the debug log of dropped notify datagrams. Guarded by Monitor.mu.
+type dropLog struct {
+	last       time.Time
+	suppressed int
+}
+
+// dropNotify counts one datagram not from the child, and logs it at debug
+// level at most once per dropLogEvery (with how many were not logged).
+func (m *Monitor) dropNotify(pid int) {
+	m.met.notifyDropped.Inc()
+	m.mu.Lock()
+	now := time.Now()
+	if now.Sub(m.dropped.last) < dropLogEvery {
+		m.dropped.suppressed++
+		m.mu.Unlock()
+		return
+	}
+	suppressed := m.dropped.suppressed
+	m.dropped.last, m.dropped.suppressed = now, 0
+	child := m.in.childPID
+	m.mu.Unlock()
+	m.log.Debug("notify message dropped: not from the supervised child", zap.Int("pid", pid),
+		zap.Int("child_pid", child), zap.Int("dropped_since_last_log", suppressed))
 }

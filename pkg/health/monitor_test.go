@@ -86,10 +86,11 @@ func expect(t *testing.T, m *Monitor, path string, code int, substr string) {
 func TestProsodyLifecycle(t *testing.T) {
 	dir := prosodytest.Dir(t, "data", "certs")
 	port := prosodytest.FreePort(t)
+	uid, gid := prosodytest.IDs(t)
 	m := startMonitor(t, Config{
 		Interval: 10 * time.Second, StartupInterval: 50 * time.Millisecond, ProbeTimeout: time.Second,
 		C2SAddr: "127.0.0.1:" + itoa(port), Domain: "example.test",
-		UseNotify: true, NotifyPath: filepath.Join(dir, "notify.sock"),
+		UseNotify: true, NotifyPath: filepath.Join(dir, "notify.sock"), NotifyUID: uid, NotifyGID: gid,
 	})
 	expect(t, m, ReadyPath, 503, "starting: init stages running")
 	expect(t, m, LivePath, 200, "ok: starting")

@@ -85,7 +85,7 @@ func TestValidateOneProfileInEveryEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	tree, in := s.Tree, initsteps.PlanInputs(s.Settings)
-	results, err := initsteps.Validate(context.Background(), tree, in, "minimal", env)
+	results, err := initsteps.Validate(context.Background(), tree, in, "minimal", env, s.Cred)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestValidateOneProfileInEveryEnvironment(t *testing.T) {
 			t.Errorf("minimal × %s: %+v", r.Environment, r)
 		}
 	}
-	if _, err := initsteps.Validate(context.Background(), tree, in, "nosuch", env); err == nil || !strings.Contains(err.Error(), `"nosuch"`) {
+	if _, err := initsteps.Validate(context.Background(), tree, in, "nosuch", env, s.Cred); err == nil || !strings.Contains(err.Error(), `"nosuch"`) {
 		t.Errorf("Validate(nosuch) = %v, want an error naming it", err)
 	}
 }

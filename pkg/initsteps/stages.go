@@ -95,19 +95,23 @@ func Startup(s *State) []Stage[*State] {
 	return out
 }
 
-// stageDirectories makes the data and runtime directories and gives them to
-// prosody. Only the top of the data directory is chowned: a large volume is
-// never walked. Lchown: a link planted there is not followed.
+// stageDirectories makes the data directory and gives it to prosody, and
+// the runtime directory, which stays root's (0755): prosody reads the
+// rendered config there but can neither change it nor put anything in its
+// place. Its certs directory is prosody's. Only the top of the data
+// directory is chowned: a large volume is never walked. The owner is set on
+// the directory's descriptor: a link planted there is not followed.
 func stageDirectories(_ context.Context, s *State) error {
 	for _, d := range []struct {
 		path, varName string
 		mode          os.FileMode
+		uid, gid      int
 	}{
-		{s.Settings.DataDir, "PROSODY_DATA_DIR", 0o750},
-		{s.Settings.RuntimeDir, "PROSODY_RUNTIME_DIR", 0o755},
-		{s.Paths.Certs, "PROSODY_RUNTIME_DIR", 0o750},
+		{s.Settings.DataDir, "PROSODY_DATA_DIR", 0o750, s.UID, s.GID},
+		{s.Settings.RuntimeDir, "PROSODY_RUNTIME_DIR", 0o755, s.rootUID(), s.rootUID()},
+		{s.Paths.Certs, "PROSODY_RUNTIME_DIR", 0o750, s.UID, s.GID},
 	} {
-		if err := atomicfile.MkdirOwned(d.path, d.mode, s.UID, s.GID); err != nil {
+		if err := atomicfile.MkdirOwned(d.path, d.mode, d.uid, d.gid); err != nil {
 			return fmt.Errorf("%s: %w; mount a writable volume there or set %s", d.varName, err, d.varName)
 		}
 		if err := s.writable(d.path); err != nil {
@@ -115,6 +119,23 @@ func stageDirectories(_ context.Context, s *State) error {
 		}
 	}
 	return nil
+}
+
+// rootUID is the owner of what prosody may read but not change: root (0)
+// when the entrypoint drops privileges, else -1 (the entrypoint's own, the
+// same user as prosody's: nothing to keep apart).
+func (s *State) rootUID() int {
+	if s.Cred == nil {
+		return -1
+	}
+	return 0
+}
+
+// WriteConfig writes a rendered config file: owned by root and readable by
+// prosody's group (0640), so that prosody reads it and cannot change it.
+// changed says whether the bytes on disk changed.
+func (s *State) WriteConfig(path string, data []byte) (changed bool, err error) {
+	return atomicfile.Write(path, data, 0o640, s.rootUID(), s.GID)
 }
 
 // writable checks that the user prosody runs as can write dir.
@@ -140,6 +161,16 @@ func (s *State) writable(dir string) error {
 
 func stagePlan(_ context.Context, s *State) error {
 	st := s.Settings
+	warnings, err := CheckTrees(st)
+	if err != nil {
+		return err
+	}
+	if !s.treesWarned {
+		for _, w := range warnings {
+			s.Log.Warn("config tree not protected", zap.String("problem", w))
+		}
+		s.treesWarned = true // once per server, not at every reload
+	}
 	tree, err := pfe.Load(st.ConfigDir, st.CustomDir)
 	if err != nil {
 		return configErr(fmt.Errorf("load the config tree (PROSODY_CONFIG_DIR=%s, PROSODY_CUSTOM_DIR=%s): %w", st.ConfigDir, st.CustomDir, err))
@@ -350,7 +381,7 @@ func stageRender(_ context.Context, s *State) error {
 	if err != nil {
 		return configErr(fmt.Errorf("render %s: %w", s.Paths.Config, err))
 	}
-	changed, err := atomicfile.Write(s.Paths.Config, out, 0o600, s.UID, s.GID)
+	changed, err := s.WriteConfig(s.Paths.Config, out)
 	if err != nil {
 		return fmt.Errorf("write %s (PROSODY_RUNTIME_DIR): %w", s.Paths.Config, err)
 	}
@@ -368,10 +399,12 @@ func stageCheck(ctx context.Context, s *State) error {
 		return configErr(MissingError(missing))
 	}
 	// The checkers get no PROSODY_* variable (secrets among them), only where
-	// Credential() finds the secrets.
+	// Credential() finds the secrets; they run as prosody, so Lua in the tree
+	// ($lua values) never runs as root.
 	opt := luacfg.CheckOptions{
-		Env: append(WithoutProsodyVars(os.Environ()), "CREDENTIALS_DIRECTORY="+s.Paths.Credentials),
-		Run: s.Exec,
+		Env:  append(WithoutProsodyVars(os.Environ()), "CREDENTIALS_DIRECTORY="+s.Paths.Credentials),
+		Cred: s.Cred,
+		Run:  s.Exec,
 	}
 	warnings, err := luacfg.Check(ctx, s.Paths.Config, opt)
 	for _, w := range warnings {

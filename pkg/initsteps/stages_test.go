@@ -23,7 +23,13 @@ import (
 // the shipped config tree; extra overrides it.
 func server(t *testing.T, extra map[string]string) (root string, env []string) {
 	t.Helper()
-	root = filepath.Join(t.TempDir(), "srv")
+	// The checks run as prosody: it must reach the rendered file, so the
+	// test's directory (private by default) is opened for search.
+	dir := t.TempDir()
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root = filepath.Join(dir, "srv")
 	if err := entrypointtest.MakeRoot(root); err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,8 @@ type State struct {
 	// or lose their exit status.
 	Exec luacfg.RunFunc
 
-	cfg Config
+	cfg         Config
+	treesWarned bool // the config trees' problems were logged (CheckTrees)
 }
 
 // New returns the state the stages fill in, starting with validate-env.
@@ -157,6 +158,23 @@ func stageValidateEnv(_ context.Context, s *State) error {
 		s.Log = s.cfg.Logger(st)
 	}
 	s.Paths = LivePaths(st.RuntimeDir, s.cfg.ConfigName)
+	cred, err := ChildCredential(st)
+	if err != nil {
+		return err
+	}
+	s.Cred = cred
+	if cred != nil {
+		s.UID, s.GID = int(cred.UID), int(cred.GID)
+	}
+	return nil
+}
+
+// ChildCredential is who prosody (and everything that runs the config's Lua:
+// prosodyctl, the checks) runs as: nil when the entrypoint is not root (they
+// run as the entrypoint), else the prosody user or PROSODY_UID/PROSODY_GID,
+// with HOME the data directory when the user has none. Its error is a
+// configuration error.
+func ChildCredential(st *settings.Settings) (*supervise.Credential, error) {
 	uidOverride, gidOverride := "", ""
 	if st.UID >= 0 {
 		uidOverride = strconv.Itoa(st.UID)
@@ -166,16 +184,12 @@ func stageValidateEnv(_ context.Context, s *State) error {
 	}
 	cred, err := supervise.PrivilegeDrop("prosody", uidOverride, gidOverride)
 	if err != nil {
-		return configErr(fmt.Errorf("choose the user prosody runs as (PROSODY_UID, PROSODY_GID): %w", err))
+		return nil, configErr(fmt.Errorf("choose the user prosody runs as (PROSODY_UID, PROSODY_GID): %w", err))
 	}
-	s.Cred = cred
-	if cred != nil {
-		s.UID, s.GID = int(cred.UID), int(cred.GID)
-		if cred.Home == "" {
-			cred.Home = st.DataDir
-		}
+	if cred != nil && cred.Home == "" {
+		cred.Home = st.DataDir
 	}
-	return nil
+	return cred, nil
 }
 
 // Candidate is a copy of s for a reload: new settings, the candidate's paths,

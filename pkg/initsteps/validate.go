@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 	"github.com/prosody-pfe/prosody-pfe/pkg/luacfg"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
+	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
 
 // ValidateResult is one profile × environment of Validate.
@@ -25,10 +27,12 @@ type ValidateResult struct {
 // Validate plans, renders and checks (luac, prosodyctl check config, installed
 // modules) every profile of t in every environment, or only profile when it
 // is not "". in supplies every other plan input. The checkers get env without
-// any PROSODY_* variable, as in the check stage, so no secret reaches them.
+// any PROSODY_* variable, as in the check stage, so no secret reaches them,
+// and run as cred (prosody; nil: as the entrypoint), so Lua in the tree never
+// runs as root: the rendered files are root's, readable by cred's group.
 // The error is for a profile that does not exist or a temporary directory
 // that cannot be made; a combination that fails is a result with OK false.
-func Validate(ctx context.Context, t *pfe.Tree, in pfe.Inputs, profile string, env []string) ([]ValidateResult, error) {
+func Validate(ctx context.Context, t *pfe.Tree, in pfe.Inputs, profile string, env []string, cred *supervise.Credential) ([]ValidateResult, error) {
 	profiles := t.Profiles()
 	if profile != "" {
 		if t.Profile(profile) == nil {
@@ -41,24 +45,31 @@ func Validate(ctx context.Context, t *pfe.Tree, in pfe.Inputs, profile string, e
 		return nil, fmt.Errorf("create a temporary directory: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	opts := luacfg.CheckOptions{Env: WithoutProsodyVars(env)}
+	gid := -1
+	if cred != nil {
+		gid = int(cred.GID)
+	}
+	if err := atomicfile.MkdirOwned(tmp, 0o750, -1, gid); err != nil {
+		return nil, err
+	}
+	opts := luacfg.CheckOptions{Env: WithoutProsodyVars(env), Cred: cred}
 	var results []ValidateResult
 	for _, prof := range profiles {
 		for _, e := range t.Environments() {
 			in.Profile, in.Environment = prof, e
-			results = append(results, validateOne(ctx, t, in, filepath.Join(tmp, prof+"-"+e+".cfg.lua"), opts))
+			results = append(results, validateOne(ctx, t, in, filepath.Join(tmp, prof+"-"+e+".cfg.lua"), gid, opts))
 		}
 	}
 	return results, nil
 }
 
-func validateOne(ctx context.Context, t *pfe.Tree, in pfe.Inputs, path string, opts luacfg.CheckOptions) ValidateResult {
+func validateOne(ctx context.Context, t *pfe.Tree, in pfe.Inputs, path string, gid int, opts luacfg.CheckOptions) ValidateResult {
 	r := ValidateResult{Profile: in.Profile, Environment: in.Environment}
 	p, err := t.Plan(in)
 	if err == nil {
 		var data []byte
 		if data, err = luacfg.Render(p); err == nil {
-			err = os.WriteFile(path, data, 0o644)
+			_, err = atomicfile.Write(path, data, 0o640, -1, gid)
 		}
 	}
 	if err == nil {

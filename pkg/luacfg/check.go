@@ -23,6 +23,13 @@ type CheckOptions struct {
 	Env []string
 	// Timeout bounds each command; 0 means 30 s.
 	Timeout time.Duration
+	// Cred is who the checkers run as: the user Prosody runs as, so that Lua
+	// in the file (a `$lua` value, a legacy include) runs with Prosody's
+	// rights, never root's, and the file is proven readable by Prosody. Nil
+	// means the entrypoint's own identity, and prosodyctl gets --root (as root
+	// it would otherwise switch to the prosody user itself, after loading the
+	// file as root).
+	Cred *supervise.Credential
 	// Run, when set, runs each checker and returns its combined output and exit
 	// code; err only when it could not run. Nil means supervise.Command. The
 	// entrypoint sets it while its reaper runs (supervise.Supervisor.Exec), where
@@ -30,15 +37,16 @@ type CheckOptions struct {
 	Run RunFunc
 }
 
-// RunFunc runs the command name with args and env and returns its combined
-// output and exit code; err only when it could not run.
-type RunFunc func(ctx context.Context, name string, args, env []string) (out string, code int, err error)
+// RunFunc runs cmd to completion and returns its combined output and exit
+// code; err only when it could not run (supervise.Supervisor.Exec is one).
+type RunFunc func(ctx context.Context, cmd supervise.AuxCommand) (out []byte, code int, err error)
 
-// Check validates the rendered file at path, which must end in ".lua". First `luac -p`
-// (syntax; the error carries file:line), then `prosodyctl --root --config path check
-// config` when prosodyctl exists: its exit 1 rejects the file with its output, exit 2
-// returns its output lines as warnings, 0 passes. An error also means a checker could not
-// run (missing luac, timeout); the message says which.
+// Check validates the rendered file at path, which must end in ".lua", running both
+// checkers as opt.Cred. First `luac -p` (syntax; the error carries file:line), then
+// `prosodyctl --config path check config` when prosodyctl exists: its exit 1 rejects the
+// file with its output, exit 2 returns its output lines as warnings, 0 passes. An error
+// also means a checker could not run (missing luac, timeout, a file opt.Cred cannot
+// read); the message says which.
 func Check(ctx context.Context, path string, opt CheckOptions) (warnings []string, err error) {
 	if !strings.HasSuffix(path, ".lua") {
 		return nil, fmt.Errorf("check %s: the file name must end in .lua (prosodyctl refuses others)", path)
@@ -79,9 +87,13 @@ func Check(ctx context.Context, path string, opt CheckOptions) (warnings []strin
 		}
 		return nil, nil // Prosody not installed here: the syntax check is all we can do
 	}
-	// --root: as root, prosodyctl would otherwise switch to the prosody user first and fail
-	// on files only root can read.
-	out, code, err = opt.run(ctx, timeout, ctlPath, "--root", "--config", path, "check", "config")
+	args := []string{"--config", path, "check", "config"}
+	if opt.Cred == nil {
+		// As root, prosodyctl would otherwise switch to the prosody user (after
+		// loading the file) and fail on files only root can read.
+		args = append([]string{"--root"}, args...)
+	}
+	out, code, err = opt.run(ctx, timeout, ctlPath, args...)
 	if err != nil {
 		return nil, fmt.Errorf("check %s: run prosodyctl check config: %w", path, err)
 	}
@@ -100,14 +112,14 @@ func Check(ctx context.Context, path string, opt CheckOptions) (warnings []strin
 func (opt CheckOptions) run(ctx context.Context, timeout time.Duration, name string, args ...string) (string, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if opt.Run != nil {
-		out, code, err := opt.Run(ctx, name, args, opt.Env)
-		if ctx.Err() != nil {
-			return out, -1, fmt.Errorf("%s: %w", name, ctx.Err())
+	cmd := supervise.AuxCommand{Path: name, Args: args, Env: opt.Env, Cred: opt.Cred}
+	run := opt.Run
+	if run == nil {
+		run = func(ctx context.Context, cmd supervise.AuxCommand) ([]byte, int, error) {
+			return supervise.Command(ctx, cmd, nil, nil)
 		}
-		return out, code, err
 	}
-	out, code, err := supervise.Command(ctx, supervise.AuxCommand{Path: name, Args: args, Env: opt.Env}, nil, nil)
+	out, code, err := run(ctx, cmd)
 	if ctx.Err() != nil {
 		return string(out), -1, fmt.Errorf("%s: %w", name, ctx.Err())
 	}

@@ -1,11 +1,13 @@
 package reload
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 	"github.com/prosody-pfe/prosody-pfe/pkg/health"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
+	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 	"github.com/prosody-pfe/prosody-pfe/pkg/tlscerts"
 	"github.com/prosody-pfe/prosody-pfe/pkg/watch"
@@ -75,6 +78,12 @@ type Reloader struct {
 	log  *zap.Logger
 	now  func() time.Time
 	kick chan string
+
+	// liveMu guards live, the state whose rendered bytes are in the live
+	// config file, and is held while a candidate is installed over it:
+	// EnsureLive runs on the supervisor's goroutine.
+	liveMu sync.Mutex
+	live   *initsteps.State
 }
 
 // New returns a Reloader; it does nothing until Run.
@@ -89,7 +98,36 @@ func New(cfg Config) (*Reloader, error) {
 		cfg.Now = time.Now
 	}
 	return &Reloader{cur: cfg.Current, mon: cfg.Monitor, sup: cfg.Supervisor, log: cfg.Logger,
-		now: cfg.Now, kick: make(chan string, 1)}, nil
+		now: cfg.Now, kick: make(chan string, 1), live: cfg.Current}, nil
+}
+
+// EnsureLive checks that the config file Prosody reads (the live
+// Paths.Config) holds the bytes last rendered and installed for it, and
+// writes them back, with a warning, when it does not (changed, replaced or
+// removed by someone else). restored says it had to. The supervisor calls it
+// before every start of Prosody (supervise.Config.BeforeStart), so a crash or
+// a kill never restarts Prosody on a file the entrypoint did not write; a
+// reload calls it before deciding that nothing changed. Safe for concurrent
+// use with Run.
+func (r *Reloader) EnsureLive() (restored bool, err error) {
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	s := r.live
+	path := s.Paths.Config
+	got, err := atomicfile.ReadFile(path, atomicfile.ReadOptions{MaxBytes: int64(len(s.Rendered)) + 1})
+	if err == nil && bytes.Equal(got, s.Rendered) {
+		return false, nil
+	}
+	why := "its content differs"
+	if err != nil && !errors.Is(err, atomicfile.ErrTooLarge) {
+		why = err.Error()
+	}
+	if _, werr := s.WriteConfig(path, s.Rendered); werr != nil {
+		return false, fmt.Errorf("restore the rendered config %s (%s): %w", path, why, werr)
+	}
+	r.log.Warn("rendered config was changed outside the entrypoint; wrote the rendered bytes back",
+		zap.String("path", path), zap.String("why", why), zap.String("sha256", s.Hash))
+	return true, nil
 }
 
 // Trigger asks for a reload; it never blocks (requests coalesce).
@@ -273,7 +311,18 @@ func refused(a *attempt, err error) error {
 }
 
 func (r *Reloader) stepDecide(_ context.Context, a *attempt) error {
+	restored, err := r.EnsureLive()
+	if err != nil {
+		return err
+	}
 	a.decision = Decide(r.cur, a.next)
+	if restored && a.decision.Action == Nothing {
+		// Prosody may have read the changed file (a config:reload() on its
+		// admin socket): have it read the restored one, the same way as
+		// any change it can apply live.
+		a.decision = Decision{Action: Apply, Live: pfe.HasGlobalModule(r.cur.Plan, "admin_shell") &&
+			pfe.HasGlobalModule(a.next.Plan, "admin_shell")}
+	}
 	switch a.decision.Action {
 	case Nothing:
 		a.outcome = Unchanged
@@ -293,7 +342,13 @@ func (r *Reloader) stepInstall(ctx context.Context, a *attempt) error {
 		a.outcome, a.err = Skipped, err
 		return errDone
 	}
-	return install(a.next, r.cur.Paths, a.side)
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	if err := install(a.next, r.cur.Paths, a.side); err != nil {
+		return err
+	}
+	r.live = a.next
+	return nil
 }
 
 // stepApply makes the running Prosody take the installed config.

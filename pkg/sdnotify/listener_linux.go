@@ -30,15 +30,18 @@ type Listener struct {
 //
 // A path starting with "@" names a Linux abstract socket: nothing appears on the
 // filesystem and any process in the same network namespace may send to it (abstract
-// sockets have no permissions). Prosody 13.0.1 with Debian's LuaSocket cannot use
-// abstract names (connect fails with "Invalid argument" and Prosody exits 1), so
-// give Prosody a socket file. Any other path is a socket file: a stale socket file
-// at that path is replaced, any other existing file is an error, and the new socket
-// is chmod 0666 so the unprivileged child (the prosody user) can send to it; the
+// sockets have no permissions; uid and gid are ignored). Prosody 13.0.1 with Debian's
+// LuaSocket cannot use abstract names (connect fails with "Invalid argument" and
+// Prosody exits 1), so give Prosody a socket file. Any other path is a socket file: a
+// stale socket file at that path is replaced, any other existing file is an error, and
+// the new socket is owned by uid:gid (-1 keeps the caller's id, as in chown(2)) with
+// mode 0600, so only that user (the child's) and root can connect and send; the
 // directory holding it must be searchable by that user. Close removes the file.
 //
-// The socket has SO_PASSCRED set, so each Message carries the sender's pid.
-func Listen(path string) (*Listener, error) {
+// The socket has SO_PASSCRED set, so each Message carries the sender's pid: the
+// permissions keep other users out, the pid tells the child from the other processes
+// of its own user (the caller decides what to accept).
+func Listen(path string, uid, gid int) (*Listener, error) {
 	if path == "" || path == "@" {
 		return nil, errors.New("listen notify socket: empty path (want a socket file path or an abstract \"@name\")")
 	}
@@ -59,9 +62,17 @@ func Listen(path string) (*Listener, error) {
 	l := &Listener{conn: conn, name: path}
 	if !abstract {
 		// Listen leaves removal to us: UnixConn only unlinks for stream listeners.
-		if err := os.Chmod(path, 0o666); err != nil {
+		// bind(2) made it with the umask's permissions; anything sent before
+		// the chmod still meets the caller's check of the sender's pid.
+		if err := os.Chmod(path, 0o600); err != nil {
 			_ = l.Close()
-			return nil, fmt.Errorf("listen notify socket %q: allow the child to send: %w", path, err)
+			return nil, fmt.Errorf("listen notify socket %q: make it private: %w", path, err)
+		}
+		if uid != -1 || gid != -1 {
+			if err := os.Lchown(path, uid, gid); err != nil {
+				_ = l.Close()
+				return nil, fmt.Errorf("listen notify socket %q: give it to the child's user %d:%d: %w", path, uid, gid, err)
+			}
 		}
 	}
 	raw, err := conn.SyscallConn()

@@ -71,14 +71,16 @@ func runListener(t *testing.T, l *Listener) *collector {
 }
 
 // TestProsodyLifecycle runs real Prosody 13 as the prosody user with NOTIFY_SOCKET
-// pointing at a socket file (so the 0666 mode is what lets it send), and checks the
-// READY=1, RELOADING=1 (SIGHUP), READY=1, STOPPING=1 (SIGTERM) sequence it sends.
+// pointing at a socket file given to that user (mode 0600, so ownership is what
+// lets it send), and checks the READY=1, RELOADING=1 (SIGHUP), READY=1,
+// STOPPING=1 (SIGTERM) sequence it sends.
 // (Abstract names are not tried with Prosody: 13.0.1 with Debian's LuaSocket fails
 // to connect to them with "Invalid argument" and exits 1.)
 func TestProsodyLifecycle(t *testing.T) {
 	dir := prosodytest.Dir(t, "data", "certs")
 	path := filepath.Join(dir, "notify.sock")
-	l, err := Listen(path)
+	uid, gid := prosodytest.IDs(t)
+	l, err := Listen(path, uid, gid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +88,9 @@ func TestProsodyLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o666 || fi.Mode()&os.ModeSocket == 0 {
-		t.Fatalf("socket mode = %v, want socket 0666", fi.Mode())
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 || int(st.Uid) != uid || int(st.Gid) != gid {
+		t.Fatalf("socket = %v %d:%d, want a socket 0600 owned by prosody %d:%d", fi.Mode(), st.Uid, st.Gid, uid, gid)
 	}
 	c := runListener(t, l)
 	p := prosodytest.Start(t, prosodytest.Options{
@@ -109,7 +112,7 @@ func TestProsodyLifecycle(t *testing.T) {
 
 func TestAbstractName(t *testing.T) {
 	name := fmt.Sprintf("@prosody-pfe-test/%d/%d", os.Getpid(), time.Now().UnixNano())
-	l, err := Listen(name)
+	l, err := Listen(name, -1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +133,7 @@ func TestAbstractName(t *testing.T) {
 
 func TestCloseRemovesSocketFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "n.sock")
-	l, err := Listen(path)
+	l, err := Listen(path, -1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,12 +166,12 @@ func TestListenErrors(t *testing.T) {
 	}
 	// A stale socket (left by a crashed run) is replaced.
 	stale := filepath.Join(dir, "stale.sock")
-	old, err := Listen(stale)
+	old, err := Listen(stale, -1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = old.conn.Close() // close without removing, as a crash would
-	l, err := Listen(stale)
+	l, err := Listen(stale, -1, -1)
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
@@ -180,9 +183,41 @@ func TestListenErrors(t *testing.T) {
 		{filepath.Join(dir, strings.Repeat("x", 120)), "longer than"},
 		{filepath.Join(dir, "missing", "n.sock"), "no such file"},
 	} {
-		_, err := Listen(tc.path)
+		_, err := Listen(tc.path, -1, -1)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Listen(%q) error = %v, want it to contain %q", tc.path, err, tc.want)
+		}
+	}
+}
+
+// TestOtherUsersCannotSend: a user other than the socket's owner (nobody, uid
+// 65534, with the real sd_notify client systemd-notify) cannot send at all,
+// while the owner (prosody, another process than the child) can and is
+// reported with its own pid, for the caller to refuse.
+func TestOtherUsersCannotSend(t *testing.T) {
+	dir := prosodytest.Dir(t)
+	path := filepath.Join(dir, "notify.sock")
+	uid, gid := prosodytest.IDs(t)
+	l, err := Listen(path, uid, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := runListener(t, l)
+	env := []string{"NOTIFY_SOCKET=" + path}
+	out, err := prosodytest.As(t, 65534, 65534, env, "systemd-notify", "STOPPING=1")
+	if err == nil || !strings.Contains(string(out), "Permission denied") {
+		t.Fatalf("systemd-notify as nobody: %v %q, want it refused with permission denied", err, out)
+	}
+	if out, err := prosodytest.As(t, uid, gid, env, "systemd-notify", "STATUS=from prosody"); err != nil {
+		t.Fatalf("systemd-notify as prosody: %v\n%s", err, out)
+	}
+	i := c.waitFor(t, 0, "STATUS from prosody", func(m Message) bool { return m.Status == "from prosody" })
+	if pid := c.at(i).PID; pid <= 0 || pid == os.Getpid() {
+		t.Errorf("sender pid = %d, want systemd-notify's own", pid)
+	}
+	for j := 0; j < i; j++ {
+		if c.at(j).Stopping {
+			t.Fatalf("nobody's STOPPING=1 got through: %+v", c.at(j))
 		}
 	}
 }

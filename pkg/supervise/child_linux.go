@@ -13,8 +13,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Shell exit codes for a child that could not be started.
+// Exit codes for a child that could not be started: the shell's two, and
+// Config.BeforeStart failing (1, as for a child that failed).
 const (
+	CodeBeforeStart   = 1
 	CodeNotExecutable = 126 // found but cannot be executed (permissions, format, directory)
 	CodeNotFound      = 127 // no such file, or not found in PATH
 )

@@ -34,10 +34,7 @@ func LookPath(name string, env []string) (string, error) {
 // While a Supervisor reaps, use its Exec: Command's wait would race the
 // reaper's wait4(-1) for the exit status.
 func Command(ctx context.Context, cmd AuxCommand, stdout, stderr io.Writer) ([]byte, int, error) {
-	env := cmd.Env
-	if env == nil {
-		env = os.Environ()
-	}
+	env := cmd.env()
 	path, err := lookPath(cmd.Path, env)
 	if err != nil {
 		code := CodeNotExecutable

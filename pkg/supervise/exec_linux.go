@@ -25,7 +25,8 @@ type AuxCommand struct {
 	Env []string
 	// Dir is its working directory; "" means the entrypoint's.
 	Dir string
-	// Cred is who it runs as; nil means the entrypoint's identity.
+	// Cred is who it runs as; nil means the entrypoint's identity. When it
+	// has a Home, HOME is set to it (as for the main child).
 	Cred *Credential
 	// Stdin is fed to its standard input; nil means /dev/null.
 	Stdin []byte
@@ -41,10 +42,7 @@ type AuxCommand struct {
 // returned. ErrNotRunning means Run is not reaping (before it started or after
 // it returned): use os/exec then.
 func (s *Supervisor) Exec(ctx context.Context, cmd AuxCommand) ([]byte, int, error) {
-	env := cmd.Env
-	if env == nil {
-		env = os.Environ()
-	}
+	env := cmd.env()
 	path, err := lookPath(cmd.Path, env)
 	if err != nil {
 		code := CodeNotExecutable
@@ -143,6 +141,19 @@ func (s *Supervisor) Exec(ctx context.Context, cmd AuxCommand) ([]byte, int, err
 		return out.Bytes(), code, fmt.Errorf("run %s: %w", cmd.Path, ctxErr)
 	}
 	return out.Bytes(), code, nil
+}
+
+// env is the command's environment: Env (nil: the entrypoint's), with HOME
+// from Cred.Home when there is one.
+func (cmd AuxCommand) env() []string {
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	if cmd.Cred != nil && cmd.Cred.Home != "" {
+		env = withHome(env, cmd.Cred.Home)
+	}
+	return env
 }
 
 // stopReaping ends Exec's use of the reaper: commands still registered are

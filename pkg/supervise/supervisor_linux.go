@@ -59,6 +59,14 @@ type Config struct {
 	// from Run's goroutine: it must return quickly and must not call
 	// Restart (Signal and PID are fine).
 	Intercept func(os.Signal) bool
+	// BeforeStart, when not nil, is called before every start of the child:
+	// the first, each restart by the policy and each Restart. It runs on
+	// Run's goroutine while no child runs, so it may prepare what the child
+	// reads (the entrypoint checks the rendered config there); it must return
+	// quickly and must not call Restart. An error means the child is not
+	// started: it is reported like a child that cannot be executed (on
+	// Stderr, and to a waiting Restart) and Run returns CodeBeforeStart.
+	BeforeStart func() error
 	// Stderr receives the message when the child cannot be started; nil
 	// means os.Stderr.
 	Stderr io.Writer
@@ -371,9 +379,19 @@ func (r *run) settle() (int, bool) {
 	return 0, false
 }
 
-// start spawns the child; on failure it reports and returns the exit code.
+// start spawns the child, after BeforeStart; on failure it reports and
+// returns the exit code.
 func (r *run) start() (int, bool) {
 	s := r.s
+	if f := s.cfg.BeforeStart; f != nil {
+		if err := f(); err != nil {
+			fmt.Fprintf(s.stderr, "cannot start the child: before start: %v (exit %d)\n", err, CodeBeforeStart)
+			s.log.Error("cannot start child: before start", zap.String("path", s.cfg.Path), zap.Int("code", CodeBeforeStart), zap.Error(err))
+			r.replyWaiters(fmt.Errorf("restart child: before start: %w", err))
+			r.lastCode = CodeBeforeStart
+			return CodeBeforeStart, false
+		}
+	}
 	pid, err := s.spawn()
 	if err != nil {
 		code := CodeNotExecutable

@@ -492,3 +492,55 @@ func BenchmarkStartWait(b *testing.B) {
 		}
 	}
 }
+
+// TestBeforeStart: the hook runs before every start (first, policy restarts,
+// Restart), and what it writes is what that start of the child reads; a
+// hook error leaves the child unstarted and ends Run with CodeBeforeStart.
+func TestBeforeStart(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile, seen := filepath.Join(dir, "config"), filepath.Join(dir, "seen")
+	calls := 0
+	hook := func() error {
+		calls++ // Run's goroutine only
+		if calls == 5 {
+			return fmt.Errorf("config %s cannot be restored", cfgFile)
+		}
+		return os.WriteFile(cfgFile, []byte(strconv.Itoa(calls)), 0o644)
+	}
+	// Each run appends the config it started with; runs 1-3 fail (2 policy
+	// restarts), run 4 comes from Restart and waits, the 5th start is refused.
+	script := `cat ` + cfgFile + ` >> ` + seen + `; echo >> ` + seen + `; n=$(cat ` + cfgFile + `); [ "$n" -ge 4 ] && exec sleep 60; exit 3`
+	p := startInProcess(t, Config{Path: "/bin/sh", Args: []string{"-c", script}, BeforeStart: hook,
+		Restart: Policy{Mode: ModeOnFailure, Max: 2, Backoff: time.Millisecond}})
+	eventually(t, 10*time.Second, "three runs", func() bool { return strings.Count(readOrEmpty(seen), "\n") == 3 })
+	if code := p.wait(t, 10*time.Second); code != 3 {
+		t.Fatalf("Run = %d, want 3 after the restarts ran out", code)
+	}
+	if got := readOrEmpty(seen); got != "1\n2\n3\n" {
+		t.Fatalf("configs seen by the runs = %q, want each run to see its own hook call", got)
+	}
+
+	t.Run("Restart and a failing hook", func(t *testing.T) {
+		calls = 3
+		p := startInProcess(t, Config{Path: "/bin/sh", Args: []string{"-c", script}, BeforeStart: hook, StopTimeout: 5 * time.Second})
+		eventually(t, 5*time.Second, "run 4 waiting", func() bool { return strings.HasSuffix(readOrEmpty(seen), "4\n") })
+		err := p.sup.Restart()
+		if err == nil || !strings.Contains(err.Error(), "cannot be restored") {
+			t.Fatalf("Restart with a failing hook = %v, want its error", err)
+		}
+		if code := p.wait(t, 10*time.Second); code != CodeBeforeStart {
+			t.Fatalf("Run = %d, want CodeBeforeStart %d", code, CodeBeforeStart)
+		}
+		if n := p.rec.numStarted(); n != 1 {
+			t.Errorf("ChildStarted %d times, want 1 (the refused start never ran)", n)
+		}
+		if !strings.Contains(p.stderr.String(), "cannot be restored") {
+			t.Errorf("stderr = %q, want the hook's error", p.stderr.String())
+		}
+	})
+}
+
+func readOrEmpty(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}

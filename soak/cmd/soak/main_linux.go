@@ -55,8 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var only string
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.BoolVar(&o.Quick, "quick", false, "small counts for CI (under 5 minutes)")
-	fs.StringVar(&only, "only", "", "comma-separated scenarios: kill9, edits, sigterm, crash, secrets, wedge")
+	fs.BoolVar(&o.Quick, "quick", false, "small counts for CI (under 6 minutes)")
+	fs.StringVar(&only, "only", "", "comma-separated scenarios: kill9, edits, sigterm, crash, secrets, wedge, hostile")
 	fs.StringVar(&o.Root, "root", ".", "the repository root")
 	fs.StringVar(&o.Entrypoint, "entrypoint", "bin/entrypoint", "the entrypoint binary under test")
 	fs.StringVar(&o.Python, "python", "/usr/bin/python3", "a python3 with slixmpp (Debian python3-slixmpp)")
@@ -203,6 +203,7 @@ func scenarios(quick bool) []scenario {
 		{Name: "crash", N: pick(10, 2), Limit: limit(4*time.Minute, 40*time.Second), Run: soakCrash},
 		{Name: "secrets", N: 1, Limit: limit(time.Minute, 30*time.Second), Run: soakSecrets},
 		{Name: "wedge", N: pick(5, 1), Limit: limit(3*time.Minute, 50*time.Second), Run: soakWedge},
+		{Name: "hostile", N: pick(50, 5), Limit: limit(4*time.Minute, 40*time.Second), Run: soakHostile},
 	}
 }
 

@@ -120,6 +120,12 @@ const notes = `
   SIGCONT after SIGTERM so a stopped process shuts down by itself instead of waiting for SIGKILL at the
   end of the stop timeout. Detection is bounded below by the probe: three probes in a row must time out
   (2s each) before readiness drops, so with a 3s watchdog timeout the wedge heals in about 7.5s.
+- The hostile scenario was written against three holes a local user had: the notify socket was 0666 and
+  trusted every sender (one STOPPING=1 kept /readyz at 503 for good and blocked reloads); the rendered
+  config was the prosody user's to edit, survived a kill -9 and made SIGHUP say "unchanged"; the config
+  checks ran the tree's Lua as root. The socket is now the child's user's (0600) and only the child's pid
+  counts; the runtime directory and rendered config are root's and the file is checked before every start
+  and reload; the checks run as prosody, and production refuses a config tree others can change.
 `
 
 // about says what each scenario does, for the report.
@@ -144,7 +150,16 @@ var about = map[string]string{
 	"secrets": "PROSODY_DB_PASSWORD, PROSODY_ADMIN_PASSWORD and PROSODY_STATUS_TOKEN set to unique markers (SQLite\n" +
 		"storage, so the DB password is unused). The markers must appear nowhere: the entrypoint's stderr, Prosody's stdout,\n" +
 		"`/metrics`, `/status`, the rendered config, `entrypoint env`; and the file modes must hold: credentials\n" +
-		"directory 0700 with files 0400, rendered config 0600, generated secrets not readable by others.",
+		"directory 0700 with files 0400, rendered config 0640 (root's; prosody reads it), generated secrets not\n" +
+		"readable by others.",
+	"hostile": "A hostile local user, N rounds against one running server: as the prosody user (setpriv, no\n" +
+		"supplementary group) it appends to and replaces the rendered config; it sends STOPPING=1 and READY=1 to\n" +
+		"the notify socket with systemd-notify (and nobody tries too); it plants `runtime/next` as a link to a\n" +
+		"root-only directory and replaces a generated secret in `data/secrets` with a link to a root-only file,\n" +
+		"then the entrypoint gets SIGHUP, so a reload reads both places. Every attempt counts; a success is a\n" +
+		"changed rendered file, readiness lost, the root directory or file changed, or the root secret found\n" +
+		"anywhere under the runtime directory. After each round `/readyz` must be 200 and `/status` config_hash\n" +
+		"the rendered file's sha256.",
 	"wedge": "SIGSTOP of the running prosody, N times, while two clients stay logged in: the process exists and the\n" +
 		"kernel still accepts c2s connections, but nothing answers, so only the readiness probe can tell. With\n" +
 		"PROSODY_WATCHDOG_TIMEOUT=3s and PROSODY_HEALTH_INTERVAL=1s the watchdog must restart it (SIGTERM then\n" +

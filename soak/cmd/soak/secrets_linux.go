@@ -128,8 +128,8 @@ func soakSecrets(r *runner, sc scenario, res *result) error {
 	}
 	res.figure(fmt.Sprintf("secrets (%d) found in scanned places (%d)", len(secrets), len(places)), fmt.Sprint(leaks), "0", leaks == 0)
 
-	// Modes: credentials 0700 with 0400 files, the rendered config 0600, and the
-	// generated secrets closed to group and others.
+	// Modes: credentials 0700 with 0400 files, the rendered config 0640 (root's,
+	// prosody's group reads it), and the generated secrets closed to group and others.
 	modes := 0
 	check := func(path string, ok func(fs.FileMode) bool, want string) {
 		fi, err := os.Stat(path)
@@ -151,7 +151,7 @@ func soakSecrets(r *runner, sc scenario, res *result) error {
 			check(filepath.Join(credDir, e.Name()), is(0o400), "0400")
 		}
 	}
-	check(s.renderedPath(), is(0o600), "0600")
+	check(s.renderedPath(), is(0o640), "0640")
 	if ents, err := os.ReadDir(genDir); err == nil {
 		check(genDir, private, "no group or other access")
 		for _, e := range ents {

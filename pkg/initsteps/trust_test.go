@@ -1,0 +1,133 @@
+package initsteps_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
+	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
+	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
+)
+
+// TreeProblems names whatever lets a user other than root change a tree:
+// owner, group or other write, under it or above it, and through links.
+func TestTreeProblems(t *testing.T) {
+	uid, gid := prosodytest.IDs(t)
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, base, tree string) // tree exists (0755, root's) unless setup removes it
+		want  string                                // "" = no problem
+	}{
+		{name: "root's, 0755 and 0644", setup: func(*testing.T, string, string) {}},
+		{name: "world-writable tree", setup: func(t *testing.T, _, tree string) { chmod(t, tree, 0o777) },
+			want: "tree\" is writable by others"},
+		{name: "group-writable file", setup: func(t *testing.T, _, tree string) {
+			f := filepath.Join(tree, "profiles", "x", "profile.json")
+			chmod(t, f, 0o664)
+			chown(t, f, 0, gid)
+		}, want: "profile.json\" is writable by group"},
+		{name: "group-writable with root's group", setup: func(t *testing.T, _, tree string) {
+			chmod(t, filepath.Join(tree, "profiles"), 0o775)
+		}},
+		{name: "a directory of prosody's", setup: func(t *testing.T, _, tree string) {
+			chown(t, filepath.Join(tree, "profiles", "x"), uid, gid)
+		}, want: "x\" is owned by uid"},
+		{name: "the directory above is prosody's", setup: func(t *testing.T, base, _ string) { chown(t, base, uid, gid) },
+			want: "is owned by uid"},
+		{name: "sticky world-writable above is fine", setup: func(t *testing.T, base, _ string) { chmod(t, base, 0o777|os.ModeSticky) }},
+		{name: "world-writable above without sticky", setup: func(t *testing.T, base, _ string) { chmod(t, base, 0o777) },
+			want: "is writable by others"},
+		{name: "missing tree, prosody's parent", setup: func(t *testing.T, base, tree string) {
+			if err := os.RemoveAll(tree); err != nil {
+				t.Fatal(err)
+			}
+			chown(t, base, uid, gid)
+		}, want: "is owned by uid"},
+		{name: "missing tree, root's parent", setup: func(t *testing.T, _, tree string) {
+			if err := os.RemoveAll(tree); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "link to a file of prosody's", setup: func(t *testing.T, base, tree string) {
+			target := filepath.Join(base, "elsewhere.json")
+			if err := os.WriteFile(target, []byte("{}"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			chown(t, target, uid, gid)
+			if err := os.Symlink(target, filepath.Join(tree, "profiles", "x", "linked.json")); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "linked.json\" is owned by uid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := filepath.Join(t.TempDir(), "base")
+			tree := filepath.Join(base, "tree")
+			if err := os.MkdirAll(filepath.Join(tree, "profiles", "x"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(tree, "profiles", "x", "profile.json"), []byte("{}"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tc.setup(t, base, tree)
+			problems, err := initsteps.TreeProblems(tree)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(problems, "\n")
+			if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
+				t.Fatalf("problems = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// In production a custom directory others can write stops start-up with a
+// configuration error naming the variable, the path and the fix; elsewhere it
+// is a warning.
+func TestCheckTreesRefusesInProduction(t *testing.T) {
+	config, err := filepath.Abs(filepath.Join("..", "..", "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	custom := filepath.Join(t.TempDir(), "custom")
+	if err := os.Mkdir(custom, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, custom, 0o777)
+	st := &settings.Settings{Environment: "production", ConfigDir: config, CustomDir: custom}
+	_, err = initsteps.CheckTrees(st)
+	if !initsteps.IsConfig(err) {
+		t.Fatalf("production: err = %v, want a configuration error", err)
+	}
+	for _, want := range []string{"PROSODY_CUSTOM_DIR", `"` + custom + `" is writable by others`, "chmod -R go-w " + custom} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	st.Environment = "development"
+	warnings, err := initsteps.CheckTrees(st)
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], "PROSODY_CUSTOM_DIR") {
+		t.Fatalf("development: warnings %q, err %v; want one warning naming PROSODY_CUSTOM_DIR", warnings, err)
+	}
+	chmod(t, custom, 0o755)
+	st.Environment = "production"
+	if warnings, err := initsteps.CheckTrees(st); err != nil || len(warnings) != 0 {
+		t.Fatalf("root's trees: warnings %q, err %v; want none", warnings, err)
+	}
+}
+
+func chmod(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func chown(t *testing.T, path string, uid, gid int) {
+	t.Helper()
+	if err := os.Chown(path, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+}
