@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -66,7 +67,7 @@ func TestHealthcheck(t *testing.T) {
 	check(base+"/", 1, "unhealthy: 503: stopping")
 	m.GaveUp(70)
 	check(base+LivePath, 1, "unhealthy: 503: failed: supervisor gave up (exit code 70)")
-	check("http://127.0.0.1:"+itoa(prosodytest.FreePort(t)), 1, "connection refused")
+	check("http://127.0.0.1:"+strconv.Itoa(prosodytest.FreePort(t)), 1, "connection refused")
 	check("ftp://x", 1, "bad health URL")
 
 	for listen, want := range map[string]string{":5282": "http://127.0.0.1:5282/readyz", "[::]:1": "http://127.0.0.1:1/readyz",

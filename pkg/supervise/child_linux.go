@@ -13,14 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Exit codes for a child that could not be started: the shell's two, and
-// Config.BeforeStart failing (1, as for a child that failed).
-const (
-	CodeBeforeStart   = 1
-	CodeNotExecutable = 126 // found but cannot be executed (permissions, format, directory)
-	CodeNotFound      = 127 // no such file, or not found in PATH
-)
-
 // startError is a failure to start the child, with its shell exit code.
 type startError struct {
 	code int

@@ -14,24 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// AuxCommand is a short helper command run beside the main child (a config
-// check, a migration, a hook) through Exec.
-type AuxCommand struct {
-	// Path is the program; without a slash it is searched in the PATH of Env.
-	Path string
-	// Args are the arguments after argv[0].
-	Args []string
-	// Env is its environment; nil means the entrypoint's own.
-	Env []string
-	// Dir is its working directory; "" means the entrypoint's.
-	Dir string
-	// Cred is who it runs as; nil means the entrypoint's identity. When it
-	// has a Home, HOME is set to it (as for the main child).
-	Cred *Credential
-	// Stdin is fed to its standard input; nil means /dev/null.
-	Stdin []byte
-}
-
 // Exec runs cmd to completion while Run is reaping and returns its combined
 // stdout and stderr and its exit code (128+N for signal N). It exists because
 // Run waits for every child with wait4(-1): an os/exec Cmd started meanwhile

@@ -34,5 +34,3 @@ func startProsody(t *testing.T, dir string, c2sPort int, notify string) *prosody
 	})
 	return &prosody{Process: p, c2s: net.JoinHostPort("127.0.0.1", strconv.Itoa(c2sPort))}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

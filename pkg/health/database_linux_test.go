@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func TestDatabaseUnreachableIsDegraded(t *testing.T) {
 	dir := prosodytest.Dir(t, "data", "certs")
 	p := startProsody(t, dir, prosodytest.FreePort(t), "")
 	dbPort := prosodytest.FreePort(t)
-	dbAddr := "127.0.0.1:" + itoa(dbPort)
+	dbAddr := "127.0.0.1:" + strconv.Itoa(dbPort)
 	m := startMonitor(t, Config{StartupInterval: 50 * time.Millisecond, ProbeTimeout: time.Second,
 		C2SAddr: p.c2s, Domain: "example.test", DBNetwork: "tcp", DBAddr: dbAddr})
 	m.SetStagesDone()

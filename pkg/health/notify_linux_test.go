@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,7 +28,7 @@ func TestNotifyOnlyFromTheChild(t *testing.T) {
 	uid, gid := prosodytest.IDs(t)
 	m := startMonitor(t, Config{
 		Interval: 10 * time.Second, StartupInterval: 50 * time.Millisecond, ProbeTimeout: time.Second,
-		C2SAddr: "127.0.0.1:" + itoa(port), Domain: "example.test",
+		C2SAddr: "127.0.0.1:" + strconv.Itoa(port), Domain: "example.test",
 		UseNotify: true, NotifyPath: filepath.Join(dir, "notify.sock"), NotifyUID: uid, NotifyGID: gid,
 	})
 	m.SetStagesDone()
@@ -71,7 +72,11 @@ func TestNotifyOnlyFromTheChild(t *testing.T) {
 	if err := m.WaitReady(ctx); err != nil {
 		t.Fatalf("WaitReady after the reload: %v", err)
 	}
-	if got := metricValue(t, m, "prosody_pfe_notify_messages_total", "type", "reloading"); got != 1 {
-		t.Errorf("reloading messages from prosody = %v, want 1", got)
-	}
+	// ReloadDone may make it ready before Prosody's RELOADING=1 arrives.
+	wait.Until(t, 10*time.Second, "prosody's RELOADING=1 counted", func() error {
+		if got := metricValue(t, m, "prosody_pfe_notify_messages_total", "type", "reloading"); got != 1 {
+			return fmt.Errorf("reloading messages from prosody = %v, want 1", got)
+		}
+		return nil
+	})
 }

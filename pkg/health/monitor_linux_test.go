@@ -3,82 +3,17 @@ package health
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
 	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
 )
-
-// startMonitor creates a Monitor on 127.0.0.1:0 and runs it until the test ends.
-func startMonitor(t *testing.T, cfg Config) *Monitor {
-	t.Helper()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Logger = zaptest.NewLogger(t)
-	m, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return m
-}
-
-// get fetches path from m and returns the status code, body and round-trip time.
-func get(t *testing.T, m *Monitor, path string) (int, string, time.Duration) {
-	t.Helper()
-	start := time.Now()
-	resp, err := http.Get("http://" + m.Addr() + path)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	return resp.StatusCode, strings.TrimSpace(string(b)), time.Since(start)
-}
-
-// waitFor polls path until it answers code with a body containing substr.
-func waitFor(t *testing.T, m *Monitor, path string, code int, substr string) string {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var gotCode int
-	var body string
-	for time.Now().Before(deadline) {
-		gotCode, body, _ = get(t, m, path)
-		if gotCode == code && strings.Contains(body, substr) {
-			return body
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: last answer %d %q; want %d containing %q within 15s", path, gotCode, body, code, substr)
-	return ""
-}
-
-func expect(t *testing.T, m *Monitor, path string, code int, substr string) {
-	t.Helper()
-	gotCode, body, _ := get(t, m, path)
-	if gotCode != code || !strings.Contains(body, substr) {
-		t.Fatalf("%s = %d %q, want %d containing %q", path, gotCode, body, code, substr)
-	}
-}
 
 // TestProsodyLifecycle walks one real Prosody 13 through start, readiness (c2s
 // stream features and READY=1), SIGSTOP, reload, and shutdown, as the supervisor
@@ -89,7 +24,7 @@ func TestProsodyLifecycle(t *testing.T) {
 	uid, gid := prosodytest.IDs(t)
 	m := startMonitor(t, Config{
 		Interval: 10 * time.Second, StartupInterval: 50 * time.Millisecond, ProbeTimeout: time.Second,
-		C2SAddr: "127.0.0.1:" + itoa(port), Domain: "example.test",
+		C2SAddr: "127.0.0.1:" + strconv.Itoa(port), Domain: "example.test",
 		UseNotify: true, NotifyPath: filepath.Join(dir, "notify.sock"), NotifyUID: uid, NotifyGID: gid,
 	})
 	expect(t, m, ReadyPath, 503, "starting: init stages running")
@@ -187,7 +122,7 @@ func TestProsodyLifecycle(t *testing.T) {
 // /readyz at 503 with the connect error (the child here is a real `sleep`).
 func TestNotReadyWhileC2SSilent(t *testing.T) {
 	port := prosodytest.FreePort(t)
-	m := startMonitor(t, Config{StartupInterval: 20 * time.Millisecond, C2SAddr: "127.0.0.1:" + itoa(port), Domain: "example.test"})
+	m := startMonitor(t, Config{StartupInterval: 20 * time.Millisecond, C2SAddr: "127.0.0.1:" + strconv.Itoa(port), Domain: "example.test"})
 	child := exec.Command("sleep", "30")
 	if err := child.Start(); err != nil {
 		t.Fatal(err)

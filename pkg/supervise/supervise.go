@@ -1,0 +1,93 @@
+package supervise
+
+import (
+	"errors"
+	"io"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Exit codes for a child that could not be started: the shell's two, and
+// Config.BeforeStart failing (1, as for a child that failed).
+const (
+	CodeBeforeStart   = 1
+	CodeNotExecutable = 126 // found but cannot be executed (permissions, format, directory)
+	CodeNotFound      = 127 // no such file, or not found in PATH
+)
+
+// DefaultStopTimeout is the grace period used when Config.StopTimeout is 0.
+const DefaultStopTimeout = 10 * time.Second
+
+// Errors of Signal and Restart.
+var (
+	ErrNoChild    = errors.New("no child is running")
+	ErrStopping   = errors.New("supervisor is stopping")
+	ErrNotRunning = errors.New("supervisor is not running")
+	// ErrNotCurrent: RestartChild was given a pid that is not the running
+	// child (it exited, was replaced, or a restart backoff is under way).
+	ErrNotCurrent = errors.New("not the running child")
+)
+
+// Config configures a Supervisor. Zero values are documented per field.
+type Config struct {
+	// Path is the program to run; without a slash it is searched in the
+	// PATH of Env. Required. It is also the child's argv[0].
+	Path string
+	// Args are the arguments after argv[0].
+	Args []string
+	// Env is the child's environment; nil means the entrypoint's own. When
+	// Cred has a Home, HOME is set to it.
+	Env []string
+	// Dir is the child's working directory; "" means the entrypoint's.
+	Dir string
+	// Cred is who the child runs as; nil means the entrypoint's identity.
+	Cred *Credential
+	// StopTimeout is the grace between SIGTERM and SIGKILL of the child's
+	// group; 0 means DefaultStopTimeout.
+	StopTimeout time.Duration
+	// Restart is the restart policy; the zero value never restarts.
+	Restart Policy
+	// Signals is the registration made by Notify. Required.
+	Signals *Signals
+	// Logger logs the lifecycle; nil means no logging.
+	Logger *zap.Logger
+	// Observer receives lifecycle events; nil means none.
+	Observer Observer
+	// Intercept, when not nil, sees every received signal except SIGCHLD
+	// before it is acted on; returning true takes the signal over (it is
+	// not forwarded, and SIGTERM/SIGINT then do not stop). It is called
+	// from Run's goroutine: it must return quickly and must not call
+	// Restart (Signal and PID are fine).
+	Intercept func(os.Signal) bool
+	// BeforeStart, when not nil, is called before every start of the child:
+	// the first, each restart by the policy and each Restart. It runs on
+	// Run's goroutine while no child runs, so it may prepare what the child
+	// reads (the entrypoint checks the rendered config there); it must return
+	// quickly and must not call Restart. An error means the child is not
+	// started: it is reported like a child that cannot be executed (on
+	// Stderr, and to a waiting Restart) and Run returns CodeBeforeStart.
+	BeforeStart func() error
+	// Stderr receives the message when the child cannot be started; nil
+	// means os.Stderr.
+	Stderr io.Writer
+}
+
+// AuxCommand is a short helper command run beside the main child (a config
+// check, a migration, a hook) through Exec.
+type AuxCommand struct {
+	// Path is the program; without a slash it is searched in the PATH of Env.
+	Path string
+	// Args are the arguments after argv[0].
+	Args []string
+	// Env is its environment; nil means the entrypoint's own.
+	Env []string
+	// Dir is its working directory; "" means the entrypoint's.
+	Dir string
+	// Cred is who it runs as; nil means the entrypoint's identity. When it
+	// has a Home, HOME is set to it (as for the main child).
+	Cred *Credential
+	// Stdin is fed to its standard input; nil means /dev/null.
+	Stdin []byte
+}
