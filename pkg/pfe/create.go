@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
@@ -24,8 +23,6 @@ var ErrBadName = errors.New("not a valid profile name")
 // directory to create the profile in.
 var ErrNoCustomDir = errors.New("no custom config directory is set (PROSODY_CUSTOM_DIR): profiles are created there")
 
-var profileNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-
 // CreateProfile writes a new profile NAME into customDir/profiles/NAME/profile.json:
 // a copy of profile from (which may be NAME itself, to shadow a built-in one),
 // or the tree's template when from is "". It returns the path written. The
@@ -34,8 +31,8 @@ var profileNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 // ErrBadName for a bad NAME; ErrNoCustomDir is returned when customDir is "".
 // Any other error is bad input (--from) or the tree failing to load.
 func CreateProfile(builtinDir, customDir, name, from string) (string, error) {
-	if !profileNameRE.MatchString(name) {
-		return "", fmt.Errorf("profile name %q: %w: use a-z, 0-9, _ and - (starting with a letter or digit)", name, ErrBadName)
+	if err := CheckName("profile", name); err != nil {
+		return "", fmt.Errorf("%w (%w)", err, ErrBadName)
 	}
 	if customDir == "" {
 		return "", ErrNoCustomDir

@@ -3,7 +3,6 @@ package pfe
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,10 +15,11 @@ var legacyModule = regexp.MustCompile(`"([A-Za-z0-9_]+)"`)
 
 // LegacyReport maps every module the legacy modules.d lists load to the
 // feature that replaces it (PROSODY_MIGRATION_MODE=true), and says which of
-// those features the plan already has. It reads only files of the tree.
+// those features the plan already has. It reads only files of the tree, as Load does
+// (regular files only, never blocking on a FIFO).
 func LegacyReport(configDir string, plan *Plan) (string, error) {
 	dir := filepath.Join(configDir, "legacy", "modules.d")
-	raw, err := os.ReadFile(filepath.Join(dir, "feature-map.json"))
+	raw, err := readTreeFile(filepath.Join(dir, "feature-map.json"))
 	if err != nil {
 		return "", fmt.Errorf("read the legacy module map: %w", err)
 	}
@@ -41,7 +41,7 @@ func LegacyReport(configDir string, plan *Plan) (string, error) {
 	var b strings.Builder
 	var add []string
 	for _, f := range files {
-		src, err := os.ReadFile(f)
+		src, err := readTreeFile(f)
 		if err != nil {
 			return "", err
 		}

@@ -1,15 +1,13 @@
 package pfe
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -49,8 +47,12 @@ type Shadow struct {
 
 // Load reads the built-in tree at builtinDir and the user's custom tree at customDir (which
 // may be empty or missing; its profiles and features shadow built-ins of the same name).
-// Every JSON file is decoded strictly. All problems are collected: the error lists each with
-// the file and key it concerns.
+// Every file is read without blocking and must be a regular file of at most MaxFileBytes
+// (a FIFO, device or directory in its place is an error, at once); profile, feature, core,
+// environment and legacy file names follow CheckName. Every JSON file is decoded strictly
+// (see decodeStrict: no duplicate or wrongly cased key, nesting at most MaxDepth, integers
+// within ±MaxExactInt). All problems are collected: the error lists each with the file and
+// key it concerns. Names and values from the files are quoted in the messages.
 func Load(builtinDir, customDir string) (*Tree, error) {
 	t := &Tree{
 		builtinDir:   builtinDir,
@@ -60,6 +62,11 @@ func Load(builtinDir, customDir string) (*Tree, error) {
 		environments: map[string]*Environment{},
 	}
 	var errs []error
+	for _, dir := range []string{builtinDir, customDir} {
+		if !printable(dir) {
+			return nil, fmt.Errorf("load config tree: directory %s has a control character or is not UTF-8: name a directory without them", strconv.Quote(dir))
+		}
+	}
 	if st, err := os.Stat(builtinDir); err != nil {
 		return nil, fmt.Errorf("load config tree %s: %w", builtinDir, err)
 	} else if !st.IsDir() {
@@ -103,34 +110,20 @@ func (e *LoadError) Error() string {
 // Unwrap returns the individual problems.
 func (e *LoadError) Unwrap() []error { return e.Errs }
 
-// decodeStrict decodes one JSON file into v, rejecting unknown keys and trailing data.
-func decodeStrict(path string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			line := 1 + bytes.Count(data[:min(int(se.Offset), len(data))], []byte("\n"))
-			return fmt.Errorf("%s:%d: invalid JSON: %w", path, line, err)
-		}
-		return fmt.Errorf("%s: %w (keys and types are listed in docs/config-format.md)", path, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s: unexpected data after the JSON value", path)
-	}
-	return nil
-}
-
-// listDir returns the names in dir, sorted; a missing dir is empty.
+// listDir returns the names in dir, sorted; a missing dir is empty. Anything but a
+// directory (a FIFO, a file) is an error, found before it is opened, so it cannot block.
 func listDir(dir string) ([]os.DirEntry, error) {
-	entries, err := os.ReadDir(dir)
+	st, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", dir)
+	}
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
@@ -169,6 +162,10 @@ func (t *Tree) loadCore(dir string) []error {
 		return names[i] < names[j]
 	})
 	for _, n := range names {
+		if err := CheckName("core file", n); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", dir, err))
+			continue
+		}
 		path := filepath.Join(dir, n+".json")
 		var c Core
 		if err := decodeStrict(path, &c); err != nil {
@@ -189,6 +186,10 @@ func (t *Tree) loadProfiles(dir string, custom bool) []error {
 	var errs []error
 	for _, e := range entries {
 		if !e.IsDir() {
+			continue
+		}
+		if err := CheckName("profile", e.Name()); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", dir, err))
 			continue
 		}
 		path := filepath.Join(dir, e.Name(), "profile.json")
@@ -223,7 +224,11 @@ func (t *Tree) loadFeatures(dir string, custom bool) []error {
 	var errs []error
 	for _, g := range groups {
 		if !g.IsDir() {
-			errs = append(errs, fmt.Errorf("%s: features must be in a group directory: features/<group>/<name>.json", filepath.Join(dir, g.Name())))
+			errs = append(errs, fmt.Errorf("%s: %s is not a directory: features must be in a group directory: features/<group>/<name>.json", dir, strconv.Quote(g.Name())))
+			continue
+		}
+		if why := nameProblem(g.Name()); why != "" {
+			errs = append(errs, fmt.Errorf("%s: feature group %s %s; accepted: %s", dir, strconv.Quote(g.Name()), why, NameRule))
 			continue
 		}
 		files, err := listDir(filepath.Join(dir, g.Name()))
@@ -235,8 +240,12 @@ func (t *Tree) loadFeatures(dir string, custom bool) []error {
 			if f.IsDir() || !strings.HasSuffix(f.Name(), ".json") {
 				continue
 			}
-			path := filepath.Join(dir, g.Name(), f.Name())
 			want := g.Name() + "/" + strings.TrimSuffix(f.Name(), ".json")
+			if err := CheckName("feature", want); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", filepath.Join(dir, g.Name()), err))
+				continue
+			}
+			path := filepath.Join(dir, g.Name(), f.Name())
 			var ft Feature
 			if err := decodeStrict(path, &ft); err != nil {
 				errs = append(errs, err)
@@ -265,6 +274,10 @@ func (t *Tree) loadEnvironments(dir string) []error {
 	var errs []error
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		if err := CheckName("environment", strings.TrimSuffix(e.Name(), ".json")); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", dir, err))
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
@@ -297,10 +310,14 @@ func (t *Tree) loadLegacy(dir string) []error {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".cfg.lua") {
 			continue
 		}
+		if err := CheckName("legacy file", strings.TrimSuffix(e.Name(), ".cfg.lua")); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", dir, err))
+			continue
+		}
 		path := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(path)
+		data, err := readTreeFile(path)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("read legacy file: %w", err))
+			errs = append(errs, err)
 			continue
 		}
 		t.legacy = append(t.legacy, LegacyFile{Name: "legacy/modules.d/" + e.Name(), Source: path, Code: string(data)})

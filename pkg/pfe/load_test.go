@@ -34,7 +34,7 @@ func TestLoadCollectsEveryProblem(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		`core/global.json: json: unknown field "setings"`,
+		`core/global.json: key "global.setings": unknown field "setings" (did you mean settings?); accepted here: disable_modules, modules, remove_modules, settings`,
 		`profiles/a/profile.json: key "name" is "b" but the directory is "a"`,
 		`features/x/one.json: key "global.settings.a": $var "nope" is not a plan input`,
 		`key "global.settings.b-c": option name "b-c" is not a Lua identifier`,

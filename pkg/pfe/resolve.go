@@ -60,12 +60,12 @@ func (t *Tree) explicitChoices(in *Inputs) ([]explicitChoice, []error) {
 			on = true
 		case "false":
 		default:
-			errs = append(errs, fmt.Errorf("%s=%q: accepted values are true and false", name, raw))
+			errs = append(errs, fmt.Errorf("%s=%q: accepted values are true and false", shown(name), raw))
 			continue
 		}
 		tg, ok := targets[name]
 		if !ok {
-			errs = append(errs, fmt.Errorf("%s: no feature or part has this toggle%s; list them with `entrypoint features list`", name, t.suggest(in, name, sortedKeys(targets))))
+			errs = append(errs, fmt.Errorf("%s: no feature or part has this toggle%s; list them with `entrypoint features list`", shown(name), t.suggest(in, name, sortedKeys(targets))))
 			continue
 		}
 		choices = append(choices, explicitChoice{feature: tg[0], part: tg[1], on: on, origin: fmt.Sprintf("toggle %s=%t", name, on)})
@@ -154,7 +154,7 @@ func (t *Tree) selectFeatures(in *Inputs, p *Profile) (*selection, error) {
 	for _, name := range enabled {
 		f := t.features[name]
 		if f.Stability == StabilityUnsupported {
-			errs = append(errs, fmt.Errorf("feature %s cannot be enabled (%s): %s; instead: %s", name, origin[name], f.Unsupported.Reason, f.Unsupported.Instead))
+			errs = append(errs, fmt.Errorf("feature %s cannot be enabled (%s): %s; instead: %s", name, origin[name], prose(f.Unsupported.Reason), prose(f.Unsupported.Instead)))
 		}
 		for _, c := range f.Conflicts {
 			if _, ok := origin[c]; !ok || slices.Contains(t.features[c].Conflicts, name) && c < name {

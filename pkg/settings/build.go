@@ -106,6 +106,9 @@ func (p *parser) path(name, val string, optional bool) string {
 	case !filepath.IsAbs(val):
 		p.problem(name, val, "not an absolute path", "an absolute path such as /var/lib/prosody")
 		return ""
+	case !printable(val):
+		p.problem(name, val, "has a control character or is not UTF-8", "an absolute path of printable characters")
+		return ""
 	}
 	return filepath.Clean(val)
 }

@@ -7,17 +7,22 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 )
 
-// profile checks the form of a profile name; the PFE engine checks that it exists.
+// profileAccepted is what PROSODY_PROFILE accepts, for messages.
+const profileAccepted = "minimal, standard, enterprise, development, or the name of a custom profile (" + pfe.NameRule + ")"
+
+// profile checks the form of a profile name with pfe.CheckName, the rule `profiles create`
+// and the config tree use too; the PFE engine checks that it exists.
 func (p *parser) profile(val string) string {
-	const acc = "minimal, standard, enterprise, development, custom, or a custom profile name matching [a-z0-9][a-z0-9-]*"
 	if val == "" {
-		p.problem("PROSODY_PROFILE", "", "set but empty", acc)
+		p.problem("PROSODY_PROFILE", "", "set but empty", profileAccepted)
 		return ""
 	}
-	if !isName(val, "-") {
-		p.problem("PROSODY_PROFILE", val, "not a profile name", acc)
+	if pfe.CheckName("profile", val) != nil {
+		p.problem("PROSODY_PROFILE", val, "not a profile name", profileAccepted)
 		return ""
 	}
 	return val
@@ -154,8 +159,8 @@ func (p *parser) features(val string) []FeatureChange {
 		default:
 			fc.Name = item
 		}
-		if !isFeatureName(fc.Name) {
-			p.problem(name, item, "not a feature name", acc)
+		if pfe.CheckName("feature", fc.Name) != nil {
+			p.problem(name, item, "not a feature name", acc+"; each name is "+pfe.NameRule)
 			continue
 		}
 		if prev, ok := seen[fc.Name]; ok {
@@ -168,19 +173,6 @@ func (p *parser) features(val string) []FeatureChange {
 		out = append(out, fc)
 	}
 	return out
-}
-
-// isFeatureName reports whether s is one or more [a-z0-9][a-z0-9_-]* segments joined by "/".
-func isFeatureName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for seg := range strings.SplitSeq(s, "/") {
-		if !isName(seg, "-_") {
-			return false
-		}
-	}
-	return true
 }
 
 func (p *parser) modules(val string) []string {

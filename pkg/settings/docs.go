@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 )
 
 // Usage writes every variable with its default and description, as a table, for --help. The
@@ -121,8 +122,8 @@ func recommended(profile, environment string) map[string]string {
 // are never written, only a *_FILE path where the combination needs one. The profile must have
 // the form of a profile name and the environment must be one Load accepts.
 func Generate(w io.Writer, profile, environment string) error {
-	if !isName(profile, "-") {
-		return fmt.Errorf("generate env file: profile %q is not a profile name; accepted: [a-z0-9][a-z0-9-]*", profile)
+	if err := pfe.CheckName("profile", profile); err != nil {
+		return fmt.Errorf("generate env file: %w", err)
 	}
 	if !slices.Contains(environments(), environment) {
 		return fmt.Errorf("generate env file: environment %q is unknown; accepted: %s", environment, strings.Join(environments(), ", "))

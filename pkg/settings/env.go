@@ -14,7 +14,7 @@ const Prefix = "PROSODY"
 // empty). It is the single table of variable names, defaults and descriptions; Load turns it
 // into a validated Settings. Every field is a string except secrets, which are Secret.
 type Env struct {
-	Profile     string `split_words:"true" default:"standard" desc:"profile: minimal, standard, enterprise, development, or the name of a custom profile ([a-z0-9][a-z0-9-]*)"`
+	Profile     string `split_words:"true" default:"standard" desc:"profile: minimal, standard, enterprise, development, or the name of a custom profile (a-z, 0-9, _ and -, starting with a letter or digit, at most 64 characters)"`
 	Environment string `split_words:"true" default:"production" desc:"environment overrides applied last: development, staging, production, testing"`
 	Domain      string `split_words:"true" default:"localhost" desc:"virtual hosts served, comma-separated (ASCII or xn-- punycode)"`
 	Admins      string `split_words:"true" default:"" desc:"admin JIDs (localpart@domain), comma-separated; on a served domain, or marked remote with a leading !"`

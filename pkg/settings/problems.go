@@ -1,9 +1,11 @@
 package settings
 
 import (
-	"github.com/prosody-pfe/prosody-pfe/pkg/suggest"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/suggest"
 )
 
 // Problem is one thing wrong with the environment.
@@ -16,9 +18,11 @@ type Problem struct {
 
 // String renders the problem on one line, e.g.
 // `PROSODY_STORAGE="mysql": not a storage backend; accepted: internal, sqlite, postgres`.
+// The value is always quoted, the variable name when it is not plain (A-Z, a-z, 0-9, _), so
+// no terminal escape or line break from the environment reaches a terminal or log raw.
 func (p Problem) String() string {
 	var b strings.Builder
-	b.WriteString(p.Var)
+	b.WriteString(varName(p.Var))
 	if p.Value != "" {
 		b.WriteByte('=')
 		b.WriteString(strconv.Quote(p.Value))
@@ -55,8 +59,34 @@ type Warning struct {
 	Msg string
 }
 
-// String renders the warning on one line.
-func (w Warning) String() string { return w.Var + ": " + w.Msg }
+// String renders the warning on one line (the name quoted as in Problem.String).
+func (w Warning) String() string { return varName(w.Var) + ": " + w.Msg }
+
+// varName returns an environment variable name for a message: as it is when plain
+// (A-Z, a-z, 0-9, _), quoted otherwise.
+func varName(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// printable reports whether s is valid UTF-8 without control or other non-printing
+// characters (what %q would escape).
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !strconv.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
 
 // Suggest returns the candidate nearest to name, or "" when none is a plausible
 // typo (see suggest.Closest).

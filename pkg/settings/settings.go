@@ -330,6 +330,9 @@ func (p *parser) lookup(v variable) (string, Source) {
 				p.problem(v.Key, "", fmt.Sprintf("set together with %s; set only one", fileVar), "")
 			case path == "":
 				p.problem(fileVar, "", "set but empty", "the path of a file holding the secret")
+			case !printable(path):
+				// Refused before it is opened: the path reaches messages of other packages.
+				p.problem(fileVar, path, "has a control character or is not UTF-8", "the path of a file holding the secret, of printable characters")
 			default:
 				content, err := readSecretFile(path)
 				if err != nil {

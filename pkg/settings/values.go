@@ -216,8 +216,8 @@ func lowerASCII(s string) string {
 // serve (an admin from elsewhere): "!alice@example.org".
 const RemoteAdminMarker = "!"
 
-// checkLocalpart validates a JID localpart (RFC 7622): 1-1023 bytes, no spaces or control
-// characters and none of " & ' / : < > @.
+// checkLocalpart validates a JID localpart (RFC 7622): 1-1023 bytes, no spaces, control or
+// formatting characters and none of " & ' / : < > @.
 func checkLocalpart(l string) error {
 	if l == "" {
 		return errors.New("empty localpart")
@@ -229,8 +229,10 @@ func checkLocalpart(l string) error {
 		return errors.New("localpart is not valid UTF-8")
 	}
 	for _, r := range l {
-		if r <= ' ' || r == 0x7f || strings.ContainsRune(`"&'/:<>@`, r) {
-			return fmt.Errorf("localpart has %q; not allowed: spaces, control characters and \" & ' / : < > @", r)
+		// strconv.IsPrint is false for C0 and C1 controls and for formatting characters
+		// (bidi overrides), which RFC 7622's IdentifierClass disallows too.
+		if r <= ' ' || !strconv.IsPrint(r) || strings.ContainsRune(`"&'/:<>@`, r) {
+			return fmt.Errorf("localpart has %q; not allowed: spaces, control and formatting characters and \" & ' / : < > @", r)
 		}
 	}
 	return nil

@@ -1,0 +1,295 @@
+package pfe
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
+)
+
+// MaxDepth is the deepest nesting of objects and arrays a tree file may have; the file's
+// own object is level 1. The shipped files use at most 8 and Prosody's options need a few,
+// so 32 leaves room while keeping every rendered Lua table far below the 196 nested tables
+// luac5.4 accepts, and loading, planning and rendering fast. The Lua encoder (pkg/luacfg)
+// refuses values nested deeper than this too.
+const MaxDepth = 32
+
+// MaxFileBytes is the largest tree file Load reads: 1 MiB (the shipped files are a few KiB).
+const MaxFileBytes = 1 << 20
+
+// MaxExactInt is the largest integer a tree file may hold (2^53-1), and -MaxExactInt the
+// smallest: every JSON reader and every Lua number type (floats in Lua 5.1 and LuaJIT)
+// holds these exactly, so the value Prosody reads is the value written.
+const MaxExactInt = 1<<53 - 1
+
+// jsonProblem is what is wrong with a tree file, before the file name is added.
+type jsonProblem struct {
+	line int    // for syntax errors, else 0
+	key  string // the key path ("global.settings.x", "when[0].if"), "" for the whole file
+	msg  string
+	err  error // wrapped, may be nil
+}
+
+// decodeStrict reads one tree file into v: a regular file of at most MaxFileBytes (a FIFO
+// or device is refused at once, never blocking), one JSON value nested at most MaxDepth
+// deep, with no duplicate key, every key of the format spelled exactly (case-sensitive),
+// integers within ±MaxExactInt, and nothing after the value. Errors name the file, the key
+// path and what is accepted.
+func decodeStrict(path string, v any) error {
+	data, err := readTreeFile(path)
+	if err != nil {
+		return err
+	}
+	if p := checkJSON(data, reflect.TypeOf(v)); p != nil {
+		var msg string
+		switch {
+		case p.line > 0:
+			msg = fmt.Sprintf("%s:%d: invalid JSON: %s", path, p.line, p.msg)
+		case p.key != "":
+			msg = fmt.Sprintf("%s: key %s: %s", path, strconv.Quote(p.key), p.msg)
+		default:
+			msg = fmt.Sprintf("%s: %s", path, p.msg)
+		}
+		if p.err != nil {
+			return fmt.Errorf("%s: %w", msg, p.err)
+		}
+		return errors.New(msg)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s: %w (keys and types are listed in docs/config-format.md)", path, err)
+	}
+	return nil
+}
+
+// readTreeFile reads a file of the config tree through atomicfile: a regular file only,
+// opened without blocking, at most MaxFileBytes.
+func readTreeFile(path string) ([]byte, error) {
+	data, err := atomicfile.ReadFile(path, atomicfile.ReadOptions{MaxBytes: MaxFileBytes})
+	switch {
+	case errors.Is(err, atomicfile.ErrTooLarge):
+		return nil, fmt.Errorf("%s: larger than %d bytes (1 MiB), the most a tree file may hold: %w", path, MaxFileBytes, err)
+	case errors.Is(err, atomicfile.ErrNotRegular):
+		return nil, fmt.Errorf("tree file: %w; want a regular file", err)
+	case err != nil:
+		return nil, fmt.Errorf("read tree file: %w", err)
+	}
+	return data, nil
+}
+
+// frame is one open object or array during checkJSON.
+type frame struct {
+	obj     bool
+	path    string
+	elem    reflect.Type            // type of every member (map, slice), nil when free-form
+	fields  map[string]reflect.Type // struct members by their exact JSON key; nil otherwise
+	keys    map[string]bool         // keys seen (objects)
+	key     string                  // the key whose value comes next (objects)
+	wantKey bool
+	index   int // the next element (arrays)
+}
+
+// checkJSON walks data token by token against the shape of t (a pointer to the struct the
+// file is decoded into). It returns the first problem, or nil.
+func checkJSON(data []byte, t reflect.Type) *jsonProblem {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	lineAt := func(off int64) int {
+		return 1 + bytes.Count(data[:min(int(off), len(data))], []byte("\n"))
+	}
+	var stack []*frame
+	done := false // the top-level value is complete
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			if !done {
+				return &jsonProblem{line: lineAt(int64(len(data))), msg: "unexpected end of file"}
+			}
+			return nil
+		}
+		if err != nil {
+			var se *json.SyntaxError
+			if errors.As(err, &se) {
+				return &jsonProblem{line: lineAt(se.Offset), msg: se.Error()}
+			}
+			return &jsonProblem{line: lineAt(dec.InputOffset()), msg: err.Error()}
+		}
+		if done {
+			return &jsonProblem{msg: "unexpected data after the JSON value"}
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.obj && top.wantKey {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				done = valueDone(stack)
+				continue
+			}
+			key, _ := tok.(string)
+			kpath := joinKey(top.path, key)
+			if top.keys[key] {
+				return &jsonProblem{key: kpath, msg: "appears twice in one object: keys must be unique (JSON readers disagree on which one wins)"}
+			}
+			top.keys[key] = true
+			if top.fields != nil {
+				if _, ok := top.fields[key]; !ok {
+					return &jsonProblem{key: kpath, msg: unknownKey(key, top.fields)}
+				}
+			}
+			top.key, top.wantKey = key, false
+			continue
+		}
+		// A value, or the end of an array.
+		vtype, vpath := t, ""
+		if top != nil {
+			vtype, vpath = top.child()
+		}
+		switch x := tok.(type) {
+		case json.Delim:
+			switch x {
+			case ']':
+				stack = stack[:len(stack)-1]
+				done = valueDone(stack)
+				continue
+			case '{', '[':
+				if len(stack) >= MaxDepth {
+					return &jsonProblem{key: vpath, msg: fmt.Sprintf("nested deeper than %d levels of objects and arrays: a tree file may nest at most %d (Prosody options need a few)", MaxDepth, MaxDepth)}
+				}
+				stack = append(stack, openFrame(x == '{', vpath, vtype))
+				continue
+			}
+		case json.Number:
+			if msg := checkNumber(x); msg != "" {
+				return &jsonProblem{key: vpath, msg: msg}
+			}
+		}
+		done = valueDone(stack)
+	}
+}
+
+// valueDone records, in the innermost open container, that one of its values is complete;
+// it reports whether that was the top-level value.
+func valueDone(stack []*frame) bool {
+	if len(stack) == 0 {
+		return true
+	}
+	top := stack[len(stack)-1]
+	if top.obj {
+		top.wantKey = true
+	} else {
+		top.index++
+	}
+	return false
+}
+
+// child is the type and key path of the next value inside f.
+func (f *frame) child() (reflect.Type, string) {
+	if f.obj {
+		if f.fields != nil {
+			return f.fields[f.key], joinKey(f.path, f.key)
+		}
+		return f.elem, joinKey(f.path, f.key)
+	}
+	return f.elem, fmt.Sprintf("%s[%d]", f.path, f.index)
+}
+
+func joinKey(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// openFrame starts an object or array whose Go type is t (nil: free-form).
+func openFrame(obj bool, path string, t reflect.Type) *frame {
+	f := &frame{obj: obj, path: path, wantKey: obj}
+	t = shape(t)
+	if obj {
+		f.keys = map[string]bool{}
+	}
+	switch {
+	case t == nil:
+	case obj && t.Kind() == reflect.Struct:
+		f.fields = map[string]reflect.Type{}
+		structFields(t, f.fields)
+	case obj && t.Kind() == reflect.Map:
+		f.elem = t.Elem()
+	case !obj && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
+		f.elem = t.Elem()
+	}
+	return f
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// shape returns the type whose keys checkJSON checks, or nil for a free-form value (an
+// interface, json.RawMessage or another type that decodes itself).
+func shape(t reflect.Type) reflect.Type {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() == reflect.Interface || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	return t
+}
+
+// structFields adds the JSON keys of struct t (embedded structs included) to out.
+func structFields(t reflect.Type, out map[string]reflect.Type) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		if name == "-" && tag == "-" || !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			structFields(f.Type, out)
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+}
+
+// unknownKey explains a key the format does not have: a wrong case, or what is accepted.
+func unknownKey(key string, fields map[string]reflect.Type) string {
+	names := make([]string, 0, len(fields))
+	for n := range fields {
+		if strings.EqualFold(n, key) {
+			return fmt.Sprintf("unknown field %s: keys are case-sensitive, write %s", strconv.Quote(key), strconv.Quote(n))
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return "unknown field " + strconv.Quote(key) + didYouMean(key, names) + "; accepted here: " + strings.Join(names, ", ")
+}
+
+// checkNumber refuses what would not reach Prosody exactly: an integer outside
+// ±MaxExactInt, a number beyond the float64 range.
+func checkNumber(n json.Number) string {
+	s := n.String()
+	if !strings.ContainsAny(s, ".eE") {
+		i, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || i > MaxExactInt || i < -MaxExactInt {
+			return fmt.Sprintf("integer %s is out of range: accepted are integers from -%d to %d (2^53-1), which every JSON and Lua reader holds exactly; write a larger value as a string where the option takes one", s, int64(MaxExactInt), int64(MaxExactInt))
+		}
+		return ""
+	}
+	if _, err := strconv.ParseFloat(s, 64); err != nil {
+		return fmt.Sprintf("number %s is out of the range of a 64-bit float", s)
+	}
+	return ""
+}
