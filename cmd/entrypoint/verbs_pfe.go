@@ -303,25 +303,7 @@ func (v *pfeVerbs) explain(args []string) int {
 		fmt.Fprintf(v.stdout, "%s: not mentioned by profile %s, its features, any other feature or environment %s\n", pos[0], p.Profile, p.Environment)
 		return exitFailed
 	}
-	for _, e := range ex {
-		state := "OUT"
-		if e.In {
-			state = "IN "
-		}
-		where := e.Section
-		if where == "" {
-			where = "plan"
-		}
-		fmt.Fprintf(v.stdout, "%s %s %s in %s\n", state, e.Kind, e.Name, where)
-		if e.Value != nil {
-			if lit, err := luacfg.Value(e.Value); err == nil {
-				fmt.Fprintf(v.stdout, "    value: %s\n", lit)
-			}
-		}
-		for _, w := range e.Why {
-			fmt.Fprintf(v.stdout, "    because: %s\n", w)
-		}
-	}
+	luacfg.WriteExplanations(v.stdout, ex)
 	return exitOK
 }
 
