@@ -337,7 +337,12 @@ func checkPod(t *testing.T, r *rendered) {
 	if !claims[mountAt(t, r, "/var/lib/prosody").Name] {
 		t.Error("/var/lib/prosody must be on the volume claim")
 	}
-	for _, dir := range []string{"/run/prosody-pfe", "/tmp"} {
+	// The pod runs as uid 101 without root: the entrypoint sets the data directory's mode, which
+	// it can only do on a directory it made, not on the root of the claim (root's, group fsGroup).
+	if d := r.envConfigMap(t).Data["PROSODY_DATA_DIR"]; filepath.Dir(d) != "/var/lib/prosody" {
+		t.Errorf("PROSODY_DATA_DIR = %q: want a directory inside the claim mounted at /var/lib/prosody", d)
+	}
+	for _, dir := range []string{"/run", "/tmp"} {
 		if v := vols[mountAt(t, r, dir).Name]; v == nil || v.EmptyDir == nil {
 			t.Errorf("%s must be an emptyDir (the root filesystem is read-only)", dir)
 		}
