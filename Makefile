@@ -46,6 +46,7 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	GOOS=darwin $(GO) vet ./...  # the pure parts build off Linux too
+	cd test/k8s && $(GO) vet ./... && $(GO) vet -tags docker ./...
 	$(GO) run $(STATICCHECK) ./...
 	scripts/lint-policy
 
@@ -54,6 +55,8 @@ test: deps lint test-unit test-docker bench-quick soak-quick
 
 test-unit: build
 	$(GO) test -count=1 -timeout 30m ./...
+	# test/k8s is its own module (the k8s.io API types stay out of the product's go.mod).
+	cd test/k8s && $(GO) test -count=1 -timeout 10m ./...
 
 test-docker: static
 	scripts/test-docker
