@@ -559,8 +559,11 @@ func EnsureFile(path string, mode os.FileMode, uid, gid int) error {
 
 // MkdirOwned makes path a directory with the given mode, owned by uid:gid
 // (-1 keeps), creating it and its missing parents (parents with mode 0755,
-// owned by this process). An existing directory gets the mode and owner; an
-// existing path of another type is refused (*KindError). Mode and owner are
+// owned by this process). An existing directory gets the mode and owner,
+// except that a non-root caller asking for no owner change accepts an
+// existing directory it may write in but not chmod (a volume's root owned by
+// root with Kubernetes' fsGroup); an existing path of another type is
+// refused (*KindError). Mode and owner are
 // set on the directory's descriptor: a link planted at the last component
 // in a directory another user can change is refused, never chowned through.
 func MkdirOwned(path string, mode os.FileMode, uid, gid int) error {
@@ -569,8 +572,12 @@ func MkdirOwned(path string, mode os.FileMode, uid, gid int) error {
 		return fmt.Errorf("create directory %s: %w", path, err)
 	}
 	defer p.close()
-	if err := unix.Mkdirat(p.fd, p.name, uint32(mode.Perm())); err != nil && err != unix.EEXIST {
-		return NoSpace(p.dir, fmt.Errorf("create directory %s: %w", p.path(), err))
+	existed := false
+	if err := unix.Mkdirat(p.fd, p.name, uint32(mode.Perm())); err != nil {
+		if err != unix.EEXIST {
+			return NoSpace(p.dir, fmt.Errorf("create directory %s: %w", p.path(), err))
+		}
+		existed = true
 	}
 	fd, err := unix.Openat(p.fd, p.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -586,5 +593,13 @@ func MkdirOwned(path string, mode os.FileMode, uid, gid int) error {
 	}
 	f := os.NewFile(uintptr(fd), p.path())
 	defer f.Close()
-	return setOwnerMode(f, p.path(), mode, uid, gid)
+	err = setOwnerMode(f, p.path(), mode, uid, gid)
+	if errors.Is(err, unix.EPERM) && existed && uid == -1 && gid == -1 && os.Geteuid() != 0 &&
+		unix.Faccessat(p.fd, p.name, unix.W_OK|unix.X_OK, unix.AT_EACCESS) == nil {
+		// A volume's root that another user owns but this non-root process
+		// may write in (Kubernetes fsGroup, a --user container on a bind
+		// mount): usable as it is, though its mode is not ours to set.
+		return nil
+	}
+	return err
 }
