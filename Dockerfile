@@ -51,6 +51,8 @@ RUN apt-get update \
       ca-certificates sqlite3 postgresql-client \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
 
+# /backups is compose/backup.yml's archive volume: a new named volume takes the owner of the
+# image's directory, so the backup loop (run as prosody) can write there.
 # The packaged snakeoil localhost certificate is not used: the entrypoint finds or makes
 # certificates in the certificates volume, and renders its own config into the runtime directory.
 # The image is for Prosody 13: fail the build if the suite ships another major version.
@@ -58,6 +60,7 @@ RUN rm -f /etc/prosody/certs/localhost.* \
  && install -d -o prosody -g prosody -m 0750 /var/lib/prosody /etc/prosody/certs \
  && install -d -m 0755 /etc/prosody-pfe/custom \
  && install -d -o prosody -g prosody -m 0755 /run/prosody-pfe \
+ && install -d -o prosody -g prosody -m 0750 /backups \
  && install -d -m 0755 /docker-entrypoint.d /usr/share/prosody-pfe \
  && version="$(dpkg-query -W -f='${Version}' prosody)" \
  && case "$version" in 13.*) ;; *) echo "prosody 13 expected, the suite has $version" >&2; exit 1;; esac

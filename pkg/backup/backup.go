@@ -10,7 +10,7 @@
 //	                 their -wal/-shm/-journal files are left out; sockets and
 //	                 other special files are left out
 //	postgres.sql     a pg_dump of the PostgreSQL database, when the storage is
-//	                 postgres and pg_dump is installed
+//	                 postgres (required then: no archive is written without it)
 //	manifest.json    the Manifest: format, versions, time, storage, profile and
 //	                 each file with its size and SHA-256
 //	SHA256SUMS       the same checksums in `sha256sum -c` form
@@ -40,6 +40,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/migrate"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 	"go.uber.org/zap"
 )
@@ -115,8 +116,14 @@ type Config struct {
 // Create writes an archive of cfg.DataDir to w and returns its manifest.
 // Manifest.Database says what was done with the database: "sqlite: online
 // backup" (the sqlite3 program is required when a SQLite file exists),
-// "postgres: pg_dump", "postgres: not included (pg_dump not installed; run
-// pg_dump yourself)", or "files" for internal storage.
+// "postgres: pg_dump", or "files" for internal storage.
+//
+// With cfg.Storage "postgres", Create fails before writing anything when
+// pg_dump is not installed, and fails when pg_dump cannot dump the database
+// (unreachable, refused, wrong password): an archive without the database is
+// never returned as a backup. It also fails when <data>/migrations.json
+// records postgres as the storage in use and cfg.Storage is not postgres
+// (the backup was not given the server's storage settings).
 func Create(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("backup: data directory is empty: set PROSODY_DATA_DIR")
@@ -135,6 +142,17 @@ func Create(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	}
 	if _, err := os.Stat(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("backup: data directory (PROSODY_DATA_DIR): %w", err)
+	}
+	if err := sameStorage(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Storage == migrate.Postgres {
+		// Checked before anything is written: an archive without the database
+		// must never look like a good backup.
+		if _, err := supervise.LookPath(cfg.PgDump, nil); err != nil {
+			return nil, fmt.Errorf("backup: PROSODY_STORAGE is postgres but %q is not installed (Debian package postgresql-client): "+
+				"the archive would hold no database: %w", cfg.PgDump, err)
+		}
 	}
 	tmp, err := os.MkdirTemp(cfg.TempDir, "prosody-backup-")
 	if err != nil {
@@ -201,21 +219,15 @@ func Create(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", cfg.DataDir, err)
 	}
-	if cfg.Storage == "postgres" {
-		if _, err := supervise.LookPath(cfg.PgDump, nil); err != nil {
-			m.Database = "postgres: not included (pg_dump not installed; run pg_dump yourself)"
-			cfg.Logger.Warn("pg_dump not found: the PostgreSQL database is not in the archive; install postgresql-client or run pg_dump yourself",
-				zap.String("program", cfg.PgDump))
-		} else {
-			dump := filepath.Join(tmp, postgresName)
-			if err := pgDump(ctx, cfg.PgDump, cfg.Postgres, dump); err != nil {
-				return nil, err
-			}
-			if err := aw.addFile(postgresName, dump, 0o600); err != nil {
-				return nil, fmt.Errorf("backup: add %s: %w", postgresName, err)
-			}
-			m.Database = "postgres: pg_dump"
+	if cfg.Storage == migrate.Postgres {
+		dump := filepath.Join(tmp, postgresName)
+		if err := pgDump(ctx, cfg.PgDump, cfg.Postgres, dump); err != nil {
+			return nil, fmt.Errorf("backup: %w", err)
 		}
+		if err := aw.addFile(postgresName, dump, 0o600); err != nil {
+			return nil, fmt.Errorf("backup: add %s: %w", postgresName, err)
+		}
+		m.Database = "postgres: pg_dump"
 	}
 	if err := aw.finish(); err != nil {
 		return nil, fmt.Errorf("backup: write archive: %w", err)
@@ -227,6 +239,24 @@ func Create(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 		return nil, fmt.Errorf("backup: write archive: %w", err)
 	}
 	return m, nil
+}
+
+// sameStorage refuses a backup whose storage setting differs from the one the
+// server recorded in <data>/migrations.json as holding the data, when that
+// recorded storage is PostgreSQL: the data directory then holds no database,
+// and an archive of it alone would restore to an empty server.
+func sameStorage(cfg Config) error {
+	rec, err := migrate.ReadRecord(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if rec.Current == migrate.Postgres && cfg.Storage != migrate.Postgres {
+		return fmt.Errorf("backup: %s says the server stores its data in postgres, but this backup has PROSODY_STORAGE=%q: "+
+			"the archive would hold no database; give the backup the server's PROSODY_STORAGE=postgres and PROSODY_DB_* settings "+
+			"(with Compose: add compose/backup-database.yml)",
+			filepath.Join(cfg.DataDir, migrate.RecordFile), cfg.Storage)
+	}
+	return nil
 }
 
 // archiveWriter adds files and records them in the manifest.

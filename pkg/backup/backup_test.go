@@ -170,3 +170,65 @@ func TestDotDotMemberIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// With PROSODY_STORAGE=postgres an archive without the database is never
+// written: a missing pg_dump and an unreachable server both fail, and nothing
+// appears at the output path. (They used to give a files-only archive and
+// success, so a backup loop reported good backups with no data in them.)
+func TestPostgresBackupWithoutDumpFails(t *testing.T) {
+	if _, err := exec.LookPath("pg_dump"); err != nil {
+		t.Fatal("pg_dump not found: install the Debian package postgresql-client")
+	}
+	// A port on loopback nobody listens on: connection refused at once.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	for _, tc := range []struct {
+		name, pgDump, want string
+	}{
+		{"pg_dump missing", "pg_dump-not-installed", `"pg_dump-not-installed" is not installed (Debian package postgresql-client)`},
+		{"database unreachable", "", `pg_dump of database "prosody" on 127.0.0.1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := t.TempDir()
+			writeFile(t, filepath.Join(data, "secrets", "component_secret"), "s3cr3t")
+			out := filepath.Join(t.TempDir(), "b.tar.gz")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err := CreateFile(ctx, Config{DataDir: data, Storage: "postgres", PgDump: tc.pgDump,
+				Postgres: Postgres{Host: "127.0.0.1", Port: closedPort, Name: "prosody", User: "prosody", Password: "db-Secret-77"}}, out, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("CreateFile = %v, want an error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "db-Secret-77") {
+				t.Errorf("the error shows the database password: %v", err)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("%s exists after a failed backup (stat: %v)", out, err)
+			}
+		})
+	}
+}
+
+// A backup run with the default storage on a data directory whose server
+// stores in PostgreSQL (migrations.json says so) refuses, naming the setting.
+func TestBackupRefusesStorageOtherThanRecordedPostgres(t *testing.T) {
+	data := t.TempDir()
+	writeFile(t, filepath.Join(data, "migrations.json"), `{"current": "postgres", "migrations": []}`+"\n")
+	var buf bytes.Buffer
+	_, err := Create(context.Background(), Config{DataDir: data, Storage: "sqlite"}, &buf)
+	if err == nil || !strings.Contains(err.Error(), `stores its data in postgres, but this backup has PROSODY_STORAGE="sqlite"`) {
+		t.Fatalf("Create = %v, want a refusal naming PROSODY_STORAGE", err)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("%d bytes written before the refusal", buf.Len())
+	}
+	// The recorded sqlite storage and a sqlite backup agree: no refusal.
+	writeFile(t, filepath.Join(data, "migrations.json"), `{"current": "sqlite", "migrations": []}`+"\n")
+	if _, err := Create(context.Background(), Config{DataDir: data, Storage: "sqlite"}, &buf); err != nil {
+		t.Fatalf("Create with matching storage: %v", err)
+	}
+}

@@ -181,6 +181,13 @@ func (p *parser) build(s *Settings) {
 	s.Interfaces = p.interfaces("PROSODY_INTERFACES", r.Interfaces)
 
 	s.DeploymentType = p.enum("PROSODY_DEPLOYMENT_TYPE", r.DeploymentType, "a deployment type", false, deploymentTypes())
+	if _, set := p.env["PROSODY_DEPLOYMENT_TYPE"]; set {
+		// Kept for custom `when` blocks; nothing shipped reads it, so setting it is
+		// usually a mistaken belief that it configures something.
+		p.warn("PROSODY_DEPLOYMENT_TYPE", "changes nothing by itself: only a `when` block on deployment_type in your own config "+
+			"tree reads it (the shipped tree has none); what differs between deployments is set by PROSODY_ENVIRONMENT, "+
+			"PROSODY_INTERFACES and the other settings the compose files and Kubernetes overlays pass (docs/deployment.md)")
+	}
 	s.ScaleProfile = p.enum("PROSODY_SCALE_PROFILE", r.ScaleProfile, "a scale profile", false, scaleProfiles())
 	s.ResourceLimits = p.boolean("PROSODY_RESOURCE_LIMITS", r.ResourceLimits)
 	s.LegacyMode = p.boolean("PROSODY_LEGACY_MODE", r.LegacyMode)

@@ -104,7 +104,6 @@ func recommended(profile, environment string) map[string]string {
 		r["PROSODY_DB_PASSWORD_FILE"] = "/run/secrets/db_password"
 		r["PROSODY_SCALE_PROFILE"] = "large"
 		r["PROSODY_RESOURCE_LIMITS"] = "true"
-		r["PROSODY_DEPLOYMENT_TYPE"] = "compose"
 		if environment == "production" {
 			r["PROSODY_TLS_PROFILE"] = "modern"
 			r["PROSODY_REQUIRE_CHANNEL_BINDING"] = "true"

@@ -36,7 +36,7 @@ type Env struct {
 
 	Interfaces string `split_words:"true" default:"" desc:"addresses Prosody's public listeners (c2s, s2s, https) bind to, comma-separated: * for every IPv4 address, :: for every IPv6 address, or IP addresses such as 127.0.0.1 (empty: Prosody's default, every address)"`
 
-	DeploymentType string `split_words:"true" default:"docker" desc:"deployment type: docker, compose, kubernetes, bare (a plan input for when blocks of the config tree; shown in /status)"`
+	DeploymentType string `split_words:"true" default:"docker" desc:"deployment type: docker, compose, kubernetes, bare; read only by when blocks on deployment_type in a custom config tree (the shipped tree has none): setting it warns"`
 	ScaleProfile   string `split_words:"true" default:"small" desc:"scale profile: small, medium, large (sizes the rate limits applied with PROSODY_RESOURCE_LIMITS)"`
 	ResourceLimits string `split_words:"true" default:"false" desc:"load Prosody's limits module with per-connection rate limits sized by PROSODY_SCALE_PROFILE (boolean; the production environment applies its own limits last)"`
 	LegacyMode     string `split_words:"true" default:"false" desc:"also load the legacy module lists config/legacy/modules.d/*.cfg.lua (boolean)"`

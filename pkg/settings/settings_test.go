@@ -272,6 +272,7 @@ func TestWarnings(t *testing.T) {
 		{[]string{"PROSODY_LOG_LEVEL=debug"}, "PROSODY_LOG_LEVEL", "debug logging in production"},
 		{[]string{}, "PROSODY_DOMAIN", "localhost in production"},
 		{[]string{"PROSODY_DB_HOST=db"}, "PROSODY_DB_HOST", "ignored: PROSODY_STORAGE is sqlite"},
+		{[]string{"PROSODY_DEPLOYMENT_TYPE=kubernetes"}, "PROSODY_DEPLOYMENT_TYPE", "changes nothing by itself"},
 	}
 	for _, c := range cases {
 		t.Run(c.wantVar, func(t *testing.T) {

@@ -11,6 +11,32 @@ import (
 // Debian ships it) and returns the merged model.
 func composeConfig(t *testing.T, files ...string) map[string]any {
 	t.Helper()
+	return composeConfigEnv(t, composeTestEnv(t), files...)
+}
+
+// composeTestEnv is the environment an operator sets for every file: the domain and the
+// Grafana admin password file (monitoring.yml requires it).
+func composeTestEnv(t *testing.T) []string {
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "PROSODY_DOMAIN=xmpp.example.org",
+		"GRAFANA_ADMIN_PASSWORD_SECRET=./secrets/grafana_admin_password.txt"}
+}
+
+// composeConfigEnv is composeConfig with an explicit environment.
+func composeConfigEnv(t *testing.T, env []string, files ...string) map[string]any {
+	t.Helper()
+	out, errOut, err := tryComposeConfig(t, env, files...)
+	if err != nil {
+		t.Fatalf("docker-compose config %v: %v\n%s%s", files, err, out, errOut)
+	}
+	docs := yamlDocs(t, out)
+	if len(docs) != 1 {
+		t.Fatalf("docker-compose config: want one document, got %d", len(docs))
+	}
+	return docs[0]
+}
+
+func tryComposeConfig(t *testing.T, env []string, files ...string) ([]byte, []byte, error) {
+	t.Helper()
 	dc := requireTool(t, "docker-compose", "docker-compose")
 	root := repoRoot(t)
 	args := []string{"--project-name", "prosodypfetest"}
@@ -18,13 +44,7 @@ func composeConfig(t *testing.T, files ...string) map[string]any {
 		args = append(args, "-f", filepath.Join(root, "compose", f+".yml"))
 	}
 	args = append(args, "config")
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "PROSODY_DOMAIN=xmpp.example.org"}
-	out := runTool(t, t.TempDir(), env, nil, dc, args...)
-	docs := yamlDocs(t, out)
-	if len(docs) != 1 {
-		t.Fatalf("docker-compose config: want one document, got %d", len(docs))
-	}
-	return docs[0]
+	return tryTool(t.TempDir(), env, nil, dc, args...)
 }
 
 func TestComposeCombinations(t *testing.T) {
@@ -38,10 +58,12 @@ func TestComposeCombinations(t *testing.T) {
 		{"base", "ports", "monitoring", "ports-monitoring"},
 		{"base", "ports", "proxy", "ports-proxy"},
 		{"base", "ports", "backup"},
-		{"base", "ports", "database", "monitoring", "ports-monitoring", "proxy", "ports-proxy", "backup", "production"},
+		{"base", "ports", "backup", "development"},
+		{"base", "ports", "database", "backup", "backup-database", "production"},
+		{"base", "ports", "database", "monitoring", "ports-monitoring", "proxy", "ports-proxy", "backup", "backup-database", "production"},
 		{"base", "hostnet"},
 		{"base", "hostnet", "database", "hostnet-database"},
-		{"base", "hostnet", "database", "hostnet-database", "monitoring", "hostnet-monitoring", "proxy", "hostnet-proxy", "backup", "hostnet-backup", "production"},
+		{"base", "hostnet", "database", "hostnet-database", "monitoring", "hostnet-monitoring", "proxy", "hostnet-proxy", "backup", "hostnet-backup", "backup-database", "production"},
 	}
 	for _, c := range combos {
 		t.Run(strings.Join(c, "+"), func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,8 +26,7 @@ func TestImageComposeDatabaseProduction(t *testing.T) {
 	img := testImage(t)
 	compose := requireTool(t, "docker-compose", "docker-compose")
 	root := repoRoot(t)
-	mustDocker(t, 10*time.Minute, "build", "--quiet", "--network", "host", "-t", postgresImage,
-		filepath.Join(root, "docker", "images", "postgres"))
+	buildPostgresImage(t)
 
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "db_password.txt")
@@ -123,6 +123,25 @@ func TestImageComposeDatabaseProduction(t *testing.T) {
 	t.Logf("PostgreSQL holds %s account row(s) for %s", rows, jid)
 
 	stopAndCheck(t, prosody)
+}
+
+var postgresBuild struct {
+	once sync.Once
+	out  string
+	err  error
+}
+
+// buildPostgresImage builds postgresImage from docker/images/postgres once per test binary;
+// every compose test that needs it shares the build (and its failure).
+func buildPostgresImage(t *testing.T) {
+	t.Helper()
+	postgresBuild.once.Do(func() {
+		postgresBuild.out, postgresBuild.err = dockerCmd(t, 10*time.Minute, "build", "--quiet", "--network", "host",
+			"-t", postgresImage, filepath.Join(repoRoot(t), "docker", "images", "postgres"))
+	})
+	if postgresBuild.err != nil {
+		t.Fatalf("docker build %s: %v\n%s", postgresImage, postgresBuild.err, postgresBuild.out)
+	}
 }
 
 // nofileLimit is production.yml's descriptor limit for this host: its default 65536, or the
