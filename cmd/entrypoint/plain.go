@@ -23,6 +23,7 @@ var supervisorVars = map[string]bool{
 	"PROSODY_RESTART_WINDOW": true, "PROSODY_RESTART_BACKOFF": true, "PROSODY_LOG_FORMAT": true,
 	"PROSODY_LOG_LEVEL": true, "PROSODY_HEALTH_LISTEN": true, "PROSODY_HEALTH_INTERVAL": true,
 	"PROSODY_STATUS_TOKEN": true, "PROSODY_STATUS_TOKEN_FILE": true,
+	"PROSODY_UID": true, "PROSODY_GID": true,
 }
 
 // runPlain is plain init for any command: every PID-1 duty, no Prosody stages.
@@ -42,6 +43,13 @@ func (a *app) runPlain(argv, env []string, stderr io.Writer) int {
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "entrypoint: warning: %s\n", w)
+	}
+	// Who the child runs as: gosu's job, done by PID 1 so that it keeps its
+	// own privileges for the reaper and the signals.
+	cred, err := supervise.RunAs(st.UserSpec, st.GroupSpec)
+	if err != nil {
+		fmt.Fprintf(stderr, "entrypoint: choose the user the command runs as (PROSODY_UID=%q, PROSODY_GID=%q): %v\n", st.UserSpec, st.GroupSpec, err)
+		return exitConfig
 	}
 	log := initsteps.NewLogger(st.LogFormat, st.LogLevel, stderr)
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
@@ -74,6 +82,7 @@ func (a *app) runPlain(argv, env []string, stderr io.Writer) int {
 		Path:        argv[0],
 		Args:        argv[1:],
 		Env:         env,
+		Cred:        cred,
 		StopTimeout: st.StopTimeout,
 		Restart:     initsteps.RestartPolicy(st, false),
 		Signals:     a.signals,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -59,3 +60,49 @@ func TestPID1EarlyTermConformance(t *testing.T) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// TestPlainInitRunsAsAnotherUser: PROSODY_UID and PROSODY_GID apply to any
+// command under plain init, by number or name, as gosu would: a user name
+// brings its primary and supplementary groups, an explicit group replaces
+// them, and none of the entrypoint's root groups is left. `id` itself says.
+func TestPlainInitRunsAsAnotherUser(t *testing.T) {
+	t.Parallel()
+	// The postgres user (Debian's postgresql package) is in ssl-cert too;
+	// its ids depend on the install order, so id tells them.
+	idOut, err := exec.Command("id", "postgres").Output()
+	if err != nil {
+		t.Fatalf("id postgres: %v (install the Debian package postgresql)", err)
+	}
+	pgID := strings.TrimSpace(string(idOut))
+	if !strings.Contains(pgID, "ssl-cert") {
+		t.Fatalf("id postgres = %q: want a user with a supplementary group (ssl-cert)", pgID)
+	}
+	pgUID, _, _ := strings.Cut(pgID, " ")
+	cases := []struct {
+		name     string
+		env      map[string]string
+		want     string // id's output
+		code     int
+		stderrIs string
+	}{
+		{"uid by number", map[string]string{"PROSODY_UID": "65534"}, "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)", 0, ""},
+		{"user name with a supplementary group", map[string]string{"PROSODY_UID": "postgres"}, pgID, 0, ""},
+		{"user and group", map[string]string{"PROSODY_UID": "postgres", "PROSODY_GID": "nogroup"}, pgUID + " gid=65534(nogroup) groups=65534(nogroup)", 0, ""},
+		{"unknown user", map[string]string{"PROSODY_UID": "no-such-user-pfe"}, "", 78, `PROSODY_UID="no-such-user-pfe"`},
+		{"uid without a group", map[string]string{"PROSODY_UID": "4000"}, "", 78, "set PROSODY_GID too"},
+	}
+	for _, c := range cases {
+		s := NewServer(t, Options{Env: c.env, Args: []string{"--", "id"}}).Start()
+		code, ok := s.Wait(30 * time.Second)
+		if !ok || code != c.code {
+			t.Errorf("%s: exit %d (exited %v), want %d\n%s", c.name, code, ok, c.code, s.Stderr())
+			continue
+		}
+		if got := strings.TrimSpace(s.Stdout()); c.code == 0 && got != c.want {
+			t.Errorf("%s: id printed %q, want %q", c.name, got, c.want)
+		}
+		if c.stderrIs != "" && !strings.Contains(s.Stderr(), c.stderrIs) {
+			t.Errorf("%s: stderr does not name %q:\n%s", c.name, c.stderrIs, s.Stderr())
+		}
+	}
+}
