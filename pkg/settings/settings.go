@@ -100,16 +100,17 @@ type Settings struct {
 	RestartWindow  time.Duration
 	RestartBackoff time.Duration
 	UID, GID       int    // -1 = unset (or given as a name): the prosody user's uid and gid
-	// UserSpec and GroupSpec are PROSODY_UID and PROSODY_GID as given (trimmed):
-	// a name or a decimal id, "" when unset. Names are resolved when the child
-	// starts (supervise.RunAs, supervise.PrivilegeDrop).
-	UserSpec, GroupSpec string
 	LogFormat      string // json, console, or "" (console on a terminal, json otherwise)
 	HealthListen   string // host:port to listen on; "" when PROSODY_HEALTH_LISTEN=off
 	HealthInterval time.Duration
 	ReloadRestart  string // auto or never
 	Watch          bool
 	WatchDebounce  time.Duration
+
+	// UserSpec and GroupSpec are PROSODY_UID and PROSODY_GID as given (trimmed):
+	// a name or a decimal id, "" when unset. Names are resolved when the child
+	// starts (supervise.RunAs, supervise.PrivilegeDrop).
+	UserSpec, GroupSpec string
 
 	// StatusToken, when set, lets a client that is not on loopback read /status with
 	// "Authorization: Bearer <token>".
