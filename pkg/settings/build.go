@@ -251,6 +251,7 @@ func (p *parser) build(s *Settings) {
 	s.UID = p.id("PROSODY_UID", r.UID)
 	s.GID = p.id("PROSODY_GID", r.GID)
 	s.UserSpec, s.GroupSpec = strings.TrimSpace(r.UID), strings.TrimSpace(r.GID)
+	s.Notify = p.boolean("PROSODY_NOTIFY", r.Notify)
 	s.LogFormat = p.enum("PROSODY_LOG_FORMAT", r.LogFormat, "a log format", true, logFormats())
 	healthPort := p.healthListen(s, r.HealthListen)
 	s.HealthInterval = p.duration("PROSODY_HEALTH_INTERVAL", r.HealthInterval, 100*time.Millisecond)

@@ -112,6 +112,10 @@ type Settings struct {
 	// starts (supervise.RunAs, supervise.PrivilegeDrop).
 	UserSpec, GroupSpec string
 
+	// Notify (PROSODY_NOTIFY) gives a plain-init child a NOTIFY_SOCKET and
+	// makes its readiness wait for READY=1.
+	Notify bool
+
 	// StatusToken, when set, lets a client that is not on loopback read /status with
 	// "Authorization: Bearer <token>".
 	StatusToken Secret

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prosody-pfe/prosody-pfe/internal/entrypointtest"
+	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
 )
 
 // earlyTermWindow is the target of issue 21: a SIGTERM that reaches the
@@ -105,4 +108,55 @@ func TestPlainInitRunsAsAnotherUser(t *testing.T) {
 			t.Errorf("%s: stderr does not name %q:\n%s", c.name, c.stderrIs, s.Stderr())
 		}
 	}
+}
+
+// TestPlainInitNotify: PROSODY_NOTIFY=true gives a plain-init child a
+// NOTIFY_SOCKET, and /readyz answers 503 until READY=1 arrives, 200 after.
+// The child is a shell that runs systemd-notify, which sends from its own
+// pid: plain init trusts every process that can open the socket, and the
+// socket belongs to the child's user (here nobody), mode 0600, in a
+// directory of its own, so another user (prosody) cannot make it ready.
+// Without the setting the child gets no socket and is ready once it runs.
+func TestPlainInitNotify(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("systemd-notify"); err != nil {
+		t.Fatal("systemd-notify not found: install the Debian package systemd")
+	}
+	dir := prosodytest.Dir(t)
+	if err := os.Chmod(dir, 0o777); err != nil { // nobody writes the socket's name here
+		t.Fatal(err)
+	}
+	gate := filepath.Join(dir, "go")
+	sockFile := filepath.Join(dir, "socket")
+	script := `echo "$NOTIFY_SOCKET" > ` + sockFile + `; while [ ! -e ` + gate + ` ]; do sleep 0.02; done; systemd-notify --ready; exec sleep 60`
+	s := NewServer(t, Options{Env: map[string]string{"PROSODY_NOTIFY": "true", "PROSODY_UID": "nobody"},
+		Args: []string{"--", "sh", "-c", script}}).Start()
+	var sock string
+	s.WaitFor(20*time.Second, "the child to write its NOTIFY_SOCKET", func() bool {
+		b, _ := os.ReadFile(sockFile)
+		sock = strings.TrimSpace(string(b))
+		return sock != ""
+	})
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o600 || st.Uid != 65534 {
+		t.Errorf("notify socket %s: mode %v uid %d, want 0600 owned by nobody (65534)", sock, fi.Mode().Perm(), st.Uid)
+	}
+	uid, gid := prosodytest.IDs(t)
+	if out, err := prosodytest.As(t, uid, gid, []string{"NOTIFY_SOCKET=" + sock}, "systemd-notify", "--ready"); err == nil {
+		t.Errorf("systemd-notify --ready as prosody reached the child's socket:\n%s", out)
+	}
+	code, body, err := s.Get("/readyz")
+	if err != nil || code != 503 || !strings.Contains(body, "READY=1") {
+		t.Fatalf("/readyz before READY=1: %d %q (%v), want 503 waiting for READY=1", code, body, err)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitReady(20 * time.Second)
+
+	plain := NewServer(t, Options{Args: []string{"--", "sh", "-c", `[ -z "$NOTIFY_SOCKET" ] && exec sleep 60`}}).Start()
+	plain.WaitReady(20 * time.Second)
 }
