@@ -3,7 +3,7 @@
 // healthcheck cost, render time) and writes BENCHMARKS.md with SVG figures.
 // bench/run builds and runs it; see BENCHMARKS.md for what each figure means.
 //
-//	pfebench [-quick] [-only exec,rss,signal,ready,reload,load,healthcheck,render]
+//	pfebench [-quick] [-only exec,earlyterm,rss,signal,ready,reload,load,healthcheck,render]
 //	         -root REPO -entrypoint BIN [-md FILE] [-figures DIR]
 //	pfebench sigchild        (internal: the child of the forwarding benchmark)
 //	pfebench load -url URL   (internal: the /readyz load generator)
@@ -53,6 +53,7 @@ type bench struct {
 	log        io.Writer
 	report     Report
 	checkStage string // median of the check stage at start-up, once measured ("not measured" before)
+	scrapeRows string // the RSS-after-scrapes table, once measured
 }
 
 // n picks the repetition count for a full or a quick run.
@@ -77,7 +78,7 @@ func (b *bench) chart(name string, c Chart) error {
 	return c.Write(filepath.Join(b.figDir, name))
 }
 
-var allMeasures = []string{"exec", "rss", "signal", "ready", "reload", "load", "healthcheck", "render"}
+var allMeasures = []string{"exec", "earlyterm", "rss", "signal", "ready", "reload", "load", "healthcheck", "render"}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pfebench", flag.ContinueOnError)
@@ -212,7 +213,7 @@ func (b *bench) measure(want []string) error {
 	for _, m := range []struct {
 		name string
 		f    func() error
-	}{{"exec", b.measureExec}, {"rss", b.measureRSS}, {"signal", b.measureSignal}, {"ready", b.measureReady}} {
+	}{{"exec", b.measureExec}, {"earlyterm", b.measureEarlyTerm}, {"rss", b.measureRSS}, {"signal", b.measureSignal}, {"ready", b.measureReady}} {
 		if err := step(m.name, m.f); err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/earlysignal"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
@@ -31,8 +32,10 @@ const (
 )
 
 func main() {
-	// First thing: without handlers a Go PID 1 exits 2 on an early SIGTERM.
-	sigs := supervise.Notify()
+	// Without handlers a Go PID 1 exits 2 on an early SIGTERM: package
+	// earlysignal registered for every signal during package initialisation,
+	// right after os/signal; the supervisor adopts that registration.
+	sigs := supervise.Adopt(earlysignal.Take())
 	a := &app{signals: sigs}
 	os.Exit(a.run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }

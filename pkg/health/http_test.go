@@ -101,6 +101,9 @@ func TestDerive(t *testing.T) {
 	}{
 		{"nothing yet", inputs{}, false, false, StateStarting, "init stages"},
 		{"plain running", running, true, false, StateReady, "ready"},
+		{"plain with notify, no READY=1", running, true, true, StateStarting, "READY=1"},
+		{"plain with notify, READY=1 (no probe in plain mode)", func() inputs { i := running; i.notify = notifyState{pid: 7, ready: true}; return i }(), true, true, StateReady, "ready"},
+		{"plain with notify, READY=1 from an old child", func() inputs { i := running; i.notify = notifyState{pid: 6, ready: true}; return i }(), true, true, StateStarting, "READY=1"},
 		{"probe pending", running, false, false, StateStarting, "not probed yet"},
 		{"probe ok without notify", withProbe, false, false, StateReady, "ready"},
 		{"probe ok, no READY=1", withProbe, false, true, StateStarting, "READY=1"},

@@ -28,8 +28,15 @@ import (
 const (
 	// ModeProsody: ready means Prosody answers c2s (and said READY=1 with UseNotify).
 	ModeProsody = "prosody"
-	// ModePlain: plain-init mode; ready means init stages done and the child runs.
+	// ModePlain: plain-init mode; ready means init stages done and the child
+	// runs (and said READY=1 with UseNotify).
 	ModePlain = "plain"
+)
+
+// Values of Config.NotifyAccess.
+const (
+	NotifyMain = "main"
+	NotifyAll  = "all"
 )
 
 // Config configures a Monitor. Zero values get the defaults documented per field.
@@ -92,8 +99,15 @@ type Config struct {
 	// child runs as, the only one besides root that may send to it. -1 keeps
 	// the entrypoint's own id; the zero value is root's (no child could send).
 	// Whatever the socket's owner, only datagrams from the current child's pid
-	// (ChildStarted) are acted on; the rest are counted and dropped.
+	// (ChildStarted) are acted on; the rest are counted and dropped, unless
+	// NotifyAccess is NotifyAll.
 	NotifyUID, NotifyGID int
+	// NotifyAccess says which senders are trusted, as systemd's NotifyAccess=:
+	// NotifyMain (the default when empty) only the current child's pid;
+	// NotifyAll every sender that can open the socket (its owner and root),
+	// its messages taken as the current child's. Plain init uses NotifyAll,
+	// since a shell's `systemd-notify --ready` sends from its own pid.
+	NotifyAccess string
 	// Registry receives every metric. Nil means a new private registry. It must not
 	// be prometheus.DefaultRegisterer, and must not be shared with another Monitor.
 	Registry *prometheus.Registry
@@ -162,6 +176,11 @@ func New(cfg Config) (*Monitor, error) {
 	case ModePlain:
 	default:
 		errs = append(errs, fmt.Errorf("health mode %q is unknown (want %q or %q)", cfg.Mode, ModeProsody, ModePlain))
+	}
+	switch cfg.NotifyAccess {
+	case "", NotifyMain, NotifyAll:
+	default:
+		errs = append(errs, fmt.Errorf("health notify access %q is unknown (want %q or %q)", cfg.NotifyAccess, NotifyMain, NotifyAll))
 	}
 	if cfg.WatchdogTimeout < 0 || cfg.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("health watchdog timeout %s and connection limit %d must not be negative", cfg.WatchdogTimeout, cfg.MaxConns))
@@ -497,10 +516,16 @@ func (m *Monitor) checkDatabase(ctx context.Context, fails int) int {
 // user cannot make a ready server look stopping or a stopping one ready.
 // The supervisor reports ChildStarted as soon as the fork returns, long before
 // Prosody has loaded enough to send READY=1.
+//
+// With NotifyAll, any sender that could open the socket speaks for the
+// current child (none running: dropped).
 func (m *Monitor) onNotify(msg sdnotify.Message) {
 	m.mu.Lock()
 	child := m.in.childPID
 	m.mu.Unlock()
+	if m.cfg.NotifyAccess == NotifyAll && child != 0 {
+		msg.PID = child
+	}
 	if msg.PID == 0 || msg.PID != child {
 		m.dropNotify(msg.PID)
 		return

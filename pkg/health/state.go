@@ -155,12 +155,14 @@ func deriveState(in inputs, plain, useNotify bool) Readiness {
 		return Readiness{State: StateRestarting, Reason: fmt.Sprintf("restarting: child exited with code %d", in.lastExitCode)}
 	case !in.childRunning:
 		return Readiness{State: StateStarting, Reason: "starting: waiting for the child to start"}
-	case plain:
+	case plain && !useNotify:
 		return Readiness{State: StateReady, Reason: "ready"}
 	case in.reloading || (useNotify && n.reloading):
 		return Readiness{State: StateReloading, Reason: "reloading"}
 	case useNotify && !n.ready:
 		return Readiness{State: StateStarting, Reason: "starting: waiting for READY=1 on NOTIFY_SOCKET"}
+	case plain:
+		return Readiness{State: StateReady, Reason: "ready"}
 	case !in.probeOK:
 		detail := in.probeDetail
 		if detail == "" {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strconv"
 
 	"go.uber.org/zap"
 
@@ -175,14 +174,7 @@ func stageValidateEnv(_ context.Context, s *State) error {
 // with HOME the data directory when the user has none. Its error is a
 // configuration error.
 func ChildCredential(st *settings.Settings) (*supervise.Credential, error) {
-	uidOverride, gidOverride := "", ""
-	if st.UID >= 0 {
-		uidOverride = strconv.Itoa(st.UID)
-	}
-	if st.GID >= 0 {
-		gidOverride = strconv.Itoa(st.GID)
-	}
-	cred, err := supervise.PrivilegeDrop("prosody", uidOverride, gidOverride)
+	cred, err := supervise.PrivilegeDrop("prosody", st.UserSpec, st.GroupSpec)
 	if err != nil {
 		return nil, configErr(fmt.Errorf("choose the user prosody runs as (PROSODY_UID, PROSODY_GID): %w", err))
 	}

@@ -113,19 +113,47 @@ func (p *parser) path(name, val string, optional bool) string {
 	return filepath.Clean(val)
 }
 
+// id reads PROSODY_UID or PROSODY_GID: a decimal id (returned) or a user or
+// group name (returned as -1; the caller keeps the name).
 func (p *parser) id(name, val string) int {
+	val = strings.TrimSpace(val)
 	if val == "" {
 		return -1
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(val))
+	const accepted = "a number 1-2147483647 or a user or group name (letters, digits, _ . -), or empty for the default"
+	n, err := strconv.Atoi(val)
 	switch {
+	case err != nil && validAccountName(val):
+		if val == "root" {
+			p.problem(name, val, "Prosody refuses to run as root, and plain init runs as root when it is unset", "an unprivileged user or group, or empty for the default")
+		}
+		return -1
 	case err != nil || n < 0 || n > 1<<31-1:
-		p.problem(name, val, "not a numeric id", "a number 1-2147483647, or empty for the prosody user")
+		p.problem(name, val, "not a numeric id or a name", accepted)
 		return -1
 	case n == 0:
-		p.problem(name, val, "Prosody refuses to run as root", "a non-zero id, or empty for the prosody user")
+		p.problem(name, val, "Prosody refuses to run as root", "a non-zero id, or empty for the default")
 	}
 	return n
+}
+
+// validAccountName reports whether s can be a user or group name: what
+// useradd accepts by default (a letter or _ first, then letters, digits,
+// _ . -, an optional trailing $), at most 32 characters.
+func validAccountName(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c == '_', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '.' || c == '-'):
+		case i > 0 && i == len(s)-1 && c == '$':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // build converts s.raw into the typed fields of s.
@@ -232,6 +260,8 @@ func (p *parser) build(s *Settings) {
 	s.RestartBackoff = p.duration("PROSODY_RESTART_BACKOFF", r.RestartBackoff, 0)
 	s.UID = p.id("PROSODY_UID", r.UID)
 	s.GID = p.id("PROSODY_GID", r.GID)
+	s.UserSpec, s.GroupSpec = strings.TrimSpace(r.UID), strings.TrimSpace(r.GID)
+	s.Notify = p.boolean("PROSODY_NOTIFY", r.Notify)
 	s.LogFormat = p.enum("PROSODY_LOG_FORMAT", r.LogFormat, "a log format", true, logFormats())
 	healthPort := p.healthListen(s, r.HealthListen)
 	s.HealthInterval = p.duration("PROSODY_HEALTH_INTERVAL", r.HealthInterval, 100*time.Millisecond)

@@ -88,8 +88,8 @@ type Env struct {
 	RestartMax     string `split_words:"true" default:"5" desc:"restarts allowed within the restart window before giving up"`
 	RestartWindow  string `split_words:"true" default:"60s" desc:"window over which restarts are counted (duration)"`
 	RestartBackoff string `split_words:"true" default:"1s" desc:"first delay before a restart, doubled each time (duration)"`
-	UID            string `split_words:"true" default:"" desc:"uid to run the server as (empty: the prosody user)"`
-	GID            string `split_words:"true" default:"" desc:"gid to run the server as (empty: the prosody user's group)"`
+	UID            string `split_words:"true" default:"" desc:"user to run the server, or the command of plain init, as: a name or a uid; a name alone brings its primary group and supplementary groups (empty: the prosody user; for plain init the entrypoint's own)"`
+	GID            string `split_words:"true" default:"" desc:"group to run the server or the plain-init command as: a name or a gid, and then no supplementary groups (empty: the user's group)"`
 	LogFormat      string `split_words:"true" default:"" desc:"entrypoint log format: json, console (empty: console on a terminal, json otherwise)"`
 	HealthListen   string `split_words:"true" default:":5282" desc:"health and metrics listen address ([host]:port), or off"`
 	HealthInterval string `split_words:"true" default:"10s" desc:"interval of the readiness probe (duration)"`
@@ -99,6 +99,8 @@ type Env struct {
 
 	StatusToken     Secret `split_words:"true" default:"" desc:"bearer token that lets clients other than loopback read /status (secret; or PROSODY_STATUS_TOKEN_FILE; at least 16 characters, no spaces); empty: /status for loopback clients only"`
 	WatchdogTimeout string `split_words:"true" default:"60s" desc:"restart Prosody when its readiness probe has failed this long while it should be serving (duration, at least 1s; 0 disables the watchdog)"`
+
+	Notify string `split_words:"true" default:"false" desc:"plain init: give the command a NOTIFY_SOCKET (systemd's sd_notify) and answer /readyz 503 until it sends READY=1 (boolean; Prosody always gets one)"`
 }
 
 // variable is one row of the variable table built from Env's tags by envconfig.

@@ -99,13 +99,22 @@ type Settings struct {
 	RestartMax     int
 	RestartWindow  time.Duration
 	RestartBackoff time.Duration
-	UID, GID       int    // -1 = unset: the prosody user's uid and gid
+	UID, GID       int    // -1 = unset (or given as a name): the prosody user's uid and gid
 	LogFormat      string // json, console, or "" (console on a terminal, json otherwise)
 	HealthListen   string // host:port to listen on; "" when PROSODY_HEALTH_LISTEN=off
 	HealthInterval time.Duration
 	ReloadRestart  string // auto or never
 	Watch          bool
 	WatchDebounce  time.Duration
+
+	// UserSpec and GroupSpec are PROSODY_UID and PROSODY_GID as given (trimmed):
+	// a name or a decimal id, "" when unset. Names are resolved when the child
+	// starts (supervise.RunAs, supervise.PrivilegeDrop).
+	UserSpec, GroupSpec string
+
+	// Notify (PROSODY_NOTIFY) gives a plain-init child a NOTIFY_SOCKET and
+	// makes its readiness wait for READY=1.
+	Notify bool
 
 	// StatusToken, when set, lets a client that is not on loopback read /status with
 	// "Authorization: Bearer <token>".

@@ -93,14 +93,14 @@ func lookPath(name string, env []string) (string, error) {
 	return "", &startError{code: CodeNotFound, err: fmt.Errorf("exec %s: not found in PATH %q", name, pathVar)}
 }
 
-// syscall is the credential a child gets, nil for the entrypoint's own. Groups
-// empty with NoSetGroups false: setgroups(0) drops every supplementary group
-// of the entrypoint.
+// syscall is the credential a child gets, nil for the entrypoint's own.
+// NoSetGroups false: setgroups sets exactly c.Groups (none when empty), so no
+// supplementary group of the entrypoint reaches the child.
 func (c *Credential) syscall() *syscall.Credential {
 	if c == nil {
 		return nil
 	}
-	return &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: []uint32{}}
+	return &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: append([]uint32{}, c.Groups...)}
 }
 
 // closeOnExecAbove2 marks every open descriptor above 2 close-on-exec, so

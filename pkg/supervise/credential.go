@@ -7,10 +7,13 @@ import (
 	"strconv"
 )
 
-// Credential is the identity the child runs with: uid and gid set, every
-// supplementary group dropped, and HOME set to Home when Home is not "".
+// Credential is the identity the child runs with: uid and gid set, the
+// supplementary groups exactly Groups (nil or empty: none; whatever groups
+// the entrypoint has are never handed down), and HOME set to Home when Home
+// is not "".
 type Credential struct {
 	UID, GID uint32
+	Groups   []uint32
 	Home     string
 }
 
@@ -32,11 +35,109 @@ func LookupUser(name string) (*Credential, error) {
 	return &Credential{UID: uid, GID: gid, Home: u.HomeDir}, nil
 }
 
+// lookupGroup reads a group's gid from the group database.
+func lookupGroup(name string) (uint32, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("group %q not found: %w (create it, or give a numeric gid)", name, err)
+	}
+	return parseID("gid", g.Gid)
+}
+
+// isNumeric reports whether s is a decimal id rather than a name.
+func isNumeric(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil
+}
+
+// RunAs decides who a plain-init child runs as, as gosu, su-exec or setpriv
+// would: userSpec and groupSpec are each a name, a decimal id, or "".
+//
+//   - Both "": nil, the entrypoint's own identity.
+//   - A user (name, or a uid found in /etc/passwd) without a group: its uid,
+//     primary gid, supplementary groups (/etc/group) and home.
+//   - A uid not in /etc/passwd needs groupSpec: nothing would say its group,
+//     and the entrypoint's (root's) must not stay.
+//   - With groupSpec: that gid and no supplementary groups; without
+//     userSpec the uid stays the entrypoint's.
+//
+// uid 0 is refused (leave PROSODY_UID unset to run as root). Only root can
+// switch: as any other user, a spec naming a different uid or gid is an
+// error, and one naming its own ids gives nil.
+func RunAs(userSpec, groupSpec string) (*Credential, error) {
+	if userSpec == "" && groupSpec == "" {
+		return nil, nil
+	}
+	cred := &Credential{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
+	if userSpec != "" {
+		var u *user.User
+		var err error
+		if isNumeric(userSpec) {
+			uid, _ := parseID("uid", userSpec)
+			cred.UID = uid
+			if u, err = user.LookupId(userSpec); err != nil {
+				u = nil
+				if groupSpec == "" {
+					return nil, fmt.Errorf("uid %s has no entry in /etc/passwd, so it has no group: set PROSODY_GID too, or give a user name", userSpec)
+				}
+			}
+		} else if u, err = user.Lookup(userSpec); err != nil {
+			return nil, fmt.Errorf("user %q not found in /etc/passwd: %w (give an existing user name or a numeric uid)", userSpec, err)
+		}
+		if u != nil {
+			if cred.UID, err = parseID("uid", u.Uid); err != nil {
+				return nil, fmt.Errorf("user %q: %w", userSpec, err)
+			}
+			if cred.GID, err = parseID("gid", u.Gid); err != nil {
+				return nil, fmt.Errorf("user %q: %w", userSpec, err)
+			}
+			cred.Home = u.HomeDir
+			if groupSpec == "" {
+				ids, err := u.GroupIds()
+				if err != nil {
+					return nil, fmt.Errorf("user %q: read its groups: %w", userSpec, err)
+				}
+				for _, id := range ids {
+					g, err := parseID("gid", id)
+					if err != nil {
+						return nil, fmt.Errorf("user %q: %w", userSpec, err)
+					}
+					if g != cred.GID {
+						cred.Groups = append(cred.Groups, g)
+					}
+				}
+			}
+		}
+		if cred.UID == 0 {
+			return nil, fmt.Errorf("user %q is uid 0 (root): leave PROSODY_UID unset to run the child as root", userSpec)
+		}
+	}
+	if groupSpec != "" {
+		var err error
+		if isNumeric(groupSpec) {
+			cred.GID, err = parseID("gid", groupSpec)
+		} else {
+			cred.GID, err = lookupGroup(groupSpec)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if euid := os.Geteuid(); euid != 0 {
+		if int(cred.UID) != euid || int(cred.GID) != os.Getegid() || len(cred.Groups) > 0 {
+			return nil, fmt.Errorf("cannot run the child as uid %d gid %d: the entrypoint runs as uid %d and only root can switch (unset PROSODY_UID and PROSODY_GID, or start as root)", cred.UID, cred.GID, euid)
+		}
+		return nil, nil
+	}
+	return cred, nil
+}
+
 // PrivilegeDrop decides who the child runs as, by the rule "started as root:
 // drop to userName; started as non-root: run as itself".
 //
 // As root it returns userName's credential with uidOverride and gidOverride
-// (decimal ids; "" keeps the user's) applied; when both overrides are given
+// (decimal ids, or a user and a group name; "" keeps the user's) applied,
+// and no supplementary groups; when both overrides are given
 // the user need not exist (Home is then ""). As non-root it returns nil (the
 // child keeps the entrypoint's identity) unless an override asks for a
 // different id, which is an error since only root can switch.
@@ -46,6 +147,20 @@ func PrivilegeDrop(userName, uidOverride, gidOverride string) (*Credential, erro
 
 func privilegeDrop(euid, egid int, userName, uidOverride, gidOverride string) (*Credential, error) {
 	var uid, gid *uint32
+	if uidOverride != "" && !isNumeric(uidOverride) {
+		c, err := LookupUser(uidOverride)
+		if err != nil {
+			return nil, err
+		}
+		uidOverride = strconv.FormatUint(uint64(c.UID), 10)
+	}
+	if gidOverride != "" && !isNumeric(gidOverride) {
+		g, err := lookupGroup(gidOverride)
+		if err != nil {
+			return nil, err
+		}
+		gidOverride = strconv.FormatUint(uint64(g), 10)
+	}
 	if uidOverride != "" {
 		v, err := parseID("uid override", uidOverride)
 		if err != nil {

@@ -11,7 +11,8 @@ import (
 )
 
 // Signals is the entrypoint's registration for every catchable signal. Create
-// it with Notify as the first statement of main and hand it to Config.Signals.
+// it with Notify (or Adopt an earlier registration) and hand it to
+// Config.Signals.
 // Only one Supervisor may read from it.
 type Signals struct {
 	// chld receives SIGCHLD. Its own one-slot channel: a pending SIGCHLD
@@ -40,16 +41,23 @@ type Signals struct {
 //     so children start with nothing blocked.
 //
 // Signals that arrive before Notify get the Go runtime's default (SIGTERM
-// makes PID 1 exit with 2), so call Notify before anything else in main.
+// makes PID 1 exit with 2), so call Notify before anything else in main, or
+// better, register during package initialisation and Adopt the channels.
 func Notify() *Signals {
-	s := &Signals{
-		chld:  make(chan os.Signal, 1),
-		other: make(chan os.Signal, 64),
-	}
-	signal.Notify(s.chld, unix.SIGCHLD)
-	signal.Notify(s.other, catchable()...)
+	chld, other := make(chan os.Signal, 1), make(chan os.Signal, 64)
+	signal.Notify(chld, unix.SIGCHLD)
+	signal.Notify(other, Catchable()...)
+	return Adopt(chld, other)
+}
+
+// Adopt takes over a registration made earlier (the entrypoint makes it in
+// package earlysignal's init, a few milliseconds sooner than main could):
+// chld must be registered for SIGCHLD alone, other for every signal of
+// Catchable. Adopt gives the same guarantees as Notify from then on. Adopt
+// each registration once; Stop ends it.
+func Adopt(chld, other chan os.Signal) *Signals {
 	resetIgnoredReserved()
-	return s
+	return &Signals{chld: chld, other: other}
 }
 
 // resetIgnoredReserved sets signals 32 and 33 back to their default action
@@ -77,8 +85,9 @@ func (s *Signals) Stop() {
 	signal.Stop(s.other)
 }
 
-// catchable lists every signal Notify registers on the other channel.
-func catchable() []os.Signal {
+// Catchable lists every signal Notify registers on the other channel, in
+// signal-number order.
+func Catchable() []os.Signal {
 	var sigs []os.Signal
 	for n := syscall.Signal(1); n <= 64; n++ {
 		switch n {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"syscall"
 )
@@ -23,6 +24,9 @@ type Signals struct{}
 
 // Notify registers nothing off Linux.
 func Notify() *Signals { return &Signals{} }
+
+// Adopt adopts nothing off Linux.
+func Adopt(_, _ chan os.Signal) *Signals { return &Signals{} }
 
 // Stop does nothing off Linux.
 func (s *Signals) Stop() {}
