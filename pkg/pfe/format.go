@@ -95,6 +95,9 @@ type Part struct {
 	Notes       Notes    `json:"notes,omitempty"`
 	Default     bool     `json:"default"`
 	Toggles     []string `json:"toggles,omitempty"`
+	// Requires names other parts of the same feature: while one of them is off, this
+	// part is off too, whatever its default or toggle says (SASL2 nests Bind2 and FAST).
+	Requires []string `json:"requires,omitempty"`
 	Layer
 }
 
