@@ -90,6 +90,7 @@ var verbs = map[string]func(args, env []string, stdout, stderr io.Writer) int{
 	"explain":     pfeVerb("explain"),
 	"diff":        pfeVerb("diff"),
 	"validate":    pfeVerb("validate"),
+	"generate":    pfeVerb("generate"),
 }
 
 func pfeVerb(verb string) func(args, env []string, stdout, stderr io.Writer) int {

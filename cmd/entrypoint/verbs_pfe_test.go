@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,6 +171,37 @@ func TestVerbValidate(t *testing.T) {
 	code, out, stderr = runVerb(t, verbInputs(t), realTree, "", "validate")
 	if code != 0 {
 		t.Errorf("validate the product's config tree: exit %d\n%s%s", code, out, stderr)
+	}
+	// The design's profile manager: validate with no name checks PROSODY_PROFILE
+	// ("full" here), --all every profile, and check is validate.
+	in = verbInputs(t)
+	for _, tc := range []struct {
+		args     []string
+		profiles []string
+	}{
+		{[]string{"profiles", "validate"}, []string{"full"}},
+		{[]string{"profiles", "check", "small"}, []string{"small"}},
+		{[]string{"profiles", "validate", "--all"}, []string{"full", "small"}},
+	} {
+		code, out, stderr := runVerb(t, in, testTree, "", tc.args[0], append(tc.args[1:], "--json")...)
+		var res []initsteps.ValidateResult
+		if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
+			t.Errorf("%q: exit %d\n%s%s", tc.args, code, out, stderr)
+			continue
+		}
+		var got []string
+		for _, r := range res {
+			if !slices.Contains(got, r.Profile) {
+				got = append(got, r.Profile)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.profiles) {
+			t.Errorf("%q validated %v, want %v", tc.args, got, tc.profiles)
+		}
+	}
+	if code, _, stderr := runVerb(t, in, testTree, "", "profiles", "validate", "small", "--all"); code != 2 {
+		t.Errorf("validate NAME --all: exit %d %s, want 2", code, stderr)
 	}
 }
 

@@ -355,6 +355,11 @@ func (t *Tree) checkReferences() []error {
 				errs = append(errs, fmt.Errorf("%s: key \"features\": unknown feature %q%s", p.Source, f, didYouMean(f, sortedKeys(t.features))))
 			}
 		}
+		for _, f := range p.OptionalFeatures {
+			if _, ok := t.features[f]; !ok {
+				errs = append(errs, fmt.Errorf("%s: key \"optional_features\": unknown feature %q%s", p.Source, f, didYouMean(f, sortedKeys(t.features))))
+			}
+		}
 	}
 	owner := map[string]string{} // toggle name -> what it switches
 	claim := func(src, toggle, what string) {
