@@ -74,7 +74,8 @@ func (v *pfeVerbs) dispatch(verb string, args []string) int {
 type pfeVerbs struct {
 	in                    pfe.Inputs
 	builtinDir, customDir string
-	legacyDir             string // PROSODY_LEGACY_DIR; "": the tree's
+	legacyDir             string    // PROSODY_LEGACY_DIR; "": the tree's
+	tree                  *pfe.Tree // set by load
 	// prepare, when set, is called by validate before it checks anything: it
 	// sets cred, or returns the non-zero exit code that ends the verb.
 	prepare func(v *pfeVerbs) int
@@ -110,6 +111,7 @@ func (v *pfeVerbs) load() (*pfe.Tree, int) {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
 		return nil, exitConfig
 	}
+	v.tree = t
 	return t, exitOK
 }
 
@@ -339,7 +341,7 @@ func (v *pfeVerbs) explain(args []string) int {
 	if p == nil {
 		return code
 	}
-	ex := p.Explain(pos[0])
+	ex := v.tree.Explain(p, pos[0])
 	if v.asJSON {
 		if ex == nil {
 			ex = []pfe.Explanation{}
@@ -370,6 +372,13 @@ func (v *pfeVerbs) explain(args []string) int {
 		}
 		for _, w := range e.Why {
 			fmt.Fprintf(v.stdout, "    because: %s\n", w)
+		}
+		for _, o := range e.Options {
+			lit, _ := luacfg.Value(o.Value)
+			fmt.Fprintf(v.stdout, "    with: %s = %s\n", o.Name, lit)
+		}
+		for _, n := range e.Notes {
+			fmt.Fprintf(v.stdout, "    note: %s\n", n)
 		}
 	}
 	return exitOK

@@ -237,3 +237,33 @@ func TestRenderOutRefusesNonRegularTargets(t *testing.T) {
 		t.Errorf("render --out -: exit %d, %q; want the config on stdout", code, out)
 	}
 }
+
+// explain answers what the README and the design ask of it: which options MAM runs
+// with, why the admin shell is there and how to turn it off, and, for a feature that
+// cannot be enabled, what to use instead, never a toggle that exits 78.
+func TestExplainAnswersTheDesignsQuestions(t *testing.T) {
+	in := verbInputs(t)
+	in.Profile = "standard"
+	for _, tc := range []struct {
+		name string
+		want []string
+		not  string
+	}{
+		{"mam", []string{"IN  module mam in global", `with: archive_expires_after = "1y"`, `with: default_archive_policy = "roster"`}, ""},
+		{"admin/shell", []string{"note: The admin shell is local only", "srwxr-xr-x prosody:prosody", "config:reload()", "PROSODY_FEATURES_ADMIN_SHELL=false", "needs a restart"}, ""},
+		{"authentication/mfa", []string{"cannot be enabled", "instead: "}, "=true"},
+	} {
+		code, out, stderr := runVerb(t, in, realTree, "", "explain", tc.name)
+		if code != 0 {
+			t.Errorf("explain %s: exit %d %s", tc.name, code, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("explain %s lacks %q:\n%s", tc.name, w, out)
+			}
+		}
+		if tc.not != "" && strings.Contains(out, tc.not) {
+			t.Errorf("explain %s suggests %q:\n%s", tc.name, tc.not, out)
+		}
+	}
+}

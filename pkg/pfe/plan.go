@@ -219,6 +219,9 @@ func (t *Tree) recordOff(b *builder, sel *selection, prof *Profile) {
 			continue
 		}
 		why := "feature " + name + " is not enabled (not in profile " + prof.Name + "; enable it with " + GenericToggle(name) + "=true)"
+		if f := t.features[name]; f.Stability == StabilityUnsupported {
+			why = "feature " + name + " cannot be enabled: " + f.Unsupported.Reason + "; instead: " + f.Unsupported.Instead
+		}
 		if off, ok := sel.off[name]; ok {
 			why = "feature " + name + " is off: " + off
 		}

@@ -35,7 +35,7 @@ admins = { "admin@example.com" }
 allow_registration = true
 -- core/security
 allow_unencrypted_plain_auth = false
--- profile development
+-- feature messaging/archive (profile development); profile development
 archive_expires_after = "1d"
 -- feature authentication/basic (profile development)
 authentication = "internal_hashed"
@@ -47,7 +47,7 @@ c2s_require_encryption = true
 certificates = "/etc/prosody/certs"
 -- core/global
 data_path = "/var/lib/prosody"
--- profile development
+-- feature messaging/archive (profile development); profile development
 default_archive_policy = true
 -- feature security/firewall (profile development)
 firewall_scripts = {}

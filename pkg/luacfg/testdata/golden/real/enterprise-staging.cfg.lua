@@ -37,7 +37,7 @@ admins = { "admin@example.com" }
 allow_unencrypted_plain_auth = false
 -- feature security/antispam (profile enterprise)
 anti_spam_services = { "xmppbl.org" }
--- feature security/compliance (profile enterprise)
+-- feature messaging/archive (profile enterprise); feature security/compliance (profile enterprise)
 archive_expires_after = "1y"
 -- feature authentication/basic (profile enterprise)
 authentication = "internal_hashed"
@@ -49,7 +49,7 @@ c2s_require_encryption = true
 certificates = "/etc/prosody/certs"
 -- core/global
 data_path = "/var/lib/prosody"
--- profile enterprise
+-- feature messaging/archive (profile enterprise); profile enterprise
 default_archive_policy = true
 -- feature security/firewall (profile enterprise)
 firewall_scripts = {}

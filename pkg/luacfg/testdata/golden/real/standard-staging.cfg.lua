@@ -27,7 +27,7 @@ admins = { "admin@example.com" }
 allow_unencrypted_plain_auth = false
 -- feature security/antispam (profile standard)
 anti_spam_services = { "xmppbl.org" }
--- profile standard
+-- feature messaging/archive (profile standard); profile standard
 archive_expires_after = "1y"
 -- feature authentication/basic (profile standard)
 authentication = "internal_hashed"
@@ -39,7 +39,7 @@ c2s_require_encryption = true
 certificates = "/etc/prosody/certs"
 -- core/global
 data_path = "/var/lib/prosody"
--- profile standard
+-- feature messaging/archive (profile standard); profile standard
 default_archive_policy = "roster"
 -- feature security/firewall (profile standard)
 firewall_scripts = {}
