@@ -3,6 +3,7 @@ package catalogtest
 import (
 	"errors"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,6 +33,52 @@ type designRow struct {
 	OptionsOut    []string          `json:"options_out"`
 	Warnings      []string          `json:"warnings"`
 	Legacy        *bool             `json:"legacy"`
+}
+
+// designNames is testdata/design-names.json.
+type designNames struct {
+	Description string `json:"description"`
+	// LuaNames are the names the seeds' Lua uses, by seed section.
+	LuaNames map[string][]string `json:"lua_names"`
+	Rows     []designRow         `json:"rows"`
+}
+
+func designTable(t *testing.T) designNames {
+	t.Helper()
+	var table designNames
+	decodeStrict(t, "testdata/design-names.json", &table)
+	return table
+}
+
+// docs/features.md's "Seed names" tables name every Lua name and every variable of the
+// design table (a PROSODY_FEATURES_ toggle may be written by its suffix, `_AUTH_MFA`).
+func TestSeedNamesDocumented(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/features.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	if i := strings.Index(doc, "## Seed names"); i < 0 {
+		t.Fatal(`docs/features.md has no "## Seed names" section`)
+	} else {
+		doc = doc[i:]
+	}
+	table := designTable(t)
+	for section, names := range table.LuaNames {
+		for _, n := range names {
+			if !strings.Contains(doc, "`"+n) {
+				t.Errorf("docs/features.md does not say what Prosody 13 does with %q (seed %s)", n, section)
+			}
+		}
+	}
+	for _, r := range table.Rows {
+		for name := range r.Env {
+			short := "`" + strings.TrimPrefix(name, "PROSODY_FEATURES") + "`"
+			if !strings.Contains(doc, name) && !strings.Contains(doc, short) {
+				t.Errorf("docs/features.md does not list %s (seed %s)", name, r.Seed)
+			}
+		}
+	}
 }
 
 // designOutcome runs a row as the entrypoint runs its environment at start: settings,
@@ -74,11 +121,7 @@ func designOutcome(t *testing.T, tree *pfe.Tree, r designRow) (*pfe.Plan, string
 // the real Prosody mechanism, or is refused with a message that says what the design
 // meant, why Prosody 13 has no such thing and what to use: never "unknown variable".
 func TestDesignNames(t *testing.T) {
-	var table struct {
-		Description string      `json:"description"`
-		Rows        []designRow `json:"rows"`
-	}
-	decodeStrict(t, "testdata/design-names.json", &table)
+	table := designTable(t)
 	tree := loadTree(t)
 	for _, r := range table.Rows {
 		var name []string
