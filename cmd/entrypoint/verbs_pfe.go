@@ -24,7 +24,7 @@ import (
 const pfeUsage = `usage:
   entrypoint profiles list|ls [--json] | show NAME [--json] | create|new NAME [FROM] | validate|check [NAME | --all] [--json]
                       | generate|gen [PROFILE [ENVIRONMENT [OUT]]] | features | migrate NAME | help
-  entrypoint features list [--json] | show NAME [--json] | create GROUP/NAME
+  entrypoint features list [--json] | show NAME [--json] | create GROUP/NAME [--component TYPE]
   entrypoint render [--profile P] [--environment E] [--out FILE] [--json]
   entrypoint generate [PROFILE [ENVIRONMENT [OUT]]]
   entrypoint explain MODULE|OPTION|FEATURE [--json]
@@ -235,12 +235,14 @@ func (v *pfeVerbs) generate(pos []string, out string) int {
 }
 
 func (v *pfeVerbs) features(args []string) int {
-	pos, ok := v.parse(flag.NewFlagSet("features", flag.ContinueOnError), args)
+	fs := flag.NewFlagSet("features", flag.ContinueOnError)
+	component := fs.String("component", "", "create: a feature adding a Component of this type")
+	pos, ok := v.parse(fs, args)
 	if !ok {
 		return exitUsage
 	}
 	if len(pos) == 2 && pos[0] == "create" {
-		return v.created("feature", pos[1])(pfe.CreateFeature(v.builtinDir, v.customDir, pos[1]))
+		return v.created("feature", pos[1])(pfe.CreateFeature(v.builtinDir, v.customDir, pos[1], *component))
 	}
 	if len(pos) == 0 || !(pos[0] == "list" && len(pos) == 1 || pos[0] == "show" && len(pos) == 2) {
 		return v.usage("features: use list, show NAME or create GROUP/NAME")

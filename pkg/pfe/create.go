@@ -69,9 +69,11 @@ func CreateProfile(builtinDir, customDir, name, from string) (string, error) {
 }
 
 // CreateFeature writes a new feature NAME ("group/name") into
-// customDir/features/<group>/<name>.json from the tree's templates/feature.json, and
+// customDir/features/<group>/<name>.json from the tree's templates/feature.json, or,
+// when component is a Prosody component module ("muc", "pubsub", ...), from
+// templates/component.json with a Component of that type at <name>.<domain>. It
 // returns the path written. Errors are as for CreateProfile.
-func CreateFeature(builtinDir, customDir, name string) (string, error) {
+func CreateFeature(builtinDir, customDir, name, component string) (string, error) {
 	group, base, ok := strings.Cut(name, "/")
 	if !ok || !profileNameRE.MatchString(group) || !profileNameRE.MatchString(base) || strings.Contains(base, "/") {
 		return "", fmt.Errorf("feature name %q: %w: write group/name, each part a-z, 0-9, _ and - (for example collaboration/room-blocklist)", name, ErrBadName)
@@ -83,11 +85,22 @@ func CreateFeature(builtinDir, customDir, name string) (string, error) {
 	if old := t.Feature(name); old != nil {
 		return "", fmt.Errorf("feature %q %w (%s); to replace a built-in one, copy its file to %s and edit it", name, ErrExists, old.Source, filepath.Join(customDir, "features", name+".json"))
 	}
+	tmpl := "feature.json"
+	if component != "" {
+		if !moduleNameRE.MatchString(component) || !subdomainRE.MatchString(base) {
+			return "", fmt.Errorf("component %q of %s: %w: the type is a module name and the feature's name becomes the subdomain (a-z, 0-9, -)", component, name, ErrBadName)
+		}
+		tmpl = "component.json"
+	}
 	var f Feature
-	if err := decodeStrict(filepath.Join(builtinDir, "templates", "feature.json"), &f); err != nil {
-		return "", fmt.Errorf("feature template: %w", err)
+	if err := decodeStrict(filepath.Join(builtinDir, "templates", tmpl), &f); err != nil {
+		return "", fmt.Errorf("feature template %s: %w", tmpl, err)
 	}
 	f.Name = name
+	if spec, ok := f.Components["NAME"]; ok && component != "" {
+		spec.Type, spec.Subdomain = component, base
+		f.Components = map[string]ComponentSpec{base: spec}
+	}
 	return writeCustom(builtinDir, customDir, filepath.Join("features", group, base+".json"), &f)
 }
 

@@ -69,7 +69,7 @@ func TestCreateProfile(t *testing.T) {
 func TestCreateFeature(t *testing.T) {
 	builtin := filepath.Join("..", "..", "config")
 	custom := t.TempDir()
-	path, err := CreateFeature(builtin, custom, "collaboration/room-blocklist")
+	path, err := CreateFeature(builtin, custom, "collaboration/room-blocklist", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +90,39 @@ func TestCreateFeature(t *testing.T) {
 		"a/b/c":                        ErrBadName,
 		"../x/y":                       ErrBadName,
 	} {
-		if _, err := CreateFeature(builtin, custom, name); !errors.Is(err, want) {
+		if _, err := CreateFeature(builtin, custom, name, ""); !errors.Is(err, want) {
 			t.Errorf("CreateFeature(%q) = %v, want %v", name, err, want)
 		}
+	}
+}
+
+// With a component type, the feature comes from the component template: a Component of
+// that type at <name>.<domain>, which a plan then renders for every domain.
+func TestCreateFeatureWithComponent(t *testing.T) {
+	builtin := filepath.Join("..", "..", "config")
+	custom := t.TempDir()
+	if _, err := CreateFeature(builtin, custom, "collaboration/rooms2", "muc"); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := Load(builtin, custom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tree.Plan(Inputs{Profile: "minimal", Environment: "production", Domains: []string{"a.example", "b.example"},
+		FeatureList: "+collaboration/rooms2", C2SPort: 5222, S2SPort: 5269, HTTPPort: 5280, HTTPSPort: 5281})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for _, c := range p.Components {
+		if c.Type == "muc" {
+			addrs = append(addrs, c.Address)
+		}
+	}
+	if len(addrs) != 2 || addrs[0] != "rooms2.a.example" || addrs[1] != "rooms2.b.example" {
+		t.Errorf("components of type muc: %v; want rooms2.<domain> for both domains", addrs)
+	}
+	if _, err := CreateFeature(builtin, custom, "x/Bad", "muc"); !errors.Is(err, ErrBadName) {
+		t.Errorf("bad name with a component: %v", err)
 	}
 }

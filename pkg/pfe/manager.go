@@ -48,6 +48,7 @@ Examples:
   entrypoint profiles validate mycompany
   entrypoint profiles generate mycompany production
   entrypoint features create collaboration/room-blocklist
+  entrypoint features create collaboration/gateway --component muc
   entrypoint env generate mycompany --all --out .`
 
 // ProfileToggle is a feature toggle and whether a profile has what it switches.
