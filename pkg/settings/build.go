@@ -210,8 +210,11 @@ func (p *parser) build(s *Settings) {
 	s.Features = p.features(r.Features)
 
 	// The design writes the FAST token lifetime in seconds (PROSODY_FAST_TOKEN_TTL=86400).
-	if n, err := strconv.Atoi(strings.TrimSpace(r.FastTokenTTL)); err == nil && n >= 60 {
+	if n, err := strconv.Atoi(strings.TrimSpace(r.FastTokenTTL)); err == nil {
 		s.FastTokenTTL = time.Duration(n) * time.Second
+		if n < 60 {
+			p.problem("PROSODY_FAST_TOKEN_TTL", r.FastTokenTTL, "too short", "at least 60 seconds (1m)")
+		}
 	} else {
 		s.FastTokenTTL = p.duration("PROSODY_FAST_TOKEN_TTL", r.FastTokenTTL, time.Minute)
 	}
