@@ -56,10 +56,13 @@ usage:
   entrypoint healthcheck [--live] [--url URL]
                                   exit 0 when /readyz (or /livez) answers 200: Docker's HEALTHCHECK
   entrypoint env [--markdown]     print the effective settings and their sources (secrets redacted)
-  entrypoint env generate --profile P --environment E
-                                  write a commented .env file for that combination
-  entrypoint profiles list|show NAME|create NAME [--from P]|validate [NAME]
-  entrypoint features list|show NAME
+  entrypoint env generate [P [E]] [--out DIR [--all]]
+                                  a commented .env file with the profile's toggles; --out writes
+                                  DIR/.env.P.E, --all for every environment
+  entrypoint profiles list|show NAME|create NAME [FROM]|validate [NAME|--all]|generate [P [E [OUT]]]
+                    |features|migrate NAME|help   (the design's profile manager; aliases ls, check, new, gen)
+  entrypoint features list|show NAME|create GROUP/NAME [--component TYPE]
+  entrypoint generate [P [E [OUT]]]  render profile P in environment E
   entrypoint render [--profile P] [--environment E] [--out FILE]
   entrypoint explain MODULE|OPTION|FEATURE
   entrypoint diff [--against FILE]
@@ -93,6 +96,7 @@ var verbs = map[string]func(args, env []string, stdout, stderr io.Writer) int{
 	"explain":     pfeVerb("explain"),
 	"diff":        pfeVerb("diff"),
 	"validate":    pfeVerb("validate"),
+	"generate":    pfeVerb("generate"),
 }
 
 func pfeVerb(verb string) func(args, env []string, stdout, stderr io.Writer) int {

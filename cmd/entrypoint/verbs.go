@@ -106,18 +106,7 @@ func runEnv(args, env []string, stdout, stderr io.Writer) int {
 			}
 			return exitOK
 		case "generate":
-			fs := flag.NewFlagSet("env generate", flag.ContinueOnError)
-			fs.SetOutput(stderr)
-			profile := fs.String("profile", "standard", "profile to generate for")
-			environment := fs.String("environment", "production", "environment to generate for")
-			if err := fs.Parse(args[1:]); err != nil {
-				return exitUsage
-			}
-			if err := settings.Generate(stdout, *profile, *environment); err != nil {
-				fmt.Fprintf(stderr, "entrypoint env generate: %v\n", err)
-				return exitConfig
-			}
-			return exitOK
+			return runEnvGenerate(args[1:], env, stdout, stderr)
 		default:
 			fmt.Fprintf(stderr, "entrypoint env: unknown argument %q; accepted: --help, --markdown, generate\n", args[0])
 			return exitUsage
@@ -138,13 +127,72 @@ func runEnv(args, env []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// runEnvGenerate writes the .env file of a profile and environment (the design's env
+// generator): to stdout, or as DIR/.env.P.E with --out DIR, for every environment with --all.
+func runEnvGenerate(args, env []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("env generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	profile := fs.String("profile", "standard", "profile to generate for (or the first argument)")
+	environment := fs.String("environment", "production", "environment to generate for (or the second argument)")
+	out := fs.String("out", "", "write DIR/.env.PROFILE.ENVIRONMENT instead of stdout")
+	all := fs.Bool("all", false, "every environment of the profile (needs --out)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil || len(pos) > 2 || *all && (*out == "" || len(pos) > 1) {
+		fmt.Fprintln(stderr, "usage: entrypoint env generate [PROFILE [ENVIRONMENT]] [--out DIR] [--all]  (--all needs --out)")
+		return exitUsage
+	}
+	for i, dst := range []*string{profile, environment} {
+		if i < len(pos) {
+			*dst = pos[i]
+		}
+	}
+	tree, err := initsteps.TreeFromEnv(env)
+	if err != nil {
+		fmt.Fprintf(stderr, "entrypoint env generate: %v\n", err)
+		return exitConfig
+	}
+	if *out == "" {
+		err = initsteps.GenerateEnv(stdout, tree, *profile, *environment)
+	} else {
+		envs := []string{*environment}
+		if *all {
+			envs = nil
+		}
+		var paths []string
+		paths, err = initsteps.WriteEnvFiles(tree, *profile, envs, *out)
+		for _, p := range paths {
+			fmt.Fprintf(stdout, "Generated: %s\n", p)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "entrypoint env generate: %v\n", err)
+		return exitConfig
+	}
+	return exitOK
+}
+
+// parseInterspersed parses flags anywhere among args and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 // runPFE runs a profile-manager verb with the plan inputs taken from the environment.
 func runPFE(verb string, args, env []string, stdout, stderr io.Writer) int {
 	st, ok := loadSettings(env, stderr)
 	if !ok {
 		return exitConfig
 	}
-	v := pfeVerbs{in: initsteps.PlanInputs(st), builtinDir: st.ConfigDir, customDir: st.CustomDir}
+	v := pfeVerbs{in: initsteps.PlanInputs(st), builtinDir: st.ConfigDir, customDir: st.CustomDir, legacyDir: st.LegacyDir}
 	// validate runs the tree's Lua (prosodyctl check config): as prosody, and
 	// in production only from a tree nobody but root can change.
 	v.prepare = func(v *pfeVerbs) int {

@@ -22,9 +22,11 @@ import (
 
 // pfeUsage is printed for usage errors.
 const pfeUsage = `usage:
-  entrypoint profiles list [--json] | show NAME [--json] | create NAME [--from PROFILE] | validate [NAME] [--json]
-  entrypoint features list [--json] | show NAME [--json]
+  entrypoint profiles list|ls [--json] | show NAME [--json] | create|new NAME [FROM] | validate|check [NAME | --all] [--json]
+                      | generate|gen [PROFILE [ENVIRONMENT [OUT]]] | features | migrate NAME | help
+  entrypoint features list [--json] | show NAME [--json] | create GROUP/NAME [--component TYPE]
   entrypoint render [--profile P] [--environment E] [--out FILE] [--json]
+  entrypoint generate [PROFILE [ENVIRONMENT [OUT]]]
   entrypoint explain MODULE|OPTION|FEATURE [--json]
   entrypoint diff [--against FILE]
   entrypoint validate [--json]`
@@ -59,6 +61,12 @@ func (v *pfeVerbs) dispatch(verb string, args []string) int {
 		return v.diff(args)
 	case "validate":
 		return v.validate(args, "")
+	case "generate":
+		pos, ok := v.parse(flag.NewFlagSet("generate", flag.ContinueOnError), args)
+		if !ok || len(pos) > 3 {
+			return v.usage("generate takes [PROFILE [ENVIRONMENT [OUT]]]")
+		}
+		return v.generate(pos, "")
 	}
 	return v.usage("unknown verb %q", verb)
 }
@@ -66,6 +74,8 @@ func (v *pfeVerbs) dispatch(verb string, args []string) int {
 type pfeVerbs struct {
 	in                    pfe.Inputs
 	builtinDir, customDir string
+	legacyDir             string    // PROSODY_LEGACY_DIR; "": the tree's
+	tree                  *pfe.Tree // set by load
 	// prepare, when set, is called by validate before it checks anything: it
 	// sets cred, or returns the non-zero exit code that ends the verb.
 	prepare func(v *pfeVerbs) int
@@ -84,26 +94,24 @@ func (v *pfeVerbs) usage(format string, a ...any) int {
 func (v *pfeVerbs) parse(fs *flag.FlagSet, args []string) ([]string, bool) {
 	fs.SetOutput(io.Discard)
 	fs.BoolVar(&v.asJSON, "json", false, "print JSON")
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			v.usage("%s: %v", fs.Name(), err)
-			return nil, false
-		}
-		if fs.NArg() == 0 {
-			return pos, true
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		v.usage("%s: %v", fs.Name(), err)
+		return nil, false
 	}
+	return pos, true
 }
 
 func (v *pfeVerbs) load() (*pfe.Tree, int) {
 	t, err := pfe.Load(v.builtinDir, v.customDir)
+	if err == nil {
+		t, err = t.WithLegacyDir(v.legacyDir)
+	}
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
 		return nil, exitConfig
 	}
+	v.tree = t
 	return t, exitOK
 }
 
@@ -119,7 +127,9 @@ func (v *pfeVerbs) printJSON(x any) int {
 
 func (v *pfeVerbs) profiles(args []string) int {
 	fs := flag.NewFlagSet("profiles", flag.ContinueOnError)
-	from := fs.String("from", "", "profile to copy")
+	from := fs.String("from", "", "profile to copy (or the second argument)")
+	all := fs.Bool("all", false, "validate every profile")
+	out := fs.String("out", "", "generate: write here")
 	pos, ok := v.parse(fs, args)
 	if !ok {
 		return exitUsage
@@ -127,22 +137,20 @@ func (v *pfeVerbs) profiles(args []string) int {
 	if len(pos) == 0 {
 		return v.usage("profiles needs a subcommand")
 	}
-	switch sub, rest := pos[0], pos[1:]; {
+	sub, rest := pfe.ManagerSubcommand(pos[0]), pos[1:]
+	switch {
+	case sub == "help":
+		fmt.Fprintln(v.stdout, pfe.ManagerHelp)
+		return exitOK
 	case sub == "list" && len(rest) == 0:
 		t, code := v.load()
 		if t == nil {
 			return code
 		}
-		var list []*pfe.Profile
-		for _, n := range t.Profiles() {
-			list = append(list, t.Profile(n))
-		}
 		if v.asJSON {
-			return v.printJSON(list)
+			return v.printJSON(t.ProfileList())
 		}
-		for _, p := range list {
-			fmt.Fprintf(v.stdout, "%-16s %2d features  %s\n", p.Name, len(p.Features), p.Description)
-		}
+		t.WriteProfileList(v.stdout)
 		return exitOK
 	case sub == "show" && len(rest) == 1:
 		t, code := v.load()
@@ -157,43 +165,87 @@ func (v *pfeVerbs) profiles(args []string) int {
 		if v.asJSON {
 			return v.printJSON(p)
 		}
-		p.WriteText(v.stdout)
+		t.WriteProfileText(v.stdout, p)
 		return exitOK
-	case sub == "create" && len(rest) == 1:
-		return v.createProfile(rest[0], *from)
-	case sub == "validate" && len(rest) <= 1:
-		name := ""
+	case sub == "create" && (len(rest) == 1 || len(rest) == 2 && *from == ""):
+		if len(rest) == 2 {
+			*from = rest[1]
+		}
+		return v.created("profile", rest[0])(pfe.CreateProfile(v.builtinDir, v.customDir, rest[0], *from))
+	case sub == "migrate" && len(rest) == 1:
+		return v.migrate(rest[0])
+	case sub == "features" && len(rest) == 0:
+		return v.features([]string{"list"})
+	case sub == "validate" && len(rest) <= 1 && !(*all && len(rest) == 1):
+		name := v.in.Profile // the design: ${2:-${PROSODY_PROFILE:-standard}}
 		if len(rest) == 1 {
 			name = rest[0]
 		}
+		if *all {
+			name = ""
+		}
 		return v.validate(nil, name)
+	case sub == "generate" && len(rest) <= 3:
+		return v.generate(rest, *out)
 	}
 	return v.usage("profiles %s: wrong subcommand or arguments", strings.Join(pos, " "))
 }
 
-func (v *pfeVerbs) createProfile(name, from string) int {
-	path, err := pfe.CreateProfile(v.builtinDir, v.customDir, name, from)
-	switch {
-	case errors.Is(err, pfe.ErrBadName):
-		return v.usage("%v", err)
-	case errors.Is(err, pfe.ErrExists):
-		fmt.Fprintf(v.stderr, "error: %v\n", err)
-		return exitFailed
-	case err != nil:
-		fmt.Fprintf(v.stderr, "error: %v\n", err)
-		return exitConfig
+// created prints where CreateProfile or CreateFeature wrote, or why they did not.
+func (v *pfeVerbs) created(kind, name string) func(string, error) int {
+	return func(path string, err error) int {
+		switch {
+		case errors.Is(err, pfe.ErrBadName):
+			return v.usage("%v", err)
+		case errors.Is(err, pfe.ErrExists):
+			fmt.Fprintf(v.stderr, "error: %v\n", err)
+			return exitFailed
+		case err != nil:
+			fmt.Fprintf(v.stderr, "error: %v\n", err)
+			return exitConfig
+		}
+		fmt.Fprintf(v.stdout, "created %s %s at %s\n", kind, name, path)
+		return exitOK
 	}
-	fmt.Fprintf(v.stdout, "created profile %s at %s\n", name, path)
-	return exitOK
+}
+
+// migrate writes profile name from the legacy modules.d lists over the plan's profile.
+func (v *pfeVerbs) migrate(name string) int {
+	p, _, code := v.planAndRender(v.in)
+	if p == nil {
+		return code
+	}
+	path, m, err := pfe.MigrateProfile(v.builtinDir, v.customDir, v.legacyDir, name, p)
+	if m != nil {
+		fmt.Fprint(v.stdout, m.Report)
+	}
+	return v.created("profile", name)(path, err)
+}
+
+// generate renders profile P in environment E (the design's `generate P E [OUT]`),
+// defaulting to PROSODY_PROFILE and PROSODY_ENVIRONMENT, into OUT or stdout.
+func (v *pfeVerbs) generate(pos []string, out string) int {
+	in := v.in
+	for i, dst := range []*string{&in.Profile, &in.Environment, &out} {
+		if i < len(pos) {
+			*dst = pos[i]
+		}
+	}
+	return v.renderTo(in, out)
 }
 
 func (v *pfeVerbs) features(args []string) int {
-	pos, ok := v.parse(flag.NewFlagSet("features", flag.ContinueOnError), args)
+	fs := flag.NewFlagSet("features", flag.ContinueOnError)
+	component := fs.String("component", "", "create: a feature adding a Component of this type")
+	pos, ok := v.parse(fs, args)
 	if !ok {
 		return exitUsage
 	}
+	if len(pos) == 2 && pos[0] == "create" {
+		return v.created("feature", pos[1])(pfe.CreateFeature(v.builtinDir, v.customDir, pos[1], *component))
+	}
 	if len(pos) == 0 || !(pos[0] == "list" && len(pos) == 1 || pos[0] == "show" && len(pos) == 2) {
-		return v.usage("features: use list or show NAME")
+		return v.usage("features: use list, show NAME or create GROUP/NAME")
 	}
 	t, code := v.load()
 	if t == nil {
@@ -211,13 +263,10 @@ func (v *pfeVerbs) features(args []string) int {
 		f.WriteText(v.stdout)
 		return exitOK
 	}
-	rows := t.FeatureSummaries()
 	if v.asJSON {
-		return v.printJSON(rows)
+		return v.printJSON(t.FeatureSummaries())
 	}
-	for _, r := range rows {
-		fmt.Fprintf(v.stdout, "%-28s %-12s %s\n", r.Name, r.Stability, r.Description)
-	}
+	t.WriteFeatureList(v.stdout)
 	return exitOK
 }
 
@@ -253,6 +302,11 @@ func (v *pfeVerbs) render(args []string) int {
 	if len(pos) > 0 {
 		return v.usage("render takes no arguments, got %q", pos)
 	}
+	return v.renderTo(in, *out)
+}
+
+// renderTo plans and renders in, and writes the config to out ("" or "-": stdout).
+func (v *pfeVerbs) renderTo(in pfe.Inputs, out string) int {
 	p, data, code := v.planAndRender(in)
 	if p == nil {
 		return code
@@ -263,16 +317,16 @@ func (v *pfeVerbs) render(args []string) int {
 	for _, w := range p.Warnings {
 		fmt.Fprintf(v.stderr, "warning: %s\n", w)
 	}
-	if *out == "" {
-		*out = atomicfile.Stdout
+	if out == "" {
+		out = atomicfile.Stdout
 	}
-	changed, err := atomicfile.WriteOrStdout(*out, v.stdout, data, 0o644, -1, -1)
+	changed, err := atomicfile.WriteOrStdout(out, v.stdout, data, 0o644, -1, -1)
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
 		return exitFailed
 	}
-	if *out != atomicfile.Stdout {
-		fmt.Fprintf(v.stderr, "wrote %s (changed: %t)\n", *out, changed)
+	if out != atomicfile.Stdout {
+		fmt.Fprintf(v.stderr, "wrote %s (changed: %t)\n", out, changed)
 	}
 	return exitOK
 }
@@ -289,7 +343,7 @@ func (v *pfeVerbs) explain(args []string) int {
 	if p == nil {
 		return code
 	}
-	ex := p.Explain(pos[0])
+	ex := v.tree.Explain(p, pos[0])
 	if v.asJSON {
 		if ex == nil {
 			ex = []pfe.Explanation{}

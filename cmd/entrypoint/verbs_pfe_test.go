@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -171,6 +172,37 @@ func TestVerbValidate(t *testing.T) {
 	if code != 0 {
 		t.Errorf("validate the product's config tree: exit %d\n%s%s", code, out, stderr)
 	}
+	// The design's profile manager: validate with no name checks PROSODY_PROFILE
+	// ("full" here), --all every profile, and check is validate.
+	in = verbInputs(t)
+	for _, tc := range []struct {
+		args     []string
+		profiles []string
+	}{
+		{[]string{"profiles", "validate"}, []string{"full"}},
+		{[]string{"profiles", "check", "small"}, []string{"small"}},
+		{[]string{"profiles", "validate", "--all"}, []string{"full", "small"}},
+	} {
+		code, out, stderr := runVerb(t, in, testTree, "", tc.args[0], append(tc.args[1:], "--json")...)
+		var res []initsteps.ValidateResult
+		if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
+			t.Errorf("%q: exit %d\n%s%s", tc.args, code, out, stderr)
+			continue
+		}
+		var got []string
+		for _, r := range res {
+			if !slices.Contains(got, r.Profile) {
+				got = append(got, r.Profile)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.profiles) {
+			t.Errorf("%q validated %v, want %v", tc.args, got, tc.profiles)
+		}
+	}
+	if code, _, stderr := runVerb(t, in, testTree, "", "profiles", "validate", "small", "--all"); code != 2 {
+		t.Errorf("validate NAME --all: exit %d %s, want 2", code, stderr)
+	}
 }
 
 // render --out never replaces what it did not create: a FIFO (which would
@@ -203,5 +235,35 @@ func TestRenderOutRefusesNonRegularTargets(t *testing.T) {
 	code, out, _ := runVerb(t, in, testTree, "", "render", "--out", "-")
 	if code != exitOK || !strings.Contains(out, `VirtualHost "example.com"`) {
 		t.Errorf("render --out -: exit %d, %q; want the config on stdout", code, out)
+	}
+}
+
+// explain answers what the README and the design ask of it: which options MAM runs
+// with, why the admin shell is there and how to turn it off, and, for a feature that
+// cannot be enabled, what to use instead, never a toggle that exits 78.
+func TestExplainAnswersTheDesignsQuestions(t *testing.T) {
+	in := verbInputs(t)
+	in.Profile = "standard"
+	for _, tc := range []struct {
+		name string
+		want []string
+		not  string
+	}{
+		{"mam", []string{"IN  module mam in global", `with: archive_expires_after = "1y"`, `with: default_archive_policy = "roster"`}, ""},
+		{"admin/shell", []string{"note: The admin shell is local only", "srwxr-xr-x prosody:prosody", "config:reload()", "PROSODY_FEATURES_ADMIN_SHELL=false", "needs a restart"}, ""},
+		{"authentication/mfa", []string{"cannot be enabled", "instead: "}, "=true"},
+	} {
+		code, out, stderr := runVerb(t, in, realTree, "", "explain", tc.name)
+		if code != 0 {
+			t.Errorf("explain %s: exit %d %s", tc.name, code, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("explain %s lacks %q:\n%s", tc.name, w, out)
+			}
+		}
+		if tc.not != "" && strings.Contains(out, tc.not) {
+			t.Errorf("explain %s suggests %q:\n%s", tc.name, tc.not, out)
+		}
 	}
 }

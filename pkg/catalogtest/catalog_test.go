@@ -210,19 +210,27 @@ func TestFeatureMetadata(t *testing.T) {
 				t.Errorf("%s: xep %q is not of the form XEP-NNNN", n, x)
 			}
 		}
-		var toggles []string
-		toggles = append(toggles, f.Toggles...)
-		for _, p := range f.Parts {
-			toggles = append(toggles, p.Toggles...)
+		// A feature toggle may switch several features (the design's WEB_ENABLED is
+		// web/http and web/websocket); a part toggle switches exactly one part.
+		type claim struct{ what, kind string }
+		var toggles []claim
+		for _, tg := range f.Toggles {
+			toggles = append(toggles, claim{tg, "feature"})
 		}
-		for _, tg := range toggles {
+		for pn, p := range f.Parts {
+			for _, tg := range p.Toggles {
+				toggles = append(toggles, claim{tg, "part " + pn})
+			}
+		}
+		for _, c := range toggles {
+			tg := c.what
 			if !toggle.MatchString(tg) {
 				t.Errorf("%s: toggle %q is not a PROSODY_FEATURES_* name", n, tg)
 			}
-			if o, dup := owner[tg]; dup {
-				t.Errorf("toggle %s is claimed by both %s and %s", tg, o, n)
+			if o, dup := owner[tg]; dup && (c.kind != "feature" || !strings.HasSuffix(o, " feature")) {
+				t.Errorf("toggle %s is claimed by both %s and %s %s", tg, o, n, c.kind)
 			}
-			owner[tg] = n
+			owner[tg] = n + " " + c.kind
 		}
 		if f.Stability == "unsupported" {
 			if f.Global != nil || f.Host != nil || len(f.Components) > 0 || len(f.When) > 0 || len(f.Parts) > 0 {

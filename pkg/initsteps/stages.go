@@ -175,6 +175,9 @@ func stagePlan(_ context.Context, s *State) error {
 	if err != nil {
 		return configErr(fmt.Errorf("load the config tree (PROSODY_CONFIG_DIR=%s, PROSODY_CUSTOM_DIR=%s): %w", st.ConfigDir, st.CustomDir, err))
 	}
+	if tree, err = tree.WithLegacyDir(st.LegacyDir); err != nil {
+		return configErr(fmt.Errorf("PROSODY_LEGACY_DIR=%s: %w", st.LegacyDir, err))
+	}
 	plan, err := tree.Plan(PlanInputs(st))
 	if err != nil {
 		return configErr(err)
@@ -195,7 +198,7 @@ func stagePlanAndReport(ctx context.Context, s *State) error {
 	if !s.Settings.MigrationMode {
 		return nil
 	}
-	report, err := pfe.LegacyReport(s.Settings.ConfigDir, s.Plan)
+	report, err := pfe.LegacyReport(s.Settings.ConfigDir, s.Settings.LegacyDir, s.Plan)
 	if err != nil {
 		return configErr(fmt.Errorf("PROSODY_MIGRATION_MODE: %w", err))
 	}

@@ -9,7 +9,8 @@ import (
 
 // WriteExplanations prints what `entrypoint explain` found, for a person:
 // one line per place (IN or OUT, kind, name, section), the value as the
-// rendered file writes it, and every reason.
+// rendered file writes it, every reason, the options a feature runs with,
+// and its notes.
 func WriteExplanations(w io.Writer, ex []pfe.Explanation) {
 	for _, e := range ex {
 		state := "OUT"
@@ -28,6 +29,13 @@ func WriteExplanations(w io.Writer, ex []pfe.Explanation) {
 		}
 		for _, why := range e.Why {
 			fmt.Fprintf(w, "    because: %s\n", why)
+		}
+		for _, o := range e.Options {
+			lit, _ := Value(o.Value)
+			fmt.Fprintf(w, "    with: %s = %s\n", o.Name, lit)
+		}
+		for _, n := range e.Notes {
+			fmt.Fprintf(w, "    note: %s\n", n)
 		}
 	}
 }

@@ -36,7 +36,7 @@ func goldenInputs(profile, env string) pfe.Inputs {
 		Admins: []string{"admin@example.com"}, Storage: "sqlite", C2SPort: 5222, S2SPort: 5269,
 		HTTPPort: 5280, HTTPSPort: 5281, UploadSizeLimit: 10 << 20, FastTokenTTL: 21 * 24 * time.Hour,
 		TLSProfile: "intermediate", DataDir: "/var/lib/prosody", RuntimeDir: "/run/prosody",
-		CertsDir: "/etc/prosody/certs",
+		CertsDir: "/etc/prosody/certs", ConfigDir: "/usr/share/prosody-pfe/config",
 	}
 }
 

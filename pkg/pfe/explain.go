@@ -16,6 +16,37 @@ type Explanation struct {
 	In      bool     `json:"in"`
 	Value   any      `json:"value,omitempty"`
 	Why     []string `json:"why"`
+	// Options are, for a module a feature loads, the options of the same section that
+	// this feature sets or that later layers changed after it: what the module runs with.
+	Options []Option `json:"options,omitempty"`
+	// Notes are, for a feature, its notes from the tree (Tree.Explain).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Explain is Plan.Explain with each feature's notes from the tree.
+func (t *Tree) Explain(p *Plan, name string) []Explanation {
+	ex := p.Explain(name)
+	for i := range ex {
+		if f := t.features[ex[i].Name]; ex[i].Kind == "feature" && f != nil {
+			ex[i].Notes = f.Notes
+		}
+	}
+	return ex
+}
+
+// featureOptions returns the options of sp that feature set (its layers label the
+// option "feature <name> ..."), in name order.
+func featureOptions(sp *SectionPlan, feature string) []Option {
+	if feature == "" {
+		return nil
+	}
+	var out []Option
+	for _, o := range sp.Options {
+		if slices.ContainsFunc(o.Why, func(w string) bool { return strings.HasPrefix(w, "feature "+feature+" ") }) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // Explain returns every place name appears in the plan as a module, option, component type
@@ -28,7 +59,7 @@ func (p *Plan) Explain(name string) []Explanation {
 	section := func(sec string, sp *SectionPlan) {
 		for _, m := range sp.Modules {
 			if m.Name == name {
-				out = append(out, Explanation{Kind: "module", Name: name, Section: sec, In: true, Why: m.Why})
+				out = append(out, Explanation{Kind: "module", Name: name, Section: sec, In: true, Why: m.Why, Options: featureOptions(sp, m.Feature)})
 			}
 		}
 		for _, m := range sp.Disabled {

@@ -95,6 +95,9 @@ type Part struct {
 	Notes       Notes    `json:"notes,omitempty"`
 	Default     bool     `json:"default"`
 	Toggles     []string `json:"toggles,omitempty"`
+	// Requires names other parts of the same feature: while one of them is off, this
+	// part is off too, whatever its default or toggle says (SASL2 nests Bind2 and FAST).
+	Requires []string `json:"requires,omitempty"`
 	Layer
 }
 
@@ -125,10 +128,23 @@ type Profile struct {
 	Notes       Notes           `json:"notes,omitempty"`
 	Users       json.RawMessage `json:"users,omitempty"`
 	Features    []string        `json:"features"`
+	// OptionalFeatures are features the profile leaves off but that suit it: what an
+	// operator can switch on (profiles show prints the toggle of each).
+	OptionalFeatures []string `json:"optional_features,omitempty"`
+	// ResourceRequirements is a sizing hint for the container.
+	ResourceRequirements *Resources `json:"resource_requirements,omitempty"`
 	Layer
 
 	// Source is the file the profile was read from (not part of the file format).
 	Source string `json:"-"`
+}
+
+// Resources is a profile's sizing hint: what the container needs for the users the
+// profile is for. Free text, such as "256MB", "1 core", "5GB".
+type Resources struct {
+	Memory  string `json:"memory,omitempty"`
+	CPU     string `json:"cpu,omitempty"`
+	Storage string `json:"storage,omitempty"`
 }
 
 // TLSPolicy is the certificate policy of an environment.

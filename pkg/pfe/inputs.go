@@ -39,12 +39,18 @@ type Inputs struct {
 	// UploadSizeLimit is in bytes.
 	UploadSizeLimit int64
 	// FastTokenTTL is rendered as whole seconds.
-	FastTokenTTL          time.Duration
+	FastTokenTTL time.Duration
+	// C2STimeout is Prosody's c2s_timeout (the design's sasl2_timeout), rendered as
+	// whole seconds; 0 means not set.
+	C2STimeout            time.Duration
 	RequireChannelBinding bool
 	TLSProfile            string
 	DataDir               string
-	RuntimeDir            string
-	CertsDir              string
+	// ConfigDir is the built-in tree's directory as Prosody reads it, for $tree values;
+	// empty: the directory the tree was loaded from, made absolute.
+	ConfigDir  string
+	RuntimeDir string
+	CertsDir   string
 	// Legacy includes legacy/modules.d/*.cfg.lua verbatim.
 	Legacy bool
 	// Toggles maps raw PROSODY_FEATURES_* variable names to "true" or "false".
@@ -64,7 +70,7 @@ func isInputName(name string) bool {
 	switch name {
 	case "profile", "environment", "domain", "domains", "admins", "storage", "db_host", "db_port",
 		"db_name", "db_user", "allow_registration", "log_level", "c2s_port", "s2s_port", "http_port",
-		"https_port", "interfaces", "deployment_type", "scale_profile", "resource_limits", "upload_size_limit", "fast_token_ttl", "require_channel_binding",
+		"https_port", "interfaces", "deployment_type", "scale_profile", "resource_limits", "upload_size_limit", "fast_token_ttl", "c2s_timeout", "require_channel_binding",
 		"tls_profile", "data_dir", "runtime_dir", "certs_dir", "plugin_paths":
 		return true
 	}
@@ -135,6 +141,8 @@ func (in *Inputs) inputValue(name, logLevel string) (any, bool) {
 		return num(in.UploadSizeLimit)
 	case "fast_token_ttl":
 		return num(int64(in.FastTokenTTL / time.Second))
+	case "c2s_timeout":
+		return num(int64(in.C2STimeout / time.Second))
 	case "require_channel_binding":
 		return in.RequireChannelBinding, true
 	case "tls_profile":

@@ -94,6 +94,35 @@ func Load(builtinDir, customDir string) (*Tree, error) {
 	return t, nil
 }
 
+// WithLegacyDir returns a copy of t whose legacy module lists (included in legacy mode,
+// Inputs.Legacy) are the *.cfg.lua files of dir instead of the tree's legacy/modules.d:
+// the operator's own modules.d (PROSODY_LEGACY_DIR). An empty dir returns t. t is not
+// changed.
+func (t *Tree) WithLegacyDir(dir string) (*Tree, error) {
+	if dir == "" {
+		return t, nil
+	}
+	if st, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("legacy modules.d directory: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("legacy modules.d directory %s: not a directory", dir)
+	}
+	c := *t
+	c.legacy = nil
+	if errs := c.loadLegacy(dir); len(errs) > 0 {
+		return nil, &LoadError{Errs: errs}
+	}
+	return &c, nil
+}
+
+// LegacyDir is the directory the legacy module lists are read from.
+func (t *Tree) LegacyDir() string {
+	if len(t.legacy) > 0 {
+		return filepath.Dir(t.legacy[0].Source)
+	}
+	return filepath.Join(t.builtinDir, "legacy", "modules.d")
+}
+
 // LoadError lists every problem found in a tree, one per line.
 type LoadError struct {
 	Errs []error
@@ -343,6 +372,11 @@ func (t *Tree) checkReferences() []error {
 				errs = append(errs, fmt.Errorf("%s: key \"features\": unknown feature %q%s", p.Source, f, didYouMean(f, sortedKeys(t.features))))
 			}
 		}
+		for _, f := range p.OptionalFeatures {
+			if _, ok := t.features[f]; !ok {
+				errs = append(errs, fmt.Errorf("%s: key \"optional_features\": unknown feature %q%s", p.Source, f, didYouMean(f, sortedKeys(t.features))))
+			}
+		}
 	}
 	owner := map[string]string{} // toggle name -> what it switches
 	claim := func(src, toggle, what string) {
@@ -367,14 +401,27 @@ func (t *Tree) checkReferences() []error {
 				errs = append(errs, fmt.Errorf("%s: key \"conflicts\": unknown feature %q%s", f.Source, c, didYouMean(c, sortedKeys(t.features))))
 			}
 		}
-		for _, tg := range f.Toggles {
-			claim(f.Source, tg, "feature "+name)
-		}
 		for _, pn := range sortedKeys(f.Parts) {
 			for _, tg := range f.Parts[pn].Toggles {
 				claim(f.Source, tg, "feature "+name+" part "+pn)
 			}
 		}
+	}
+	// A feature's extra toggle may switch several features (the design's
+	// PROSODY_FEATURES_WEB_ENABLED is web/http and web/websocket), but never a part, nor
+	// another feature's generic toggle.
+	shared := map[string][]string{}
+	src := map[string]string{}
+	for _, name := range sortedKeys(t.features) {
+		for _, tg := range t.features[name].Toggles {
+			if tg != GenericToggle(name) {
+				shared[tg] = append(shared[tg], name)
+				src[tg] = t.features[name].Source
+			}
+		}
+	}
+	for _, tg := range sortedKeys(shared) {
+		claim(src[tg], tg, "feature "+strings.Join(shared[tg], " and "))
 	}
 	return errs
 }

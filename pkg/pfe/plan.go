@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -118,7 +119,9 @@ type layerRef struct {
 func (t *Tree) Plan(in Inputs) (*Plan, error) {
 	var errs []error
 	prof := t.profiles[in.Profile]
-	if prof == nil {
+	if prof == nil && in.Profile == "custom" {
+		errs = append(errs, fmt.Errorf("profile \"custom\" does not exist: the design's custom profile is the directory of your own profiles (profiles/custom/), not a profile; here each of your profiles has its own name in the custom directory (PROSODY_CUSTOM_DIR/profiles/<name>/profile.json, made by entrypoint profiles create NAME); use PROSODY_PROFILE=<name>; profiles: %s", strings.Join(t.Profiles(), ", ")))
+	} else if prof == nil {
 		errs = append(errs, fmt.Errorf("profile %q does not exist%s; profiles: %s", in.Profile, t.suggest(&in, in.Profile, t.Profiles()), strings.Join(t.Profiles(), ", ")))
 	}
 	env := t.environments[in.Environment]
@@ -181,6 +184,10 @@ func (t *Tree) Plan(in Inputs) (*Plan, error) {
 	layers = append(layers, layerRef{label: "environment " + env.Name, source: env.Source, layer: &env.Layer})
 
 	b := newBuilder(&in, p.LogLevel)
+	b.treeDir = in.ConfigDir
+	if b.treeDir == "" {
+		b.treeDir, _ = filepath.Abs(t.builtinDir)
+	}
 	for _, l := range layers {
 		b.apply(l, l.label, l.layer)
 	}
@@ -212,6 +219,9 @@ func (t *Tree) recordOff(b *builder, sel *selection, prof *Profile) {
 			continue
 		}
 		why := "feature " + name + " is not enabled (not in profile " + prof.Name + "; enable it with " + GenericToggle(name) + "=true)"
+		if f := t.features[name]; f.Stability == StabilityUnsupported {
+			why = "feature " + name + " cannot be enabled: " + f.Unsupported.Reason + "; instead: " + f.Unsupported.Instead
+		}
 		if off, ok := sel.off[name]; ok {
 			why = "feature " + name + " is off: " + off
 		}
@@ -302,6 +312,7 @@ type componentState struct {
 // builder applies layers in order.
 type builder struct {
 	in         *Inputs
+	treeDir    string // the built-in tree, for $tree values
 	logLevel   string
 	global     *sectionState
 	host       *sectionState

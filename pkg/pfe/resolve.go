@@ -30,17 +30,22 @@ func (t *Tree) suggest(_ *Inputs, name string, candidates []string) string {
 	return didYouMean(name, candidates)
 }
 
-// toggleTargets maps every accepted toggle name to the feature (and part) it switches.
-func (t *Tree) toggleTargets() map[string][2]string {
-	targets := map[string][2]string{}
-	for name, f := range t.features {
-		targets[GenericToggle(name)] = [2]string{name, ""}
+// toggleTargets maps every accepted toggle name to the features (or the one feature part)
+// it switches. A feature's extra toggle may be shared by several features: the design's
+// PROSODY_FEATURES_WEB_ENABLED switches web/http and web/websocket together.
+func (t *Tree) toggleTargets() map[string][][2]string {
+	targets := map[string][][2]string{}
+	for _, name := range sortedKeys(t.features) {
+		f := t.features[name]
+		targets[GenericToggle(name)] = append(targets[GenericToggle(name)], [2]string{name, ""})
 		for _, tg := range f.Toggles {
-			targets[tg] = [2]string{name, ""}
+			if tg != GenericToggle(name) {
+				targets[tg] = append(targets[tg], [2]string{name, ""})
+			}
 		}
 		for pn, p := range f.Parts {
 			for _, tg := range p.Toggles {
-				targets[tg] = [2]string{name, pn}
+				targets[tg] = append(targets[tg], [2]string{name, pn})
 			}
 		}
 	}
@@ -63,12 +68,14 @@ func (t *Tree) explicitChoices(in *Inputs) ([]explicitChoice, []error) {
 			errs = append(errs, fmt.Errorf("%s=%q: accepted values are true and false", shown(name), raw))
 			continue
 		}
-		tg, ok := targets[name]
+		tgs, ok := targets[name]
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: no feature or part has this toggle%s; list them with `entrypoint features list`", shown(name), t.suggest(in, name, sortedKeys(targets))))
 			continue
 		}
-		choices = append(choices, explicitChoice{feature: tg[0], part: tg[1], on: on, origin: fmt.Sprintf("toggle %s=%t", name, on)})
+		for _, tg := range tgs {
+			choices = append(choices, explicitChoice{feature: tg[0], part: tg[1], on: on, origin: fmt.Sprintf("toggle %s=%t", name, on)})
+		}
 	}
 	for _, item := range strings.Split(in.FeatureList, ",") {
 		item = strings.TrimSpace(item)
@@ -133,6 +140,26 @@ func (t *Tree) selectFeatures(in *Inputs, p *Profile) (*selection, error) {
 			delete(origin, name)
 		}
 	}
+	// A feature the profile named (no toggle asked for it) goes off with a feature it
+	// requires that a toggle switched off: PROSODY_FEATURES_WEB_ENABLED=false takes
+	// web/upload and admin/monitoring with web/http. A feature switched on explicitly
+	// still needs what it requires (an error below).
+	for changed := true; changed; {
+		changed = false
+		for _, name := range sortedKeys(origin) {
+			if c, ok := explicit[name]; ok && c.on {
+				continue
+			}
+			for _, r := range t.features[name].Requires {
+				if off, ok := sel.off[r]; ok {
+					sel.off[name] = origin[name] + ", off with " + r + ", which it requires (" + off + ")"
+					delete(origin, name)
+					changed = true
+					break
+				}
+			}
+		}
+	}
 	// Close over requires, breadth-first in name order for stable origins.
 	queue := sortedKeys(origin)
 	for len(queue) > 0 {
@@ -176,15 +203,33 @@ func (t *Tree) selectFeatures(in *Inputs, p *Profile) (*selection, error) {
 	for _, name := range sel.order {
 		sel.why[name] = []string{origin[name]}
 		f := t.features[name]
+		on, why := map[string]bool{}, map[string]string{}
 		for _, pn := range sortedKeys(f.Parts) {
-			on, why := f.Parts[pn].Default, "default"
+			on[pn], why[pn] = f.Parts[pn].Default, "default"
 			if c, ok := partChoice[name+"#"+pn]; ok {
-				on, why = c.on, c.origin
+				on[pn], why[pn] = c.on, c.origin
 			}
-			if on {
+		}
+		// A part is off while a part it requires is off (SASL2=false takes Bind2 and FAST).
+		for changed := true; changed; {
+			changed = false
+			for _, pn := range sortedKeys(f.Parts) {
+				for _, r := range f.Parts[pn].Requires {
+					if !on[pn] || on[r] {
+						continue
+					}
+					if c, ok := partChoice[name+"#"+pn]; ok && c.on {
+						sel.warnings = append(sel.warnings, fmt.Sprintf("%s has no effect: part %s of %s needs part %s, which is off (%s)", c.origin, pn, name, r, why[r]))
+					}
+					on[pn], why[pn], changed = false, "off with part "+r+", which it needs ("+why[r]+")", true
+				}
+			}
+		}
+		for _, pn := range sortedKeys(f.Parts) {
+			if on[pn] {
 				sel.parts[name] = append(sel.parts[name], pn)
 			}
-			sel.partWhy[name+"/"+pn] = why
+			sel.partWhy[name+"/"+pn] = why[pn]
 		}
 	}
 	return sel, nil

@@ -6,13 +6,37 @@ import (
 	"strings"
 )
 
-// WriteText prints the profile for a person: name, source, description,
-// users and the features it names, one per line.
-func (p *Profile) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "profile %s (%s)\n  %s\n  users: %s\n  features:\n", p.Name, p.Source, p.Description, string(p.Users))
+// WriteProfileText prints the profile for a person: name, source, description, users,
+// resource requirements, the features it names one per line, and its optional features
+// each with the toggle that switches it on.
+func (t *Tree) WriteProfileText(w io.Writer, p *Profile) {
+	fmt.Fprintf(w, "profile %s (%s)\n  %s\n  users: %s\n", p.Name, p.Source, p.Description, strings.Trim(string(p.Users), `"`))
+	if r := p.ResourceRequirements; r != nil {
+		fmt.Fprintf(w, "  resource requirements: memory %s, cpu %s, storage %s\n", orDash(r.Memory), orDash(r.CPU), orDash(r.Storage))
+	}
+	fmt.Fprintf(w, "  features:\n")
 	for _, f := range p.Features {
 		fmt.Fprintf(w, "    %s\n", f)
 	}
+	if len(p.OptionalFeatures) > 0 {
+		fmt.Fprintf(w, "  optional features (off; switch on with):\n")
+		for _, name := range p.OptionalFeatures {
+			how := GenericToggle(name) + "=true"
+			if f := t.features[name]; f != nil && f.Stability == StabilityUnsupported {
+				how = "cannot be enabled: " + f.Unsupported.Reason
+			} else if f != nil && len(f.Toggles) > 0 {
+				how = f.Toggles[0] + "=true"
+			}
+			fmt.Fprintf(w, "    %-24s %s\n", name, how)
+		}
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // WriteText prints the feature for a person: what it is, its toggles, what
@@ -58,4 +82,27 @@ func (t *Tree) FeatureSummaries() []FeatureSummary {
 		rows = append(rows, FeatureSummary{n, f.Stability, f.Description, f.AllToggles()})
 	}
 	return rows
+}
+
+// ProfileList returns every profile of the tree, sorted by name.
+func (t *Tree) ProfileList() []*Profile {
+	var list []*Profile
+	for _, n := range t.Profiles() {
+		list = append(list, t.profiles[n])
+	}
+	return list
+}
+
+// WriteProfileList prints one line per profile: name, number of features, description.
+func (t *Tree) WriteProfileList(w io.Writer) {
+	for _, p := range t.ProfileList() {
+		fmt.Fprintf(w, "%-16s %2d features  %s\n", p.Name, len(p.Features), p.Description)
+	}
+}
+
+// WriteFeatureList prints one line per feature: name, stability, description.
+func (t *Tree) WriteFeatureList(w io.Writer) {
+	for _, r := range t.FeatureSummaries() {
+		fmt.Fprintf(w, "%-28s %-12s %s\n", r.Name, r.Stability, r.Description)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/prosody-pfe/prosody-pfe/pkg/suggest"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -64,6 +65,11 @@ func validateFeature(path string, f *Feature) []error {
 		for _, tg := range p.Toggles {
 			if !toggleRE.MatchString(tg) {
 				errs = append(errs, fmt.Errorf("%s: key \"parts.%s.toggles\": %q is not a PROSODY_FEATURES_<NAME> variable name", path, pn, tg))
+			}
+		}
+		for _, r := range p.Requires {
+			if _, ok := f.Parts[r]; !ok || r == pn {
+				errs = append(errs, fmt.Errorf("%s: key \"parts.%s.requires\": %q is not another part of this feature; parts: %s", path, pn, r, strings.Join(sortedKeys(f.Parts), ", ")))
 			}
 		}
 		errs = append(errs, validateLayer(path, "parts."+pn+".", &p.Layer)...)
@@ -184,9 +190,9 @@ func specialKey(m map[string]any) (string, error) {
 		return "", fmt.Errorf("an object with %q must have no other keys", special)
 	}
 	switch special {
-	case "$var", "$credential", "$lua":
+	case "$var", "$credential", "$lua", "$tree":
 	default:
-		return "", fmt.Errorf("unknown special key %q: accepted are $var, $credential, $lua", special)
+		return "", fmt.Errorf("unknown special key %q: accepted are $var, $credential, $lua, $tree", special)
 	}
 	return special, nil
 }
@@ -234,6 +240,10 @@ func checkValue(v any) error {
 		case "$lua":
 			if strings.TrimSpace(s) == "" {
 				return fmt.Errorf("$lua is empty")
+			}
+		case "$tree":
+			if s == "" || filepath.IsAbs(s) || filepath.Clean(s) != s || strings.HasPrefix(s, "..") {
+				return fmt.Errorf("$tree %q is not a clean path inside the config tree (such as firewall/production-rules.pfw)", s)
 			}
 		}
 	}

@@ -3,12 +3,13 @@ package pfe
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strconv"
 )
 
 // resolve turns a decoded tree value into a plan value: numbers become int64 or float64,
 // $var is replaced by the input, $credential becomes a Credential, $lua a LuaCode marked
-// with the tree file it came from. top reports whether v is a whole option value: an
+// with the tree file it came from, $tree the absolute path of a file in the built-in tree. top reports whether v is a whole option value: an
 // unset $var there leaves the option out (set=false); nested, it is an error.
 func (b *builder) resolve(v any, source string, top bool) (val any, set bool, err error) {
 	switch x := v.(type) {
@@ -53,6 +54,9 @@ func (b *builder) resolve(v any, source string, top bool) (val any, set bool, er
 		case "$lua":
 			code, _ := x[special].(string)
 			return LuaCode{Code: code, Source: source}, true, nil
+		case "$tree":
+			rel, _ := x[special].(string)
+			return filepath.Join(b.treeDir, rel), true, nil
 		}
 		out := make(map[string]any, len(x))
 		for _, k := range sortedKeys(x) {

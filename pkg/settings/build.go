@@ -28,7 +28,7 @@ func environments() []string    { return []string{"development", "staging", "pro
 func storages() []string        { return []string{"internal", "sqlite", "postgres"} }
 func logLevels() []string       { return []string{"debug", "info", "warn", "error"} }
 func deploymentTypes() []string { return []string{"docker", "compose", "kubernetes", "bare"} }
-func scaleProfiles() []string   { return []string{"small", "medium", "large"} }
+func scaleProfiles() []string   { return []string{"small", "medium", "large", "enterprise"} }
 func tlsProfiles() []string     { return []string{"modern", "intermediate", "old"} }
 func restartPolicies() []string { return []string{"never", "on-failure", "always"} }
 func logFormats() []string      { return []string{"json", "console"} }
@@ -80,6 +80,27 @@ func (p *parser) duration(name, val string, min time.Duration) time.Duration {
 		p.problem(name, val, err.Error(), durationAccepted)
 	case d < min:
 		p.problem(name, val, "too short", fmt.Sprintf("at least %s", min))
+	}
+	return d
+}
+
+// seconds parses an optional timeout written as whole seconds (the design's form, "300")
+// or as a duration ("5m"); empty is 0 (not set). It must be at least a second.
+func (p *parser) seconds(name, val string) time.Duration {
+	val = strings.TrimSpace(val)
+	if val == "" {
+		return 0
+	}
+	const acc = "whole seconds such as 300, a duration such as 5m, or empty for Prosody's default (300 seconds)"
+	d, err := ParseDuration(val)
+	if n, nerr := strconv.Atoi(val); nerr == nil {
+		d, err = time.Duration(n)*time.Second, nil
+	}
+	switch {
+	case err != nil:
+		p.problem(name, val, err.Error(), acc)
+	case d < time.Second || d%time.Second != 0:
+		p.problem(name, val, "not a whole number of seconds, at least 1", acc)
 	}
 	return d
 }
@@ -208,8 +229,10 @@ func (p *parser) build(s *Settings) {
 	s.HTTPSPort = p.port("PROSODY_HTTPS_PORT", r.HTTPSPort)
 	s.Interfaces = p.interfaces("PROSODY_INTERFACES", r.Interfaces)
 
-	s.DeploymentType = p.enum("PROSODY_DEPLOYMENT_TYPE", r.DeploymentType, "a deployment type", false, deploymentTypes())
-	if _, set := p.env["PROSODY_DEPLOYMENT_TYPE"]; set {
+	if dt, ok := p.designValue("PROSODY_DEPLOYMENT_TYPE", r.DeploymentType); ok {
+		s.DeploymentType = p.enum("PROSODY_DEPLOYMENT_TYPE", dt, "a deployment type", false, deploymentTypes())
+	}
+	if _, set := p.env["PROSODY_DEPLOYMENT_TYPE"]; set && s.DeploymentType != "" {
 		// Kept for custom `when` blocks; nothing shipped reads it, so setting it is
 		// usually a mistaken belief that it configures something.
 		p.warn("PROSODY_DEPLOYMENT_TYPE", "changes nothing by itself: only a `when` block on deployment_type in your own config "+
@@ -224,7 +247,15 @@ func (p *parser) build(s *Settings) {
 	s.Toggles = p.toggles()
 	s.Features = p.features(r.Features)
 
-	s.FastTokenTTL = p.duration("PROSODY_FAST_TOKEN_TTL", r.FastTokenTTL, time.Minute)
+	// The design writes the FAST token lifetime in seconds (PROSODY_FAST_TOKEN_TTL=86400).
+	if n, err := strconv.Atoi(strings.TrimSpace(r.FastTokenTTL)); err == nil {
+		s.FastTokenTTL = time.Duration(n) * time.Second
+		if n < 60 {
+			p.problem("PROSODY_FAST_TOKEN_TTL", r.FastTokenTTL, "too short", "at least 60 seconds (1m)")
+		}
+	} else {
+		s.FastTokenTTL = p.duration("PROSODY_FAST_TOKEN_TTL", r.FastTokenTTL, time.Minute)
+	}
 	s.RequireChannelBinding = p.boolean("PROSODY_REQUIRE_CHANNEL_BINDING", r.RequireChannelBinding)
 	if r.HTTPUploadSizeLimit == "" {
 		p.problem("PROSODY_HTTP_UPLOAD_SIZE_LIMIT", "", "set but empty", sizeAccepted)
@@ -270,6 +301,9 @@ func (p *parser) build(s *Settings) {
 	s.ReloadRestart = p.enum("PROSODY_RELOAD_RESTART", r.ReloadRestart, "a reload restart policy", false, reloadRestarts())
 	s.Watch = p.boolean("PROSODY_WATCH", r.Watch)
 	s.WatchDebounce = p.duration("PROSODY_WATCH_DEBOUNCE", r.WatchDebounce, 0)
+
+	s.SASL2Timeout = p.seconds("PROSODY_SASL2_TIMEOUT", r.Sasl2Timeout)
+	s.LegacyDir = p.path("PROSODY_LEGACY_DIR", r.LegacyDir, true)
 
 	p.portConflicts(s, healthPort)
 	p.environmentWarnings(s)

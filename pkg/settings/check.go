@@ -2,6 +2,7 @@ package settings
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -127,8 +128,15 @@ func (p *parser) admins(val string, served []string) []string {
 // as "true" or "false" (the form the PFE engine reads).
 func (p *parser) toggles() map[string]string {
 	out := make(map[string]string)
-	for k, v := range p.env {
-		if !strings.HasPrefix(k, featuresPrefix) || v == "" {
+	aliases := designToggleAliases()
+	for _, k := range slices.Sorted(maps.Keys(p.env)) {
+		v := p.env[k]
+		_, alias := aliases[k]
+		if !strings.HasPrefix(k, featuresPrefix) && !alias || v == "" {
+			continue
+		}
+		if r, ok := DesignRefusals()[k]; ok {
+			p.problem(k, "", r.Message(), "")
 			continue
 		}
 		b, err := ParseBool(v)
@@ -137,6 +145,20 @@ func (p *parser) toggles() map[string]string {
 			continue
 		}
 		out[k] = strconv.FormatBool(b)
+	}
+	// A design name of a toggle (PROSODY_AUTH_FAST_TOKENS) is that toggle.
+	for _, from := range slices.Sorted(maps.Keys(aliases)) {
+		b, ok := out[from]
+		if !ok {
+			continue
+		}
+		to := aliases[from]
+		delete(out, from)
+		if have, set := out[to]; set && have != b {
+			p.problem(from, p.env[from], "contradicts "+to+"="+have+": the design's "+from+" is the toggle "+to, "one of the two, or both the same")
+			continue
+		}
+		out[to] = b
 	}
 	return out
 }
@@ -158,6 +180,10 @@ func (p *parser) features(val string) []FeatureChange {
 			fc.Name, fc.Enable = item[1:], false
 		default:
 			fc.Name = item
+		}
+		if slices.Contains(designProfiles(), fc.Name) {
+			p.problem(name, item, designFeatureSet(fc.Name).Message(), acc)
+			continue
 		}
 		if pfe.CheckName("feature", fc.Name) != nil {
 			p.problem(name, item, "not a feature name", acc+"; each name is "+pfe.NameRule)

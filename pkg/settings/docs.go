@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -121,6 +122,20 @@ func recommended(profile, environment string) map[string]string {
 // are never written, only a *_FILE path where the combination needs one. The profile must have
 // the form of a profile name and the environment must be one Load accepts.
 func Generate(w io.Writer, profile, environment string) error {
+	return GenerateWith(w, profile, environment, nil)
+}
+
+// Toggle is a feature toggle and its value, for GenerateWith.
+type Toggle struct {
+	Name string // PROSODY_FEATURES_...
+	On   bool
+}
+
+// GenerateWith is Generate with the profile's feature toggles written set to their
+// values (as the design's env generator writes a profile's toggles): a toggle that is
+// a variable of the table replaces its commented line, any other is added in a section
+// of its own at the end.
+func GenerateWith(w io.Writer, profile, environment string, toggles []Toggle) error {
 	if err := pfe.CheckName("profile", profile); err != nil {
 		return fmt.Errorf("generate env file: %w", err)
 	}
@@ -132,6 +147,21 @@ func Generate(w io.Writer, profile, environment string) error {
 		return err
 	}
 	rec := recommended(profile, environment)
+	known := map[string]bool{}
+	for _, v := range vars {
+		known[v.Key] = true
+	}
+	var extra []Toggle
+	for _, tg := range toggles {
+		if !strings.HasPrefix(tg.Name, featuresPrefix) {
+			return fmt.Errorf("generate env file: %q is not a feature toggle", tg.Name)
+		}
+		if known[tg.Name] {
+			rec[tg.Name] = strconv.FormatBool(tg.On)
+		} else {
+			extra = append(extra, tg)
+		}
+	}
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "# prosody-pfe environment for profile %q in %s.\n", profile, environment)
 	bw.WriteString("# Lines starting with \"# PROSODY_\" show the default; uncomment to change.\n")
@@ -152,6 +182,12 @@ func Generate(w io.Writer, profile, environment string) error {
 			} else {
 				fmt.Fprintf(bw, "# %s=/run/secrets/%s\n", file, strings.ToLower(strings.TrimPrefix(v.Key, Prefix+"_")))
 			}
+		}
+	}
+	if len(extra) > 0 {
+		fmt.Fprintf(bw, "\n# The features of profile %s, as toggles (true: the profile has it).\n", profile)
+		for _, tg := range extra {
+			fmt.Fprintf(bw, "%s=%t\n", tg.Name, tg.On)
 		}
 	}
 	if err := bw.Flush(); err != nil {

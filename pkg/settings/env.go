@@ -37,7 +37,7 @@ type Env struct {
 	Interfaces string `split_words:"true" default:"" desc:"addresses Prosody's public listeners (c2s, s2s, https) bind to, comma-separated: * for every IPv4 address, :: for every IPv6 address, or IP addresses such as 127.0.0.1 (empty: Prosody's default, every address)"`
 
 	DeploymentType string `split_words:"true" default:"docker" desc:"deployment type: docker, compose, kubernetes, bare; read only by when blocks on deployment_type in a custom config tree (the shipped tree has none): setting it warns"`
-	ScaleProfile   string `split_words:"true" default:"small" desc:"scale profile: small, medium, large (sizes the rate limits applied with PROSODY_RESOURCE_LIMITS)"`
+	ScaleProfile   string `split_words:"true" default:"small" desc:"scale profile: small, medium, large, enterprise (sizes the rate limits applied with PROSODY_RESOURCE_LIMITS)"`
 	ResourceLimits string `split_words:"true" default:"false" desc:"load Prosody's limits module with per-connection rate limits sized by PROSODY_SCALE_PROFILE (boolean; the production environment applies its own limits last)"`
 	LegacyMode     string `split_words:"true" default:"false" desc:"also load the legacy module lists config/legacy/modules.d/*.cfg.lua (boolean)"`
 	MigrationMode  string `split_words:"true" default:"false" desc:"print, at start, which feature replaces each module of the legacy module lists (boolean)"`
@@ -66,7 +66,7 @@ type Env struct {
 	FeaturesAuthDowngradeProtection string `split_words:"true" default:"" desc:"feature toggle auth downgrade protection (boolean; unset: the profile decides)"`
 	Features                        string `split_words:"true" default:"" desc:"feature changes as a list: +group/name enables, -group/name disables, comma-separated"`
 
-	FastTokenTTL          string `split_words:"true" default:"21d" desc:"FAST token lifetime (Go duration, or with d and w suffixes: 21d, 2w)"`
+	FastTokenTTL          string `split_words:"true" default:"21d" desc:"FAST token lifetime (seconds as the design writes it, 86400; a Go duration; or with d and w suffixes: 21d, 2w)"`
 	RequireChannelBinding string `split_words:"true" default:"false" desc:"require SASL channel binding (boolean)"`
 	HTTPUploadSizeLimit   string `split_words:"true" default:"10MiB" desc:"largest HTTP upload (bytes, or with KB MB GB KiB MiB GiB)"`
 	AdminPassword         Secret `split_words:"true" default:"" desc:"password of the first admin account (secret; or PROSODY_ADMIN_PASSWORD_FILE)"`
@@ -101,6 +101,9 @@ type Env struct {
 	WatchdogTimeout string `split_words:"true" default:"60s" desc:"restart Prosody when its readiness probe has failed this long while it should be serving (duration, at least 1s; 0 disables the watchdog)"`
 
 	Notify string `split_words:"true" default:"false" desc:"plain init: give the command a NOTIFY_SOCKET (systemd's sd_notify) and answer /readyz 503 until it sends READY=1 (boolean; Prosody always gets one)"`
+	// The design's own names (docs/features.md, "Seed names").
+	Sasl2Timeout string `split_words:"true" default:"" desc:"how long a client may take to log in before Prosody closes its stream: Prosody's c2s_timeout, the design's sasl2_timeout (seconds, or a duration such as 5m; empty: Prosody's default, 300 seconds)"`
+	LegacyDir    string `split_words:"true" default:"" desc:"your own legacy modules.d directory of *.cfg.lua module lists, included with PROSODY_LEGACY_MODE=true and read by entrypoint profiles migrate (absolute path; empty: legacy/modules.d of the config tree)"`
 }
 
 // variable is one row of the variable table built from Env's tags by envconfig.

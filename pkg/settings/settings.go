@@ -123,6 +123,11 @@ type Settings struct {
 	// serving before the watchdog restarts it; 0 disables the watchdog.
 	WatchdogTimeout time.Duration
 
+	// SASL2Timeout is Prosody's c2s_timeout (the design's sasl2_timeout); 0: Prosody's default.
+	SASL2Timeout time.Duration
+	// LegacyDir is the operator's legacy modules.d directory; "": the config tree's.
+	LegacyDir string
+
 	// raw holds the text of every variable for Describe, with secret fields replaced by their
 	// redacted form: fmt prints unexported fields without calling Secret's methods, so a real
 	// secret here would show in %+v of a Settings.
@@ -373,6 +378,13 @@ func (p *parser) unknown(vars []variable, known map[string]bool) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.env)) {
 		if known[name] || strings.HasPrefix(name, featuresPrefix) {
+			continue
+		}
+		if _, ok := designToggleAliases()[name]; ok {
+			continue // read by toggles
+		}
+		if r, ok := DesignRefusals()[name]; ok {
+			p.problem(name, "", r.Message(), "")
 			continue
 		}
 		// The value is not shown: an unknown name may be a mistyped secret.

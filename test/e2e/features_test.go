@@ -113,11 +113,12 @@ var observables = []observable{
 		func(r *probeResult) bool { return r.postAuthHas("{urn:xmpp:csi:0}csi") }},
 	{"stream management (urn:xmpp:sm:3) stream feature after login", []string{"messaging/core"},
 		func(r *probeResult) bool { return r.postAuthHas("{urn:xmpp:sm:3}sm") }},
-	{"SASL2 (urn:xmpp:sasl:2) stream feature before login", []string{"authentication/modern"},
+	// Parts are written feature#part: SASL2 nests Bind2 and FAST (off by default).
+	{"SASL2 (urn:xmpp:sasl:2) stream feature before login", []string{"authentication/modern#sasl2"},
 		func(r *probeResult) bool { return r.preAuthHas("{urn:xmpp:sasl:2}authentication") }},
-	{"Bind2 (urn:xmpp:bind:0) inline in SASL2", []string{"authentication/modern"},
+	{"Bind2 (urn:xmpp:bind:0) inline in SASL2", []string{"authentication/modern#bind2"},
 		func(r *probeResult) bool { return r.preAuthHas("{urn:xmpp:bind:0}bind") }},
-	{"FAST (urn:xmpp:fast:0) inline in SASL2", []string{"authentication/modern"},
+	{"FAST (urn:xmpp:fast:0) inline in SASL2", []string{"authentication/modern#fast"},
 		func(r *probeResult) bool { return r.FAST }},
 	{"blocking (urn:xmpp:blocking) in the server's disco#info", []string{"messaging/core"},
 		func(r *probeResult) bool { return r.Server.has("urn:xmpp:blocking") }},
@@ -290,7 +291,8 @@ func registerWithoutInvite(t testing.TB, s *Server, caFile string) string {
 // renderedPlan is the part of `entrypoint render --json` these tests read.
 type renderedPlan struct {
 	Features []struct {
-		Name string `json:"name"`
+		Name  string   `json:"name"`
+		Parts []string `json:"parts"`
 	} `json:"features"`
 	Components []struct {
 		Address string `json:"address"`
@@ -369,9 +371,13 @@ func checkOffersExactlyThePlan(t *testing.T, s *Server, caFile, password string)
 	})
 	st := s.Status()
 	plan := planOf(t, s)
-	var planned []string
+	var planned, offered []string
 	for _, f := range plan.Features {
 		planned = append(planned, f.Name)
+		offered = append(offered, f.Name)
+		for _, part := range f.Parts {
+			offered = append(offered, f.Name+"#"+part)
+		}
 	}
 	slices.Sort(planned)
 	if running := slices.Sorted(slices.Values(st.Features)); !slices.Equal(running, planned) {
@@ -396,7 +402,7 @@ func checkOffersExactlyThePlan(t *testing.T, s *Server, caFile, password string)
 
 	var verified []string
 	for _, o := range observables {
-		want := slices.ContainsFunc(o.features, func(f string) bool { return slices.Contains(planned, f) })
+		want := slices.ContainsFunc(o.features, func(f string) bool { return slices.Contains(offered, f) })
 		got := o.seen(r)
 		switch {
 		case want && !got:
@@ -469,5 +475,36 @@ func TestFeatureTogglesChangeWhatClientsSee(t *testing.T) {
 	}
 	if !slices.Contains(planned, "collaboration/pubsub") {
 		t.Errorf("PROSODY_FEATURES=+collaboration/pubsub did not add it to the plan")
+	}
+}
+
+// The design's toggles change what clients see: SASL2=false takes Bind2 and FAST with
+// it, WEB_ENABLED=false the whole web group (http, websocket, BOSH, upload); FAST is
+// offered only with PROSODY_FEATURES_AUTH_FAST=true.
+func TestDesignTogglesChangeWhatClientsSee(t *testing.T) {
+	probePython(t)
+	ca := newProfileCA(t, t.TempDir())
+	pw := make([]byte, 12)
+	_, _ = rand.Read(pw)
+	password := hex.EncodeToString(pw)
+	for _, toggles := range []map[string]string{
+		{"PROSODY_FEATURES_AUTH_SASL2": "false", "PROSODY_FEATURES_WEB_ENABLED": "false"},
+		{"PROSODY_FEATURES_AUTH_FAST": "true"},
+	} {
+		env := map[string]string{"PROSODY_ADMINS": "admin@" + profileDomain, "PROSODY_ADMIN_PASSWORD": password}
+		var name []string
+		for k, v := range toggles {
+			env[k] = v
+			name = append(name, k+"="+v)
+		}
+		slices.Sort(name)
+		t.Run(strings.Join(name, ","), func(t *testing.T) {
+			s := newProfileServer(t, ca, "standard", "development", env).Start()
+			planned := checkOffersExactlyThePlan(t, s, serverCA(s, ca), password)
+			web := slices.ContainsFunc(planned, func(f string) bool { return strings.HasPrefix(f, "web/") })
+			if toggles["PROSODY_FEATURES_WEB_ENABLED"] == "false" && web {
+				t.Errorf("WEB_ENABLED=false left web features in the plan: %v", planned)
+			}
+		})
 	}
 }

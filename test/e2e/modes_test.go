@@ -130,3 +130,50 @@ func TestLegacyMigrationAndResourceLimits(t *testing.T) {
 		t.Fatalf("prosody failed to load a module:\n%s", s.Stdout())
 	}
 }
+
+// PROSODY_LEGACY_DIR is the operator's own modules.d (the design symlinks the old
+// tree): legacy mode loads its lists instead of the shipped ones, the migration report
+// reads it, and `entrypoint profiles migrate NAME` writes a profile that gives the same
+// modules without legacy mode.
+func TestOwnLegacyDirAndMigrationVerb(t *testing.T) {
+	t.Parallel()
+	legacy := t.TempDir()
+	list := "-- our old tree\nmodules_enabled:append {\n\t\"carbons\";\n}\n"
+	if err := os.WriteFile(filepath.Join(legacy, "10-ours.cfg.lua"), []byte(list), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"PROSODY_LEGACY_MODE": "true", "PROSODY_MIGRATION_MODE": "true", "PROSODY_LEGACY_DIR": legacy,
+		"PROSODY_FEATURES_ADMIN_SHELL": "true", // to ask Prosody what it loaded
+	}
+	s := NewServer(t, Options{Profile: "minimal", Environment: "development", Env: env}).Start()
+	s.WaitReady(30 * time.Second)
+	if cfg := s.RenderedConfig(); !strings.Contains(cfg, `"carbons"`) || strings.Contains(cfg, `"cloud_notify"`) {
+		t.Errorf("the rendered config should hold our list (carbons) and not the shipped ones (cloud_notify)")
+	}
+	for _, want := range []string{"10-ours.cfg.lua:", "carbons", "-> messaging/carbons (not enabled)"} {
+		if !strings.Contains(s.Stderr(), want) {
+			t.Errorf("the migration report lacks %q", want)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := adminsock.Dial(ctx, filepath.Join(s.Dir, "data", "prosody.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if loaded, err := conn.ModuleList(ctx, "localhost"); err != nil || !slices.Contains(loaded, "carbons") {
+		t.Errorf("Prosody did not load carbons from our list: %v %v", err, loaded)
+	}
+	// The migration verb, with the same environment.
+	custom := t.TempDir()
+	code, out, errOut := designCLI(t, custom, []string{"PROSODY_PROFILE=minimal", "PROSODY_LEGACY_DIR=" + legacy}, "profiles", "migrate", "ours")
+	if code != 0 || !strings.Contains(out, "created profile ours") || !strings.Contains(out, "10-ours.cfg.lua:") {
+		t.Fatalf("profiles migrate ours: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = designCLI(t, custom, []string{"PROSODY_PROFILE=ours"}, "explain", "carbons")
+	if code != 0 || !strings.Contains(out, "IN  module carbons") {
+		t.Errorf("the migrated profile does not load carbons without legacy mode: exit %d\n%s%s", code, out, errOut)
+	}
+}

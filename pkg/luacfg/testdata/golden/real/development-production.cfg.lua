@@ -6,7 +6,7 @@
 -- feature authentication/basic: profile development
 -- feature messaging/core: profile development
 -- feature admin/api: profile development
--- feature authentication/modern [bind2, downgrade_protection, fast, sasl2]: profile development
+-- feature authentication/modern [bind2, downgrade_protection, sasl2]: profile development
 -- feature collaboration/bookmarks: profile development
 -- feature collaboration/muc: profile development
 -- feature collaboration/pubsub: profile development
@@ -35,7 +35,7 @@ admins = { "admin@example.com" }
 allow_registration = true
 -- core/security; environment production
 allow_unencrypted_plain_auth = false
--- profile development
+-- feature messaging/archive (profile development); profile development
 archive_expires_after = "1d"
 -- feature authentication/basic (profile development)
 authentication = "internal_hashed"
@@ -47,10 +47,10 @@ c2s_require_encryption = true
 certificates = "/etc/prosody/certs"
 -- core/global
 data_path = "/var/lib/prosody"
--- profile development
+-- feature messaging/archive (profile development); profile development
 default_archive_policy = true
--- feature security/firewall (profile development)
-firewall_scripts = {}
+-- feature security/firewall (profile development); environment production
+firewall_scripts = { "/usr/share/prosody-pfe/config/firewall/production-rules.pfw" }
 -- feature performance/optimization (profile development)
 gc = { major_threshold = 50, minor_threshold = 20, mode = "generational" }
 -- feature web/http (profile development)
@@ -59,8 +59,8 @@ http_ports = { 5280 }
 https_ports = { 5281 }
 -- feature security/firewall (profile development); environment production
 limits = {
-	c2s = { burst = "2s", rate = "10kb/s" };
-	s2sin = { burst = "3s", rate = "30kb/s" };
+	c2s = { burst = "2s", rate = "5kb/s" };
+	s2sin = { burst = "2s", rate = "10kb/s" };
 }
 -- core/global
 log = { { levels = { min = "info" }, to = "console" } }
@@ -84,8 +84,6 @@ s2s_ports = { 5269 }
 s2s_require_encryption = true
 -- core/security; environment production
 s2s_secure_auth = true
--- feature authentication/modern part fast (default)
-sasl2_fast_token_ttl = 1814400
 -- core/database (when storage=sqlite)
 sql = { database = "prosody.sqlite", driver = "SQLite3" }
 -- core/database (when storage=sqlite)
@@ -114,7 +112,7 @@ modules_enabled = {
 	"dialback"; -- feature messaging/core (profile development)
 	"disco"; -- feature messaging/core (profile development)
 	"filter_chatstates"; -- feature mobile/battery (profile development)
-	"firewall"; -- feature security/firewall (profile development)
+	"firewall"; -- feature security/firewall (profile development); environment production
 	"http"; -- feature web/http (profile development)
 	"http_altconnect"; -- feature web/http (profile development)
 	"http_openmetrics"; -- feature admin/monitoring (profile development)
@@ -135,9 +133,8 @@ modules_enabled = {
 	"roster"; -- feature messaging/core (profile development)
 	"s2s_bidi"; -- feature messaging/core (profile development)
 	"s2s_idle_timeout"; -- feature performance/optimization (profile development)
-	"sasl2"; -- feature authentication/modern part bind2 (default); feature authentication/modern part fast (default); feature authentication/modern part sasl2 (default)
+	"sasl2"; -- feature authentication/modern part sasl2 (default)
 	"sasl2_bind2"; -- feature authentication/modern part bind2 (default)
-	"sasl2_fast"; -- feature authentication/modern part fast (default)
 	"sasl2_sm"; -- feature authentication/modern part bind2 (default)
 	"sasl_ssdp"; -- feature authentication/modern part downgrade_protection (default)
 	"saslauth"; -- feature authentication/basic (profile development)

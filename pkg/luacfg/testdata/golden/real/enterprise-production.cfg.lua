@@ -6,7 +6,7 @@
 -- feature authentication/basic: profile enterprise
 -- feature messaging/core: profile enterprise
 -- feature admin/api: profile enterprise
--- feature authentication/modern [bind2, downgrade_protection, fast, sasl2]: profile enterprise
+-- feature authentication/modern [bind2, downgrade_protection, sasl2]: profile enterprise
 -- feature collaboration/bookmarks: profile enterprise
 -- feature collaboration/muc: profile enterprise
 -- feature collaboration/pubsub: profile enterprise
@@ -37,7 +37,7 @@ admins = { "admin@example.com" }
 allow_unencrypted_plain_auth = false
 -- feature security/antispam (profile enterprise)
 anti_spam_services = { "xmppbl.org" }
--- feature security/compliance (profile enterprise)
+-- feature messaging/archive (profile enterprise); feature security/compliance (profile enterprise)
 archive_expires_after = "1y"
 -- feature authentication/basic (profile enterprise)
 authentication = "internal_hashed"
@@ -49,10 +49,10 @@ c2s_require_encryption = true
 certificates = "/etc/prosody/certs"
 -- core/global
 data_path = "/var/lib/prosody"
--- profile enterprise
+-- feature messaging/archive (profile enterprise); profile enterprise
 default_archive_policy = true
--- feature security/firewall (profile enterprise)
-firewall_scripts = {}
+-- feature security/firewall (profile enterprise); environment production
+firewall_scripts = { "/usr/share/prosody-pfe/config/firewall/production-rules.pfw" }
 -- feature performance/optimization (profile enterprise)
 gc = { major_threshold = 50, minor_threshold = 20, mode = "generational" }
 -- feature security/compliance (profile enterprise)
@@ -63,8 +63,8 @@ http_ports = { 5280 }
 https_ports = { 5281 }
 -- feature security/firewall (profile enterprise); environment production
 limits = {
-	c2s = { burst = "2s", rate = "10kb/s" };
-	s2sin = { burst = "3s", rate = "30kb/s" };
+	c2s = { burst = "2s", rate = "5kb/s" };
+	s2sin = { burst = "2s", rate = "10kb/s" };
 }
 -- core/global
 log = { { levels = { min = "info" }, to = "console" } }
@@ -96,8 +96,6 @@ s2s_ports = { 5269 }
 s2s_require_encryption = true
 -- core/security; environment production
 s2s_secure_auth = true
--- feature authentication/modern part fast (default)
-sasl2_fast_token_ttl = 1814400
 -- core/database (when storage=sqlite)
 sql = { database = "prosody.sqlite", driver = "SQLite3" }
 -- core/database (when storage=sqlite)
@@ -129,7 +127,7 @@ modules_enabled = {
 	"dialback"; -- feature messaging/core (profile enterprise)
 	"disco"; -- feature messaging/core (profile enterprise)
 	"filter_chatstates"; -- feature mobile/battery (profile enterprise)
-	"firewall"; -- feature security/firewall (profile enterprise)
+	"firewall"; -- feature security/firewall (profile enterprise); environment production
 	"http"; -- feature web/http (profile enterprise)
 	"http_altconnect"; -- feature web/http (profile enterprise)
 	"http_openmetrics"; -- feature admin/monitoring (profile enterprise)
@@ -150,9 +148,8 @@ modules_enabled = {
 	"roster"; -- feature messaging/core (profile enterprise)
 	"s2s_bidi"; -- feature messaging/core (profile enterprise)
 	"s2s_idle_timeout"; -- feature performance/optimization (profile enterprise)
-	"sasl2"; -- feature authentication/modern part bind2 (default); feature authentication/modern part fast (default); feature authentication/modern part sasl2 (default)
+	"sasl2"; -- feature authentication/modern part sasl2 (default)
 	"sasl2_bind2"; -- feature authentication/modern part bind2 (default)
-	"sasl2_fast"; -- feature authentication/modern part fast (default)
 	"sasl2_sm"; -- feature authentication/modern part bind2 (default)
 	"sasl_ssdp"; -- feature authentication/modern part downgrade_protection (default)
 	"saslauth"; -- feature authentication/basic (profile enterprise)

@@ -6,7 +6,7 @@
 -- feature authentication/basic: profile enterprise
 -- feature messaging/core: profile enterprise
 -- feature admin/api: profile enterprise
--- feature authentication/modern [bind2, downgrade_protection, fast, sasl2]: profile enterprise
+-- feature authentication/modern [bind2, downgrade_protection, sasl2]: profile enterprise
 -- feature collaboration/bookmarks: profile enterprise
 -- feature collaboration/muc: profile enterprise
 -- feature collaboration/pubsub: profile enterprise
@@ -37,7 +37,7 @@ admins = { "admin@example.com" }
 allow_unencrypted_plain_auth = false
 -- feature security/antispam (profile enterprise)
 anti_spam_services = { "xmppbl.org" }
--- feature security/compliance (profile enterprise)
+-- feature messaging/archive (profile enterprise); feature security/compliance (profile enterprise)
 archive_expires_after = "1y"
 -- feature authentication/basic (profile enterprise)
 authentication = "internal_hashed"
@@ -49,7 +49,7 @@ c2s_require_encryption = true
 certificates = "/etc/prosody/certs"
 -- core/global
 data_path = "/var/lib/prosody"
--- profile enterprise
+-- feature messaging/archive (profile enterprise); profile enterprise
 default_archive_policy = true
 -- feature security/firewall (profile enterprise)
 firewall_scripts = {}
@@ -94,8 +94,6 @@ s2s_ports = { 5269 }
 s2s_require_encryption = true
 -- core/security; environment staging
 s2s_secure_auth = true
--- feature authentication/modern part fast (default)
-sasl2_fast_token_ttl = 1814400
 -- core/database (when storage=sqlite)
 sql = { database = "prosody.sqlite", driver = "SQLite3" }
 -- core/database (when storage=sqlite)
@@ -148,9 +146,8 @@ modules_enabled = {
 	"roster"; -- feature messaging/core (profile enterprise)
 	"s2s_bidi"; -- feature messaging/core (profile enterprise)
 	"s2s_idle_timeout"; -- feature performance/optimization (profile enterprise)
-	"sasl2"; -- feature authentication/modern part bind2 (default); feature authentication/modern part fast (default); feature authentication/modern part sasl2 (default)
+	"sasl2"; -- feature authentication/modern part sasl2 (default)
 	"sasl2_bind2"; -- feature authentication/modern part bind2 (default)
-	"sasl2_fast"; -- feature authentication/modern part fast (default)
 	"sasl2_sm"; -- feature authentication/modern part bind2 (default)
 	"sasl_ssdp"; -- feature authentication/modern part downgrade_protection (default)
 	"saslauth"; -- feature authentication/basic (profile enterprise)

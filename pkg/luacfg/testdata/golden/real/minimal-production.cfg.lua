@@ -23,9 +23,11 @@ certificates = "/etc/prosody/certs"
 -- core/global
 data_path = "/var/lib/prosody"
 -- environment production
+firewall_scripts = { "/usr/share/prosody-pfe/config/firewall/production-rules.pfw" }
+-- environment production
 limits = {
-	c2s = { burst = "2s", rate = "10kb/s" };
-	s2sin = { burst = "3s", rate = "30kb/s" };
+	c2s = { burst = "2s", rate = "5kb/s" };
+	s2sin = { burst = "2s", rate = "10kb/s" };
 }
 -- core/global
 log = { { levels = { min = "info" }, to = "console" } }
@@ -49,6 +51,7 @@ modules_enabled = {
 	"blocklist"; -- feature messaging/core (profile minimal)
 	"dialback"; -- feature messaging/core (profile minimal)
 	"disco"; -- feature messaging/core (profile minimal)
+	"firewall"; -- environment production
 	"invites"; -- environment production
 	"invites_register"; -- environment production
 	"lastactivity"; -- feature messaging/core (profile minimal)

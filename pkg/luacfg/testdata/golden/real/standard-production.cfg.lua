@@ -5,7 +5,7 @@
 -- feature admin/shell: profile standard
 -- feature authentication/basic: profile standard
 -- feature messaging/core: profile standard
--- feature authentication/modern [bind2, downgrade_protection, fast, sasl2]: profile standard
+-- feature authentication/modern [bind2, downgrade_protection, sasl2]: profile standard
 -- feature collaboration/bookmarks: profile standard
 -- feature collaboration/muc: profile standard
 -- feature messaging/archive: profile standard
@@ -27,8 +27,8 @@ admins = { "admin@example.com" }
 allow_unencrypted_plain_auth = false
 -- feature security/antispam (profile standard)
 anti_spam_services = { "xmppbl.org" }
--- profile standard
-archive_expires_after = "4w"
+-- feature messaging/archive (profile standard); profile standard
+archive_expires_after = "1y"
 -- feature authentication/basic (profile standard)
 authentication = "internal_hashed"
 -- core/global
@@ -39,27 +39,31 @@ c2s_require_encryption = true
 certificates = "/etc/prosody/certs"
 -- core/global
 data_path = "/var/lib/prosody"
--- profile standard
-default_archive_policy = true
--- feature security/firewall (profile standard)
-firewall_scripts = {}
+-- feature messaging/archive (profile standard); profile standard
+default_archive_policy = "roster"
+-- feature security/firewall (profile standard); environment production
+firewall_scripts = { "/usr/share/prosody-pfe/config/firewall/production-rules.pfw" }
 -- feature web/http (profile standard)
 http_ports = { 5280 }
 -- feature web/http (profile standard)
 https_ports = { 5281 }
 -- feature security/firewall (profile standard); environment production
 limits = {
-	c2s = { burst = "2s", rate = "10kb/s" };
-	s2sin = { burst = "3s", rate = "30kb/s" };
+	c2s = { burst = "2s", rate = "5kb/s" };
+	s2sin = { burst = "2s", rate = "10kb/s" };
 }
 -- core/global
 log = { { levels = { min = "info" }, to = "console" } }
+-- profile standard
+max_history_messages = 50
 -- profile standard
 muc_log_expires_after = "4w"
 -- profile standard
 muc_room_default_history_length = 20
 -- profile standard
 muc_room_default_persistent = true
+-- profile standard
+muc_room_default_public = false
 -- feature mobile/push (profile standard)
 push_notification_with_body = false
 -- feature mobile/push (profile standard)
@@ -72,8 +76,6 @@ s2s_ports = { 5269 }
 s2s_require_encryption = true
 -- core/security; environment production
 s2s_secure_auth = true
--- feature authentication/modern part fast (default)
-sasl2_fast_token_ttl = 1814400
 -- core/database (when storage=sqlite)
 sql = { database = "prosody.sqlite", driver = "SQLite3" }
 -- core/database (when storage=sqlite)
@@ -95,7 +97,7 @@ modules_enabled = {
 	"csi_simple"; -- feature mobile/csi (profile standard)
 	"dialback"; -- feature messaging/core (profile standard)
 	"disco"; -- feature messaging/core (profile standard)
-	"firewall"; -- feature security/firewall (profile standard)
+	"firewall"; -- feature security/firewall (profile standard); environment production
 	"http"; -- feature web/http (profile standard)
 	"http_altconnect"; -- feature web/http (profile standard)
 	"invites"; -- environment production
@@ -108,9 +110,8 @@ modules_enabled = {
 	"register"; -- core/global
 	"roster"; -- feature messaging/core (profile standard)
 	"s2s_bidi"; -- feature messaging/core (profile standard)
-	"sasl2"; -- feature authentication/modern part bind2 (default); feature authentication/modern part fast (default); feature authentication/modern part sasl2 (default)
+	"sasl2"; -- feature authentication/modern part sasl2 (default)
 	"sasl2_bind2"; -- feature authentication/modern part bind2 (default)
-	"sasl2_fast"; -- feature authentication/modern part fast (default)
 	"sasl2_sm"; -- feature authentication/modern part bind2 (default)
 	"sasl_ssdp"; -- feature authentication/modern part downgrade_protection (default)
 	"saslauth"; -- feature authentication/basic (profile standard)
