@@ -230,6 +230,7 @@ func (p *parser) build(s *Settings) {
 	s.ReloadRestart = p.enum("PROSODY_RELOAD_RESTART", r.ReloadRestart, "a reload restart policy", false, reloadRestarts())
 	s.Watch = p.boolean("PROSODY_WATCH", r.Watch)
 	s.WatchDebounce = p.duration("PROSODY_WATCH_DEBOUNCE", r.WatchDebounce, 0)
+	s.ACME = p.acme(r)
 
 	p.portConflicts(s, healthPort)
 	p.environmentWarnings(s)
