@@ -100,17 +100,17 @@ type Env struct {
 	StatusToken     Secret `split_words:"true" default:"" desc:"bearer token that lets clients other than loopback read /status (secret; or PROSODY_STATUS_TOKEN_FILE; at least 16 characters, no spaces); empty: /status for loopback clients only"`
 	WatchdogTimeout string `split_words:"true" default:"60s" desc:"restart Prosody when its readiness probe has failed this long while it should be serving (duration, at least 1s; 0 disables the watchdog)"`
 
-	Acme               string `split_words:"true" default:"" desc:"get and renew certificates by ACME for the hosts no mounted certificate covers (boolean; empty: on when PROSODY_ACME_EMAIL is set)"`
-	AcmeEmail          string `split_words:"true" default:"" desc:"contact e-mail of the ACME account; setting it turns ACME on"`
-	AcmeDirectory      string `split_words:"true" default:"letsencrypt" desc:"ACME directory: letsencrypt, letsencrypt-staging, or the https:// URL of any ACME directory"`
-	AcmeCAFile         string `split_words:"true" default:"" desc:"PEM file of the CA to trust for the ACME directory's HTTPS, for a private ACME server such as step-ca or Pebble (absolute path; empty: the system roots)"`
-	AcmeEABKid         string `split_words:"true" default:"" desc:"External Account Binding key id, for CAs that require one (set together with PROSODY_ACME_EAB_HMAC_KEY)"`
-	AcmeEABHmacKey     Secret `split_words:"true" default:"" desc:"External Account Binding HMAC key, base64url as the CA gives it (secret; or PROSODY_ACME_EAB_HMAC_KEY_FILE)"`
-	AcmeChallenges     string `split_words:"true" default:"http-01" desc:"ACME challenges to answer, comma-separated: http-01, tls-alpn-01"`
-	AcmeHTTPPort       string `split_words:"true" default:"80" desc:"port the entrypoint answers HTTP-01 challenges on (behind a proxy or a port mapping, the port traffic for :80 reaches)"`
-	AcmeTLSPort        string `split_words:"true" default:"443" desc:"port the entrypoint answers TLS-ALPN-01 challenges on (the port traffic for :443 reaches)"`
-	AcmeRenewBefore    string `split_words:"true" default:"0" desc:"renew this long before the certificate expires (duration; 0: when a third of its lifetime is left, or earlier when the CA's renewal information says so)"`
-	AcmeRetryBackoff   string `split_words:"true" default:"1m" desc:"first delay before retrying a failed renewal while running, doubled each time up to 6h (duration)"`
+	Acme             string `split_words:"true" default:"" desc:"get and renew certificates by ACME for the hosts no mounted certificate covers (boolean; empty: on when PROSODY_ACME_EMAIL is set)"`
+	AcmeEmail        string `split_words:"true" default:"" desc:"contact e-mail of the ACME account; setting it turns ACME on"`
+	AcmeDirectory    string `split_words:"true" default:"letsencrypt" desc:"ACME directory: letsencrypt, letsencrypt-staging, or the https:// URL of any ACME directory"`
+	AcmeCAFile       string `split_words:"true" default:"" desc:"PEM file of the CA to trust for the ACME directory's HTTPS, for a private ACME server such as step-ca or Pebble (absolute path; empty: the system roots)"`
+	AcmeEABKid       string `split_words:"true" default:"" desc:"External Account Binding key id, for CAs that require one (set together with PROSODY_ACME_EAB_HMAC_KEY)"`
+	AcmeEABHmacKey   Secret `split_words:"true" default:"" desc:"External Account Binding HMAC key, base64url as the CA gives it (secret; or PROSODY_ACME_EAB_HMAC_KEY_FILE)"`
+	AcmeChallenges   string `split_words:"true" default:"http-01" desc:"ACME challenges to answer, comma-separated: http-01, tls-alpn-01"`
+	AcmeHTTPPort     string `split_words:"true" default:"80" desc:"port the entrypoint answers HTTP-01 challenges on (behind a proxy or a port mapping, the port traffic for :80 reaches)"`
+	AcmeTLSPort      string `split_words:"true" default:"443" desc:"port the entrypoint answers TLS-ALPN-01 challenges on (the port traffic for :443 reaches)"`
+	AcmeRenewBefore  string `split_words:"true" default:"0" desc:"renew this long before the certificate expires (duration; 0: when a third of its lifetime is left, or earlier when the CA's renewal information says so)"`
+	AcmeRetryBackoff string `split_words:"true" default:"1m" desc:"first delay before retrying a failed renewal while running, doubled each time up to 6h (duration)"`
 }
 
 // variable is one row of the variable table built from Env's tags by envconfig.
