@@ -216,16 +216,16 @@ func (m *Manager) renewAt(p *Pair, ari *certificate.RenewalInfo) time.Time {
 }
 
 // RenewAt is when a certificate valid from notBefore to notAfter is renewed:
-// renewBefore ahead of its end when set, else when a third of its lifetime
-// is left; jitter in [0,1) moves it earlier by up to a twentieth of the
-// lifetime (at most 12h), so many servers started together do not renew
-// together.
+// exactly renewBefore ahead of its end when set (the operator's choice),
+// else when a third of its lifetime is left, moved earlier by jitter in
+// [0,1) times a twentieth of the lifetime (at most 12h), so servers started
+// together do not renew together.
 func RenewAt(notBefore, notAfter time.Time, renewBefore time.Duration, jitter float64) time.Time {
+	if renewBefore > 0 {
+		return notAfter.Add(-renewBefore)
+	}
 	life := notAfter.Sub(notBefore)
 	at := notAfter.Add(-life / 3)
-	if renewBefore > 0 {
-		at = notAfter.Add(-renewBefore)
-	}
 	spread := min(life/20, 12*time.Hour)
 	return at.Add(-time.Duration(jitter * float64(spread)))
 }

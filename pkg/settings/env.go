@@ -109,7 +109,7 @@ type Env struct {
 	AcmeChallenges   string `split_words:"true" default:"http-01" desc:"ACME challenges to answer, comma-separated: http-01, tls-alpn-01"`
 	AcmeHTTPPort     string `split_words:"true" default:"80" desc:"port the entrypoint answers HTTP-01 challenges on (behind a proxy or a port mapping, the port traffic for :80 reaches)"`
 	AcmeTLSPort      string `split_words:"true" default:"443" desc:"port the entrypoint answers TLS-ALPN-01 challenges on (the port traffic for :443 reaches)"`
-	AcmeRenewBefore  string `split_words:"true" default:"0" desc:"renew this long before the certificate expires (duration; 0: when a third of its lifetime is left, or earlier when the CA's renewal information says so)"`
+	AcmeRenewBefore  string `split_words:"true" default:"0" desc:"renew exactly this long before the certificate expires (duration; 0: when a third of its lifetime is left, with jitter, or earlier when the CA's renewal information says so)"`
 	AcmeRetryBackoff string `split_words:"true" default:"1m" desc:"first delay before retrying a failed renewal while running, doubled each time up to 6h (duration)"`
 }
 
