@@ -229,4 +229,3 @@ func mustRead(t testing.TB, path string) []byte {
 	}
 	return b
 }
-
