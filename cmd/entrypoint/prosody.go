@@ -161,6 +161,11 @@ func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor
 		return nil
 	})
 	g.Go("reloader", r.Run)
+	if s.ACME != nil { // renewals install through the reloader, like a renewed mounted certificate
+		g.Go("acme", func(ctx context.Context) error {
+			return s.ACME.Run(ctx, mon, func() { r.Trigger("acme certificate renewed") })
+		})
+	}
 	g.Go("watchdog", func(ctx context.Context) error { return mon.RunWatchdog(ctx, sup.RestartChild) })
 	g.Go("admins", func(ctx context.Context) error {
 		initsteps.BootstrapAdmins(ctx, s, mon.WaitReady)

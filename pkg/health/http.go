@@ -94,6 +94,8 @@ type Status struct {
 	Database *databaseJSON `json:"database,omitempty"`
 	// Watchdog is what the watchdog did (when Config.WatchdogTimeout is set).
 	Watchdog *watchdogJSON `json:"watchdog,omitempty"`
+	// ACME is the ACME certificate's renewal state (when ACME is on).
+	ACME *acmeJSON `json:"acme,omitempty"`
 }
 
 type stageJSON struct {
@@ -128,6 +130,21 @@ type reloadJSON struct {
 type certJSON struct {
 	Host     string    `json:"host"`
 	NotAfter time.Time `json:"not_after"`
+	// Source is where the certificate came from: discovered (mounted),
+	// staged (a mounted one copied readable), generated (self-signed) or acme.
+	Source string `json:"source,omitempty"`
+}
+
+// acmeJSON is the ACME certificate's renewal state; absent when ACME is off.
+type acmeJSON struct {
+	NextRenewal   *time.Time `json:"next_renewal,omitempty"`
+	LastOutcome   string     `json:"last_outcome,omitempty"`
+	LastAt        *time.Time `json:"last_at,omitempty"`
+	LastSuccessAt *time.Time `json:"last_success_at,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	LastErrorAt   *time.Time `json:"last_error_at,omitempty"`
+	// Failures counts the failed orders since the last success.
+	Failures int `json:"failures"`
 }
 
 type probeJSON struct {
@@ -167,6 +184,10 @@ func (m *Monitor) Status() Status {
 		NotifyStatus: st.notifyStatus,
 		Database:     st.database,
 	}
+	if st.acme != nil {
+		a := *st.acme
+		s.ACME = &a
+	}
 	if m.cfg.WatchdogTimeout > 0 && m.cfg.Mode == ModeProsody {
 		s.Watchdog = &watchdogJSON{TimeoutSeconds: m.cfg.WatchdogTimeout.Seconds(), Restarts: st.watchdogRestarts, Last: st.watchdogLast}
 	}
@@ -176,7 +197,7 @@ func (m *Monitor) Status() Status {
 		s.Child.UptimeSeconds = now.Sub(st.childStarted).Seconds()
 	}
 	for host, t := range st.certs {
-		s.Certs = append(s.Certs, certJSON{Host: host, NotAfter: t})
+		s.Certs = append(s.Certs, certJSON{Host: host, NotAfter: t, Source: st.info.CertSources[host]})
 	}
 	slices.SortFunc(s.Certs, func(a, b certJSON) int { return strings.Compare(a.Host, b.Host) })
 	return s

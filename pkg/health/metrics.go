@@ -42,6 +42,11 @@ type metrics struct {
 	// httpConns and httpRefused are the health port's connections (limitListener).
 	httpConns   prometheus.Gauge
 	httpRefused prometheus.Counter
+	// acmeRenewals, acmeNext and acmeLastSuccess are the ACME certificate's
+	// orders while running (ACMERenewal, ACMENextRenewal).
+	acmeRenewals    *prometheus.CounterVec
+	acmeNext        prometheus.Gauge
+	acmeLastSuccess prometheus.Gauge
 	// dbUp is the database check's last result; registered only with a database to check.
 	dbUp prometheus.Gauge
 }
@@ -93,13 +98,19 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 			Help: "Open connections on the health port (PROSODY_HEALTH_LISTEN)."}),
 		httpRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "health_connections_refused_total",
 			Help: "Connections to the health port closed at once because the port's connection limit, or one address's share of it, was reached."}),
+		acmeRenewals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "acme_renewals_total",
+			Help: "ACME certificate orders while running (renewals, and retries after a failed start) by outcome (success, failure)."}, []string{"outcome"}),
+		acmeNext: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "acme_next_renewal_timestamp_seconds",
+			Help: "When the next ACME order is due, as a Unix time; 0 when ACME is off."}),
+		acmeLastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "acme_last_success_timestamp_seconds",
+			Help: "When the last ACME order while running succeeded, as a Unix time; 0 before the first."}),
 		dbUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "database_up",
 			Help: "1 if the last check could connect to the database (PostgreSQL storage), 0 if not."}),
 	}
 	cs := []prometheus.Collector{
 		m.stageDuration, m.stageSuccess, m.childUp, m.childPID, m.restarts, m.exits, m.readyState, m.reloads,
 		m.renderSeconds, m.reloadSeconds, m.reloadLastOK, m.probeSeconds, m.probeFailures, m.reaped, m.notifyMsgs, m.notifyDropped, m.certExpiry,
-		m.startTime, m.watchdogRestarts, m.httpConns, m.httpRefused,
+		m.startTime, m.watchdogRestarts, m.httpConns, m.httpRefused, m.acmeRenewals, m.acmeNext, m.acmeLastSuccess,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
@@ -117,6 +128,9 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 	}
 	for _, o := range reloadOutcomes() {
 		m.reloads.WithLabelValues(o)
+	}
+	for _, o := range []string{"success", "failure"} {
+		m.acmeRenewals.WithLabelValues(o)
 	}
 	for _, t := range []string{"ready", "reloading", "stopping", "other"} {
 		m.notifyMsgs.WithLabelValues(t)

@@ -14,6 +14,9 @@ type Info struct {
 	Features    []string
 	ConfigHash  string
 	Hosts       []string
+	// CertSources says where each host's certificate came from (mounted,
+	// staged, generated, acme), keyed by host.
+	CertSources map[string]string
 }
 
 // statusRecord is what /status reports beyond the readiness inputs. Guarded by Monitor.mu.
@@ -25,6 +28,7 @@ type statusRecord struct {
 	lastExit     *exitJSON
 	lastReload   *reloadJSON
 	certs        map[string]time.Time
+	acme         *acmeJSON
 	probe        *probeJSON
 	notifyStatus string
 	database     *databaseJSON
@@ -180,4 +184,40 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// ACMERenewal records one attempt to get an ACME certificate (acme.Observer):
+// outcome "success" or "failure"; err (nil on success) is shown in /status as
+// the last error and must hold no secret.
+func (m *Monitor) ACMERenewal(outcome string, err error) {
+	m.met.acmeRenewals.WithLabelValues(outcome).Inc()
+	now := time.Now().UTC()
+	if err == nil {
+		m.met.acmeLastSuccess.Set(float64(now.Unix()))
+	}
+	m.update(func(_ *inputs, st *statusRecord) {
+		if st.acme == nil {
+			st.acme = &acmeJSON{}
+		}
+		st.acme.LastOutcome, st.acme.LastAt = outcome, &now
+		if err != nil {
+			st.acme.LastError, st.acme.LastErrorAt = err.Error(), &now
+			st.acme.Failures++
+		} else {
+			st.acme.LastSuccessAt = &now
+			st.acme.Failures = 0
+		}
+	})
+}
+
+// ACMENextRenewal records when the next ACME order is due (acme.Observer).
+func (m *Monitor) ACMENextRenewal(at time.Time) {
+	m.met.acmeNext.Set(float64(at.Unix()))
+	at = at.UTC()
+	m.update(func(_ *inputs, st *statusRecord) {
+		if st.acme == nil {
+			st.acme = &acmeJSON{}
+		}
+		st.acme.NextRenewal = &at
+	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/acme"
 	"github.com/prosody-pfe/prosody-pfe/pkg/hooks"
 	"github.com/prosody-pfe/prosody-pfe/pkg/luacfg"
 	"github.com/prosody-pfe/prosody-pfe/pkg/migrate"
@@ -42,6 +43,12 @@ var (
 	// `certificates` option points (a candidate's pairs are installed only
 	// once it is accepted).
 	TLSAndInstall = Stage[*State]{Name: "tls", Run: stageTLSAndInstall}
+	// TLSWithACME is TLSAndInstall for the server's start: with ACME on
+	// (PROSODY_ACME, PROSODY_ACME_EMAIL), it first gets or reuses the ACME
+	// certificate of the hosts no mounted certificate covers, and keeps the
+	// manager in State.ACME for the renewal. Only the start orders
+	// certificates: a reload's candidate and a prosodyctl run read the stored one.
+	TLSWithACME = Stage[*State]{Name: "tls", Run: stageTLSWithACME}
 	// Migrate moves the data to PROSODY_STORAGE when the volume holds another's.
 	Migrate = Stage[*State]{Name: "migrate", Run: stageMigrate}
 	// Render renders the plan and writes it to Paths.Config.
@@ -72,7 +79,7 @@ func Candidate() []Stage[*State] {
 // hook/NAME stage per init hook of PROSODY_HOOKS_DIR in lexical order. A
 // failing hook or migration stops start-up with exit 78.
 func Startup(s *State) []Stage[*State] {
-	out := []Stage[*State]{PlanAndReport, Secrets, TLSAndInstall, Migrate, Render, Check}
+	out := []Stage[*State]{PlanAndReport, Secrets, TLSWithACME, Migrate, Render, Check}
 	list, skipped, err := hooks.List(s.Settings.HooksDir)
 	if err != nil {
 		return append(out, Stage[*State]{Name: "hooks", Run: func(context.Context, *State) error {
@@ -281,7 +288,18 @@ func (s *State) WriteCredentials(dir string) error {
 // each key readable by prosody under Paths.Staging. tlscerts logs each host's
 // certificate and its warnings.
 func stageTLS(_ context.Context, s *State) error {
-	res, err := tlscerts.Prepare(tlscerts.Options{
+	res, err := tlscerts.Prepare(s.tlsOptions())
+	if err != nil {
+		return configErr(err)
+	}
+	s.Certs = res
+	return nil
+}
+
+// tlsOptions are the certificate options of the plan and settings; with
+// ACME on, the stored ACME certificate serves the hosts no mounted one covers.
+func (s *State) tlsOptions() tlscerts.Options {
+	opts := tlscerts.Options{
 		Dir:             s.Settings.CertsDir,
 		Hosts:           Hosts(s.Plan),
 		RuntimeDir:      s.Paths.Staging,
@@ -291,12 +309,76 @@ func stageTLS(_ context.Context, s *State) error {
 		Generate:        s.Plan.TLS.GenerateSelfSigned,
 		AllowSelfSigned: s.Settings.TLSAllowSelfSigned || s.Plan.TLS.AllowSelfSigned,
 		Logger:          s.Log.Named("tls"),
+	}
+	if s.Settings.ACME.Enabled {
+		if p, err := acme.Stored(s.Settings.DataDir); err == nil {
+			opts.Managed = &tlscerts.Managed{CertFile: p.CertFile, KeyFile: p.KeyFile, Source: tlscerts.SourceACME}
+		}
+	}
+	return opts
+}
+
+// stageTLSWithACME gets the ACME certificate (when asked) before the TLS
+// stage proper. A certificate the CA refuses is a configuration error (exit
+// 78) with the reason, unless the plan allows self-signed certificates
+// (development, testing, PROSODY_TLS_ALLOW_SELF_SIGNED): then a warning,
+// the self-signed path, and the renewal loop keeps trying.
+func stageTLSWithACME(ctx context.Context, s *State) error {
+	if s.Settings.ACME.Enabled {
+		if err := s.ensureACME(ctx); err != nil {
+			return err
+		}
+	}
+	return stageTLSAndInstall(ctx, s)
+}
+
+func (s *State) ensureACME(ctx context.Context) error {
+	opts := s.tlsOptions()
+	opts.Managed = nil
+	hosts, err := tlscerts.Uncovered(opts)
+	if err != nil {
+		return configErr(err)
+	}
+	log := s.Log.Named("acme")
+	if len(hosts) == 0 {
+		log.Info("acme not needed: mounted certificates cover every host")
+		return nil
+	}
+	a := s.Settings.ACME
+	m, err := acme.New(acme.Config{
+		Directory: a.Directory, CAFile: a.CAFile, Email: a.Email,
+		EABKid: a.EABKid, EABHmacKey: a.EABHmacKey.Reveal(),
+		Challenges: a.Challenges, ListenHost: ChallengeHost(s.Settings.Interfaces),
+		HTTPPort: a.HTTPPort, TLSPort: a.TLSPort,
+		RenewBefore: a.RenewBefore, RetryBackoff: a.RetryBackoff,
+		DataDir: s.Settings.DataDir, UID: s.UID, GID: s.GID, RootUID: s.rootUID(),
+		Logger: log,
 	})
 	if err != nil {
 		return configErr(err)
 	}
-	s.Certs = res
+	s.ACME = m
+	if _, err := m.Ensure(ctx, hosts); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if s.Plan.TLS.GenerateSelfSigned || s.Settings.TLSAllowSelfSigned || s.Plan.TLS.AllowSelfSigned {
+			log.Warn("acme certificate not obtained; using the self-signed certificate until a retry succeeds", zap.Error(err))
+			return nil
+		}
+		return configErr(err)
+	}
 	return nil
+}
+
+// ChallengeHost is the address the ACME challenge servers bind: the one
+// address of PROSODY_INTERFACES when it names a single IP, else every
+// address ("").
+func ChallengeHost(interfaces []string) string {
+	if len(interfaces) == 1 && interfaces[0] != "*" && interfaces[0] != "::" {
+		return interfaces[0]
+	}
+	return ""
 }
 
 func stageTLSAndInstall(ctx context.Context, s *State) error {

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/acme"
 	"github.com/prosody-pfe/prosody-pfe/pkg/luacfg"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
@@ -111,9 +112,12 @@ type State struct {
 	Cred     *supervise.Credential
 	UID, GID int
 
-	Tree        *pfe.Tree
-	Plan        *pfe.Plan
-	Certs       *tlscerts.Result
+	Tree  *pfe.Tree
+	Plan  *pfe.Plan
+	Certs *tlscerts.Result
+	// ACME renews the ACME certificate while the server runs; nil when ACME
+	// is off or mounted certificates cover every host (set by TLSWithACME).
+	ACME        *acme.Manager
 	Secrets     map[string]string // credential name -> value; never logged
 	SecretsHash string            // sha256 over the secrets: tells a rotated secret
 	Rendered    []byte

@@ -436,7 +436,19 @@ func Info(s *initsteps.State) health.Info {
 		Features:    s.Plan.FeatureNames(),
 		ConfigHash:  s.Hash,
 		Hosts:       initsteps.Hosts(s.Plan),
+		CertSources: certSources(s),
 	}
+}
+
+// certSources maps each host to where its certificate came from.
+func certSources(s *initsteps.State) map[string]string {
+	out := map[string]string{}
+	if s.Certs != nil {
+		for _, h := range s.Certs.Hosts {
+			out[h.Host] = string(h.Source)
+		}
+	}
+	return out
 }
 
 // result turns an admin shell answer into an error when it failed.

@@ -301,6 +301,7 @@ func (p *parser) build(s *Settings) {
 	s.ReloadRestart = p.enum("PROSODY_RELOAD_RESTART", r.ReloadRestart, "a reload restart policy", false, reloadRestarts())
 	s.Watch = p.boolean("PROSODY_WATCH", r.Watch)
 	s.WatchDebounce = p.duration("PROSODY_WATCH_DEBOUNCE", r.WatchDebounce, 0)
+	s.ACME = p.acme(r)
 
 	s.SASL2Timeout = p.seconds("PROSODY_SASL2_TIMEOUT", r.Sasl2Timeout)
 	s.LegacyDir = p.path("PROSODY_LEGACY_DIR", r.LegacyDir, true)

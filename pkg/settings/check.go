@@ -261,6 +261,8 @@ func (p *parser) portConflicts(s *Settings, healthPort int) {
 		{"PROSODY_C2S_PORT", s.C2SPort}, {"PROSODY_S2S_PORT", s.S2SPort},
 		{"PROSODY_HTTP_PORT", s.HTTPPort}, {"PROSODY_HTTPS_PORT", s.HTTPSPort},
 		{"PROSODY_HEALTH_LISTEN", healthPort},
+		{"PROSODY_ACME_HTTP_PORT", acmePort(s.ACME, "http-01", s.ACME.HTTPPort)},
+		{"PROSODY_ACME_TLS_PORT", acmePort(s.ACME, "tls-alpn-01", s.ACME.TLSPort)},
 	} {
 		if e.port == 0 {
 			continue // unset, off or already reported

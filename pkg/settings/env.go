@@ -102,8 +102,19 @@ type Env struct {
 
 	Notify string `split_words:"true" default:"false" desc:"plain init: give the command a NOTIFY_SOCKET (systemd's sd_notify) and answer /readyz 503 until it sends READY=1 (boolean; Prosody always gets one)"`
 	// The design's own names (docs/features.md, "Seed names").
-	Sasl2Timeout string `split_words:"true" default:"" desc:"how long a client may take to log in before Prosody closes its stream: Prosody's c2s_timeout, the design's sasl2_timeout (seconds, or a duration such as 5m; empty: Prosody's default, 300 seconds)"`
-	LegacyDir    string `split_words:"true" default:"" desc:"your own legacy modules.d directory of *.cfg.lua module lists, included with PROSODY_LEGACY_MODE=true and read by entrypoint profiles migrate (absolute path; empty: legacy/modules.d of the config tree)"`
+	Sasl2Timeout     string `split_words:"true" default:"" desc:"how long a client may take to log in before Prosody closes its stream: Prosody's c2s_timeout, the design's sasl2_timeout (seconds, or a duration such as 5m; empty: Prosody's default, 300 seconds)"`
+	LegacyDir        string `split_words:"true" default:"" desc:"your own legacy modules.d directory of *.cfg.lua module lists, included with PROSODY_LEGACY_MODE=true and read by entrypoint profiles migrate (absolute path; empty: legacy/modules.d of the config tree)"`
+	Acme             string `split_words:"true" default:"" desc:"get and renew certificates by ACME for the hosts no mounted certificate covers (boolean; empty: on when PROSODY_ACME_EMAIL is set)"`
+	AcmeEmail        string `split_words:"true" default:"" desc:"contact e-mail of the ACME account; setting it turns ACME on"`
+	AcmeDirectory    string `split_words:"true" default:"letsencrypt" desc:"ACME directory: letsencrypt, letsencrypt-staging, or the https:// URL of any ACME directory"`
+	AcmeCAFile       string `split_words:"true" default:"" desc:"PEM file of the CA to trust for the ACME directory's HTTPS, for a private ACME server such as step-ca or Pebble (absolute path; empty: the system roots)"`
+	AcmeEABKid       string `split_words:"true" default:"" desc:"External Account Binding key id, for CAs that require one (set together with PROSODY_ACME_EAB_HMAC_KEY)"`
+	AcmeEABHmacKey   Secret `split_words:"true" default:"" desc:"External Account Binding HMAC key, base64url as the CA gives it (secret; or PROSODY_ACME_EAB_HMAC_KEY_FILE)"`
+	AcmeChallenges   string `split_words:"true" default:"http-01" desc:"ACME challenges to answer, comma-separated: http-01, tls-alpn-01"`
+	AcmeHTTPPort     string `split_words:"true" default:"80" desc:"port the entrypoint answers HTTP-01 challenges on (behind a proxy or a port mapping, the port traffic for :80 reaches)"`
+	AcmeTLSPort      string `split_words:"true" default:"443" desc:"port the entrypoint answers TLS-ALPN-01 challenges on (the port traffic for :443 reaches)"`
+	AcmeRenewBefore  string `split_words:"true" default:"0" desc:"renew exactly this long before the certificate expires (duration; 0: when a third of its lifetime is left, with jitter, or earlier when the CA's renewal information says so)"`
+	AcmeRetryBackoff string `split_words:"true" default:"1m" desc:"first delay before retrying a failed renewal while running, doubled each time up to 6h (duration)"`
 }
 
 // variable is one row of the variable table built from Env's tags by envconfig.

@@ -12,7 +12,8 @@
 //     leading "!" (RemoteAdminMarker): PROSODY_ADMINS=admin@example.org,!ops@example.net.
 //   - Domains are ASCII (lowercased); internationalized names must be given in xn-- form,
 //     because the standard library has no IDNA mapping.
-//   - Only secrets (PROSODY_DB_PASSWORD, PROSODY_ADMIN_PASSWORD, PROSODY_STATUS_TOKEN) have a
+//   - Only secrets (PROSODY_DB_PASSWORD, PROSODY_ADMIN_PASSWORD, PROSODY_STATUS_TOKEN,
+//     PROSODY_ACME_EAB_HMAC_KEY) have a
 //     _FILE form; a deprecated
 //     name set together with its replacement is a problem, alone it is used with a warning.
 package settings
@@ -127,6 +128,8 @@ type Settings struct {
 	SASL2Timeout time.Duration
 	// LegacyDir is the operator's legacy modules.d directory; "": the config tree's.
 	LegacyDir string
+	// ACME is the certificate client of the TLS stage; see AcmeSettings.
+	ACME AcmeSettings
 
 	// raw holds the text of every variable for Describe, with secret fields replaced by their
 	// redacted form: fmt prints unexported fields without calling Secret's methods, so a real
@@ -136,6 +139,32 @@ type Settings struct {
 	sources   map[string]Source
 	generated []string // names recorded by UseGenerated, sorted
 }
+
+// AcmeSettings are the PROSODY_ACME_* variables. Enabled is false unless PROSODY_ACME is true, or
+// PROSODY_ACME is empty and PROSODY_ACME_EMAIL is set; the other fields are read and checked
+// either way.
+type AcmeSettings struct {
+	Enabled bool
+	Email   string
+	// Directory is the directory URL (letsencrypt and letsencrypt-staging already resolved).
+	Directory  string
+	CAFile     string // "" = the system roots
+	EABKid     string
+	EABHmacKey Secret
+	// Challenges are "http-01" and/or "tls-alpn-01", in the order given.
+	Challenges  []string
+	HTTPPort    int
+	TLSPort     int
+	RenewBefore time.Duration // 0 = a third of the lifetime (or the CA's renewal information)
+	// RetryBackoff is the first delay before a failed renewal is tried again.
+	RetryBackoff time.Duration
+}
+
+// Let's Encrypt's ACME directories, the named choices of PROSODY_ACME_DIRECTORY.
+const (
+	LetsEncryptDirectory        = "https://acme-v02.api.letsencrypt.org/directory"
+	LetsEncryptStagingDirectory = "https://acme-staging-v02.api.letsencrypt.org/directory"
+)
 
 // Domains returns the virtual hosts of PROSODY_DOMAIN, lowercased, in the given order, without
 // duplicates. The caller owns the returned slice.

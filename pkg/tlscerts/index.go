@@ -121,6 +121,7 @@ type evaluated struct {
 	problem      *Problem
 	exact        bool
 	conventional bool
+	managed      bool // Options.Managed, not a file of the directory
 }
 
 // keyCache loads each key file once per Prepare.

@@ -39,7 +39,18 @@ const (
 	// SourceStaged: found in Options.Dir, copied to <RuntimeDir>/certs because
 	// Prosody's user could not read it.
 	SourceStaged Source = "staged"
+	// SourceACME: the certificate this process got from an ACME CA
+	// (Options.Managed), for a host no valid certificate in Options.Dir covers.
+	SourceACME Source = "acme"
 )
+
+// Managed is a certificate this process obtained and keeps (ACME), used for
+// the hosts that no valid certificate in Options.Dir covers: mounted
+// certificates win where they exist and are valid.
+type Managed struct {
+	CertFile, KeyFile string
+	Source            Source
+}
 
 // Options configures Prepare. Zero values are documented per field.
 type Options struct {
@@ -68,6 +79,9 @@ type Options struct {
 	// WarnWithin is the expiry warning threshold; 0 means DefaultWarnWithin.
 	// A generated certificate is also renewed within it.
 	WarnWithin time.Duration
+	// Managed, when set, serves the hosts no valid certificate in Dir
+	// covers, if its names cover them and it passes the same checks.
+	Managed *Managed
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives one line per host; nil means no logging.
@@ -108,13 +122,13 @@ func (r *Result) Host(name string) (HostCert, bool) {
 
 // Files returns the source files to watch for renewal (certificates and
 // keys as found, not staged copies; generated files are not included),
-// sorted and without duplicates. Watch their directories: ACME clients and
+// sorted and without duplicates; ACME ones are not either. Watch their directories: ACME clients and
 // Kubernetes replace files by rename or symlink swap.
 func (r *Result) Files() []string {
 	var files []string
 	for _, h := range r.Hosts {
-		if h.Source == SourceGenerated {
-			continue
+		if h.Source == SourceGenerated || h.Source == SourceACME {
+			continue // this process wrote them, and reloads for them itself
 		}
 		files = append(files, h.SourceCert, h.SourceKey)
 	}
@@ -186,6 +200,13 @@ func Prepare(opts Options) (*Result, error) {
 		hc := &res.Hosts[i]
 		hc.Host = host
 		ev, p := choose(opts.Dir, host, cands, keys, &opts)
+		if (ev == nil || p != nil) && opts.Managed != nil {
+			if m, mp := chooseManaged(host, keys, &opts); m != nil {
+				ev, p = m, nil
+			} else if p == nil && !selfOK {
+				p = mp
+			}
+		}
 		if p != nil {
 			problems = append(problems, *p)
 			continue
@@ -202,6 +223,9 @@ func Prepare(opts Options) (*Result, error) {
 		hc.SourceCert, hc.SourceKey = ev.cand.certPath, ev.cand.keyPath
 		hc.CertFile, hc.KeyFile = hc.SourceCert, hc.SourceKey
 		hc.Source = SourceDiscovered
+		if ev.managed {
+			hc.Source = opts.Managed.Source
+		}
 		hc.NotAfter = leaf.NotAfter
 		hc.SelfSigned = isSelfSigned(leaf)
 		hc.Fingerprint = fingerprintOf(leaf)
@@ -233,6 +257,59 @@ func Prepare(opts Options) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// Uncovered returns the hosts of opts.Hosts that no usable certificate in
+// opts.Dir covers (none, or only an invalid one): the hosts an ACME
+// certificate must cover. opts.Managed is not consulted. It writes nothing.
+func Uncovered(opts Options) ([]string, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	var cands []*candidate
+	if opts.Dir != "" {
+		var err error
+		if cands, err = index(opts.Dir, log); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	}
+	keys := keyCache{}
+	var out []string
+	for _, host := range opts.Hosts {
+		if ev, p := choose(opts.Dir, host, cands, keys, &opts); ev == nil || p != nil {
+			out = append(out, host)
+		}
+	}
+	return out, nil
+}
+
+// chooseManaged checks opts.Managed for host: the evaluated pair when it
+// covers the host and passes checkPair, else the problem (nil when it does
+// not cover the host at all).
+func chooseManaged(host string, keys keyCache, opts *Options) (*evaluated, *Problem) {
+	m := opts.Managed
+	chain, p := loadChain(m.CertFile)
+	if p != nil {
+		p.Host = host
+		return nil, p
+	}
+	if ok, _ := covers(chain[0], host); !ok {
+		return nil, nil
+	}
+	key, p := keys.load(m.KeyFile)
+	if p == nil {
+		p = checkPair(m.CertFile, m.KeyFile, chain, key, host, opts.Now())
+	}
+	if p != nil {
+		cp := *p
+		cp.Host = host
+		return nil, &cp
+	}
+	return &evaluated{cand: &candidate{certPath: m.CertFile, keyPath: m.KeyFile, chain: chain}, key: key, managed: true}, nil
 }
 
 // noCertificate explains where a certificate for host was looked for.
