@@ -154,7 +154,7 @@ func TestTLSALPN01Issues(t *testing.T) {
 // with the CA's text where it gave one.
 func TestFailuresSayWhy(t *testing.T) {
 	t.Parallel()
-	p := ports(t, 4)
+	p := ports(t, 5)
 	ca := acmetest.Start(t, acmetest.Options{HTTPPort: p[0], TLSPort: p[1]})
 	// Something else answers on the port pebble validates: a server that
 	// does not know the token (DNS points at another server).
@@ -181,13 +181,14 @@ func TestFailuresSayWhy(t *testing.T) {
 		// The entrypoint answers on another port than the one the CA
 		// reaches: port 80 not forwarded.
 		{name: "challenge port unreachable", ca: ca, edit: func(c *acme.Config) { c.HTTPPort = p[3] }, want: acme.ReasonConnection},
-		{name: "another server answers", ca: caOther, edit: func(c *acme.Config) { c.HTTPPort = p[3] }, want: acme.ReasonWrongAnswer},
+		{name: "another server answers", ca: caOther, edit: func(c *acme.Config) { c.HTTPPort = p[4] }, want: acme.ReasonWrongAnswer},
 		{name: "wrong DNS", host: "broken-dns.example.test", ca: ca, setup: func(t *testing.T) {
 			ca.ServFail(t, "broken-dns.example.test", true)
 		}, want: acme.ReasonDNS},
 	} {
+		// One after another: the CA validates every order on the same port,
+		// where a parallel subtest's challenge server would answer instead.
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
 			host := tc.host
 			if host == "" {
 				host = hosts[0]
