@@ -98,6 +98,7 @@ LABEL org.opencontainers.image.title="prosody-pfe" \
       org.opencontainers.image.url="https://github.com/prosody-pfe/prosody-pfe" \
       org.opencontainers.image.documentation="https://github.com/prosody-pfe/prosody-pfe/blob/main/docs/deployment.md" \
       org.opencontainers.image.vendor="prosody-pfe" \
+      org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \

@@ -106,6 +106,8 @@ func TestImageMetadata(t *testing.T) {
 	}
 	sort.Strings(vols)
 	check("Volumes", vols, []string{"/etc/prosody-pfe/custom", "/etc/prosody/certs", "/var/lib/prosody"})
+	// The license, as the repository's LICENSE file says (MIT, like Prosody and tini).
+	check("label org.opencontainers.image.licenses", c.Labels["org.opencontainers.image.licenses"], "MIT")
 	if base := c.Labels["org.opencontainers.image.base.name"]; !strings.HasPrefix(base, "debian:") || strings.Contains(base, ":-") {
 		t.Errorf("label org.opencontainers.image.base.name = %q, want debian:<suite>-slim", base)
 	}
