@@ -26,8 +26,10 @@ func (a *app) runProsodyctl(args, env []string, stderr io.Writer) int {
 	}
 	s := initsteps.New(initsteps.Config{Env: env, Stderr: stderr, ConfigName: "prosodyctl.cfg.lua",
 		Logger: initsteps.RootLogger(stderr, "warn")})
-	stages := append(initsteps.Preamble(), initsteps.ConfigStages()...)
-	_, err := initsteps.Run(context.Background(), stages, s, nil, nil)
+	_, err := initsteps.Run(context.Background(), initsteps.Preamble(), s, nil, nil)
+	if err == nil {
+		_, err = initsteps.Run(context.Background(), initsteps.ConfigStages(s.Settings), s, nil, nil)
+	}
 	defer s.Log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 	if err != nil {
 		return stageFailure(stderr, err)

@@ -56,23 +56,24 @@ var (
 func Preamble() []Stage[*State] { return []Stage[*State]{ValidateEnv, Directories} }
 
 // ConfigStages are the stages that produce a checked, installed config file for a
-// command run against it (entrypoint prosodyctl).
-func ConfigStages() []Stage[*State] {
-	return []Stage[*State]{Plan, Secrets, TLSAndInstall, Render, Check}
+// command run against it (entrypoint prosodyctl), from the source st chooses.
+func ConfigStages(st *settings.Settings) []Stage[*State] {
+	return SourceFor(st).configStages(TLSAndInstall, false)
 }
 
 // Candidate are a reload's stages: the same checks, written to the
 // candidate's paths, nothing installed.
-func Candidate() []Stage[*State] {
-	return []Stage[*State]{Plan, Secrets, TLS, Render, Check}
+func Candidate(st *settings.Settings) []Stage[*State] {
+	return SourceFor(st).configStages(TLS, false)
 }
 
 // Startup are the Prosody pipeline's stages after the preamble, in order:
-// the config stages with the storage migration before render, then one
-// hook/NAME stage per init hook of PROSODY_HOOKS_DIR in lexical order. A
-// failing hook or migration stops start-up with exit 78.
+// the config stages (from the source the settings choose) with the storage
+// migration before render, then one hook/NAME stage per init hook of
+// PROSODY_HOOKS_DIR in lexical order. A failing hook or migration stops
+// start-up with exit 78.
 func Startup(s *State) []Stage[*State] {
-	out := []Stage[*State]{PlanAndReport, Secrets, TLSAndInstall, Migrate, Render, Check}
+	out := SourceFor(s.Settings).configStages(TLSAndInstall, true)
 	list, skipped, err := hooks.List(s.Settings.HooksDir)
 	if err != nil {
 		return append(out, Stage[*State]{Name: "hooks", Run: func(context.Context, *State) error {

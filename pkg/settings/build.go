@@ -241,6 +241,9 @@ func (p *parser) build(s *Settings) {
 	s.Watch = p.boolean("PROSODY_WATCH", r.Watch)
 	s.WatchDebounce = p.duration("PROSODY_WATCH_DEBOUNCE", r.WatchDebounce, 0)
 
+	s.ConfigFile = p.path("PROSODY_CONFIG_FILE", r.ConfigFile, true)
+	s.DataAdopt = p.boolean("PROSODY_DATA_ADOPT", r.DataAdopt)
+
 	p.portConflicts(s, healthPort)
 	p.environmentWarnings(s)
 }

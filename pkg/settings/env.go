@@ -99,6 +99,9 @@ type Env struct {
 
 	StatusToken     Secret `split_words:"true" default:"" desc:"bearer token that lets clients other than loopback read /status (secret; or PROSODY_STATUS_TOKEN_FILE; at least 16 characters, no spaces); empty: /status for loopback clients only"`
 	WatchdogTimeout string `split_words:"true" default:"60s" desc:"restart Prosody when its readiness probe has failed this long while it should be serving (duration, at least 1s; 0 disables the watchdog)"`
+
+	ConfigFile string `split_words:"true" default:"" desc:"your own prosody.cfg.lua (absolute path, e.g. a mounted /etc/prosody/prosody.cfg.lua): checked, supervised, watched and reloaded like a rendered one, the PFE tree is not used (empty: render from the tree)"`
+	DataAdopt  string `split_words:"true" default:"true" desc:"when the data directory belongs to another non-root uid (the official image's prosody user), give it and that uid's files in it to prosody once, logging what changed (boolean)"`
 }
 
 // variable is one row of the variable table built from Env's tags by envconfig.

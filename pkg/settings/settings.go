@@ -114,6 +114,13 @@ type Settings struct {
 	// serving before the watchdog restarts it; 0 disables the watchdog.
 	WatchdogTimeout time.Duration
 
+	// ConfigFile is the operator's own prosody.cfg.lua (absolute path), run instead of the
+	// PFE render; "" renders from the tree.
+	ConfigFile string
+	// DataAdopt lets start-up give prosody a data directory whose top belongs to another
+	// non-root uid (another image's prosody user), with the files of that uid under it.
+	DataAdopt bool
+
 	// raw holds the text of every variable for Describe, with secret fields replaced by their
 	// redacted form: fmt prints unexported fields without calling Secret's methods, so a real
 	// secret here would show in %+v of a Settings.
