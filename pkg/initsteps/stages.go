@@ -103,6 +103,9 @@ func Startup(s *State) []Stage[*State] {
 // directory is chowned: a large volume is never walked. The owner is set on
 // the directory's descriptor: a link planted there is not followed.
 func stageDirectories(_ context.Context, s *State) error {
+	if err := s.adoptData(); err != nil {
+		return err
+	}
 	for _, d := range []struct {
 		path, varName string
 		mode          os.FileMode
@@ -119,6 +122,30 @@ func stageDirectories(_ context.Context, s *State) error {
 			return fmt.Errorf("%s (%s): %w", d.path, d.varName, err)
 		}
 	}
+	return nil
+}
+
+// adoptData gives prosody a data directory whose top belongs to another
+// non-root uid — the prosody user of another image, such as the official
+// one — with every entry of that uid under it (atomicfile.Adopt: no link
+// followed), once: afterwards the top is prosody's and nothing is walked
+// again. Only as root, and unless PROSODY_DATA_ADOPT=false.
+func (s *State) adoptData() error {
+	st := s.Settings
+	if s.Cred == nil || !st.DataAdopt {
+		return nil
+	}
+	uid, _, err := atomicfile.Owner(st.DataDir)
+	if err != nil || uid == 0 || uid == s.UID {
+		return nil // missing (made below), root's, or already prosody's
+	}
+	n, err := atomicfile.Adopt(st.DataDir, uid, s.UID, s.GID)
+	if err != nil {
+		return fmt.Errorf("PROSODY_DATA_DIR belongs to uid %d, not prosody (uid %d); giving it to prosody failed after %d entries: %w; fix the owner (chown -R %d:%d) or set PROSODY_DATA_ADOPT=false and PROSODY_UID=%d to run Prosody as its owner",
+			uid, s.UID, n, err, s.UID, s.GID, uid)
+	}
+	s.Log.Warn("data directory adopted: it belonged to another uid (another image's prosody user); it and that uid's files in it now belong to prosody (PROSODY_DATA_ADOPT=false keeps owners)",
+		zap.String("path", st.DataDir), zap.Int("from_uid", uid), zap.Int("to_uid", s.UID), zap.Int("to_gid", s.GID), zap.Int("entries", n))
 	return nil
 }
 
