@@ -17,17 +17,26 @@
 # message, not at run time in the container.
 
 ARG DEBIAN_SUITE=trixie
+# The base image; another architecture's Debian under another name (see docs/deployment.md,
+# "Multi-architecture") is given here when the engine has no registry to pull it from.
+ARG BASE_IMAGE=debian:${DEBIAN_SUITE}-slim
 
-FROM debian:${DEBIAN_SUITE}-slim AS binary
-COPY dist/entrypoint /out/entrypoint
+FROM ${BASE_IMAGE} AS binary
+# TARGETARCH (amd64, arm64) is set by BuildKit/buildx from --platform; `make static` builds
+# dist/entrypoint-amd64 and dist/entrypoint-arm64. The classic builder leaves it empty: then
+# dist/entrypoint, the host's.
+ARG TARGETARCH
+COPY dist/ /dist/
+RUN if [ -n "${TARGETARCH}" ] && [ -e "/dist/entrypoint-${TARGETARCH}" ]; then cp "/dist/entrypoint-${TARGETARCH}" /out-entrypoint; \
+    else cp /dist/entrypoint /out-entrypoint; fi && mkdir -p /out && mv /out-entrypoint /out/entrypoint
 # A static Go binary has no ELF interpreter (PT_INTERP); reading the program header table avoids
 # needing `file` or binutils in this stage.
 RUN test -x /out/entrypoint || { echo "dist/entrypoint is missing or not executable: build it first (see the Dockerfile header)" >&2; exit 1; }; \
-    if grep -q '/lib64/ld-linux' /out/entrypoint; then \
+    if grep -q '/ld-linux' /out/entrypoint; then \
       echo "dist/entrypoint is dynamically linked: build it with CGO_ENABLED=0" >&2; exit 1; \
     fi
 
-FROM debian:${DEBIAN_SUITE}-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 # The uid/gid of the prosody user are fixed, not left to adduser's first free number, so that
 # Kubernetes' runAsUser/fsGroup, `docker run --user 101:101` and volume ownership on the host
@@ -68,6 +77,18 @@ RUN rm -f /etc/prosody/certs/localhost.* \
 COPY config/ /usr/share/prosody-pfe/config/
 COPY --from=binary /out/entrypoint /usr/local/bin/entrypoint
 
+# `docker exec CONTAINER prosodyctl ...` must act on the running server, not on Debian's stock
+# config: /usr/local/bin (first in PATH) has a prosodyctl that is the entrypoint, which runs the
+# real /usr/bin/prosodyctl with the live config, its credentials and as prosody. A wrapper, not
+# the stock path made a link to the rendered file: prosodyctl also needs CREDENTIALS_DIRECTORY
+# for Credential(), relative paths resolve against the config's directory, and /etc/prosody is
+# the official image's config volume, which would hide a link. The stock file is replaced by
+# one that fails with the way out, so a direct /usr/bin/prosodyctl never acts on a stale config.
+RUN ln -s entrypoint /usr/local/bin/prosodyctl \
+ && printf '%s\n' '-- prosody-pfe: this file is not the running config.' \
+      'error("this image renders its config into /run/prosody-pfe/prosody.cfg.lua: run prosodyctl from PATH (/usr/local/bin/prosodyctl), or mount your own file and set PROSODY_CONFIG_FILE")' \
+      > /etc/prosody/prosody.cfg.lua
+
 # Data (internal/sqlite storage, generated secrets), certificates, and custom profiles/features.
 # The runtime directory (/run/prosody-pfe) is left out on purpose: it holds only what is made
 # again at each start (rendered config, sockets), so a tmpfs on /run suits it.
@@ -98,6 +119,7 @@ LABEL org.opencontainers.image.title="prosody-pfe" \
       org.opencontainers.image.url="https://github.com/prosody-pfe/prosody-pfe" \
       org.opencontainers.image.documentation="https://github.com/prosody-pfe/prosody-pfe/blob/main/docs/deployment.md" \
       org.opencontainers.image.vendor="prosody-pfe" \
+      org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \

@@ -26,9 +26,12 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/entrypoint
 
-# The image's binary: static, no cgo.
+# The image's binary: static, no cgo; for the host (dist/entrypoint) and for each architecture
+# the Dockerfile picks by TARGETARCH (dist/entrypoint-amd64, dist/entrypoint-arm64).
 static:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/entrypoint ./cmd/entrypoint
+	CGO_ENABLED=0 GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/entrypoint-amd64 ./cmd/entrypoint
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/entrypoint-arm64 ./cmd/entrypoint
 
 deps-run:
 	scripts/install-deps run

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/cmdroute"
 	"github.com/prosody-pfe/prosody-pfe/pkg/earlysignal"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
@@ -37,7 +38,7 @@ func main() {
 	// right after os/signal; the supervisor adopts that registration.
 	sigs := supervise.Adopt(earlysignal.Take())
 	a := &app{signals: sigs}
-	os.Exit(a.run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+	os.Exit(a.run(os.Args[0], os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
 // app carries what main sets up before run: the signal registration. Tests of
@@ -51,8 +52,13 @@ const usage = `entrypoint: PID 1 for a Prosody 13 container (prosody-pfe %s)
 usage:
   entrypoint [prosody [ARGS]]     run the Prosody pipeline: validate env, plan, certificates,
                                   render, check, then supervise prosody -F (the default)
+  entrypoint -FLAG ...            the same, with these flags for prosody
   entrypoint prosodyctl ARGS      the config stages, then prosodyctl against the rendered config
+  entrypoint register|adduser|passwd|deluser|check|cert|shell|about|... ARGS
+                                  the same for prosodyctl's commands, as the official image does
   entrypoint -- CMD [ARGS]        plain init for CMD (also for any command not listed here)
+  prosodyctl ARGS                 (the wrapper first in PATH, for docker exec) prosodyctl
+                                  against the running server's config
   entrypoint healthcheck [--live] [--url URL]
                                   exit 0 when /readyz (or /livez) answers 200: Docker's HEALTHCHECK
   entrypoint env [--markdown]     print the effective settings and their sources (secrets redacted)
@@ -103,40 +109,38 @@ func pfeVerb(verb string) func(args, env []string, stdout, stderr io.Writer) int
 	return func(args, env []string, stdout, stderr io.Writer) int { return runPFE(verb, args, env, stdout, stderr) }
 }
 
-func (a *app) run(args []string, env []string, stdout, stderr io.Writer) int {
-	verb := ""
-	if len(args) > 0 {
-		verb = args[0]
-	}
-	if run, ok := verbs[verb]; ok {
+// run dispatches one command line by the rules of cmdroute.Classify (the
+// README's command table). argv0 is the name it was invoked by: as the
+// prosodyctl wrapper in PATH it runs prosodyctl against the live config.
+func (a *app) run(argv0 string, args []string, env []string, stdout, stderr io.Writer) int {
+	r := cmdroute.Classify(argv0, args, func(name string) bool { _, ok := verbs[name]; return ok })
+	switch r.Kind {
+	case cmdroute.Verb:
 		if a.signals != nil {
 			a.signals.Stop()
 		}
-		return run(args[1:], env, stdout, stderr)
-	}
-	switch verb {
-	case "", "prosody":
-		return a.runProsody(args, env, stderr)
-	case "prosodyctl":
-		return a.runProsodyctl(args, env, stderr)
-	case "--":
-		if len(args) < 2 {
-			fmt.Fprintln(stderr, "entrypoint: -- needs a command to run, e.g. entrypoint -- sh -c 'echo hi'")
-			return exitUsage
-		}
-		return a.runPlain(args[1:], env, stderr)
-	case "-h", "--help", "help":
+		return verbs[r.Args[0]](r.Args[1:], env, stdout, stderr)
+	case cmdroute.Server:
+		return a.runProsody(r.Args, env, stderr)
+	case cmdroute.Prosodyctl:
+		return a.runProsodyctl(r.Args, env, stderr)
+	case cmdroute.LiveProsodyctl:
+		return a.runLiveProsodyctl(r.Args, env, stderr)
+	case cmdroute.Help:
 		fmt.Fprintf(stdout, usage, buildVersion())
 		if err := settings.Usage(stdout); err != nil {
 			fmt.Fprintf(stderr, "entrypoint: %v\n", err)
 			return exitSoftware
 		}
 		return exitOK
-	case "version", "--version":
+	case cmdroute.Version:
 		fmt.Fprintf(stdout, "entrypoint %s\n", buildVersion())
 		return exitOK
+	case cmdroute.Usage:
+		fmt.Fprintf(stderr, "entrypoint: %s\n", r.Reason)
+		return exitUsage
 	}
-	return a.runPlain(args, env, stderr)
+	return a.runPlain(r.Args, env, stderr)
 }
 
 func buildVersion() string {

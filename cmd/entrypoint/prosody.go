@@ -22,8 +22,8 @@ import (
 
 // runProsody is the Prosody pipeline: the preamble, the health server, the
 // init stages, then prosody -F supervised, with reload on change and the
-// admin bootstrap beside it. Its parts run as one group: the first to fail
-// ends the others.
+// admin bootstrap beside it; args are extra arguments for prosody. Its parts
+// run as one group: the first to fail ends the others.
 func (a *app) runProsody(args, env []string, stderr io.Writer) int {
 	if a.signals == nil {
 		fmt.Fprintln(stderr, "entrypoint: internal error: signals not registered")
@@ -66,7 +66,7 @@ func (a *app) runProsody(args, env []string, stderr io.Writer) int {
 	g.Go("health", mon.Run)
 	g.Main("prosody", func(ctx context.Context) error {
 		var err error
-		code, err = a.serve(ctx, s, mon, args[min(1, len(args)):])
+		code, err = a.serve(ctx, s, mon, args)
 		return err
 	})
 	if err := g.Run(context.Background()); err != nil {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -191,6 +192,17 @@ func runPFE(verb string, args, env []string, stdout, stderr io.Writer) int {
 	st, ok := loadSettings(env, stderr)
 	if !ok {
 		return exitConfig
+	}
+	if st.ConfigFile != "" {
+		switch verb {
+		case "explain":
+			// The tree explains nothing about a file it did not make.
+			fmt.Fprintf(stdout, "Prosody runs your own config, PROSODY_CONFIG_FILE=%q: the PFE tree is not used, so nothing in it explains %s; read that file (/status shows config_source \"file\")\n",
+				st.ConfigFile, strings.Join(args, " "))
+			return exitOK
+		case "render", "diff":
+			fmt.Fprintf(stderr, "entrypoint: note: Prosody runs PROSODY_CONFIG_FILE=%q, not what the PFE tree renders\n", st.ConfigFile)
+		}
 	}
 	v := pfeVerbs{in: initsteps.PlanInputs(st), builtinDir: st.ConfigDir, customDir: st.CustomDir, legacyDir: st.LegacyDir}
 	// validate runs the tree's Lua (prosodyctl check config): as prosody, and

@@ -267,3 +267,12 @@ func TestExplainAnswersTheDesignsQuestions(t *testing.T) {
 		}
 	}
 }
+
+// With a bring-your-own config, explain says the tree does not describe what Prosody runs.
+func TestExplainWithOwnConfig(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := runPFE("explain", []string{"mam"}, []string{"PROSODY_CONFIG_FILE=/etc/prosody/prosody.cfg.lua"}, &out, &errb)
+	if code != exitOK || !strings.Contains(out.String(), `PROSODY_CONFIG_FILE="/etc/prosody/prosody.cfg.lua"`) || !strings.Contains(out.String(), "not used") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}

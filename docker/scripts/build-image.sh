@@ -11,6 +11,10 @@ revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 mkdir -p dist
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o dist/entrypoint ./cmd/entrypoint
+# One per architecture too: a BuildKit build picks dist/entrypoint-$TARGETARCH, never a stale one.
+for arch in amd64 arm64; do
+  CGO_ENABLED=0 GOARCH=$arch go build -trimpath -ldflags "-s -w -X main.version=$version" -o "dist/entrypoint-$arch" ./cmd/entrypoint
+done
 exec docker build --network host \
   --build-arg VERSION="$version" --build-arg REVISION="$revision" --build-arg CREATED="$created" \
   -t "$tag" .

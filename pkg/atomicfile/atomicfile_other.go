@@ -275,3 +275,13 @@ func MkdirOwned(path string, mode os.FileMode, uid, gid int) error {
 	}
 	return os.Chmod(path, mode)
 }
+
+// Owner returns an error off Linux: the data directory is adopted only there.
+func Owner(path string) (uid, gid int, err error) {
+	return 0, 0, fmt.Errorf("owner of %s: not supported off Linux", path)
+}
+
+// Adopt returns an error off Linux.
+func Adopt(dir string, _, _, _ int) (int, error) {
+	return 0, fmt.Errorf("adopt %s: not supported off Linux", dir)
+}

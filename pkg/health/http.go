@@ -75,8 +75,12 @@ func writeText(w http.ResponseWriter, code int, body string) {
 // Status is the /status document. It carries no secrets; it is served only
 // to the clients statusAccess lets through.
 type Status struct {
-	State         string      `json:"state"`
-	Reason        string      `json:"reason"`
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+	// ConfigSource is "pfe" (rendered from the tree) or "file" (the operator's own
+	// prosody.cfg.lua, ConfigFile; no profile or features then).
+	ConfigSource  string      `json:"config_source,omitempty"`
+	ConfigFile    string      `json:"config_file,omitempty"`
 	Profile       string      `json:"profile"`
 	Environment   string      `json:"environment"`
 	Features      []string    `json:"features"`
@@ -164,6 +168,8 @@ func (m *Monitor) Status() Status {
 	s := Status{
 		State:         r.State.String(),
 		Reason:        r.Reason,
+		ConfigSource:  st.info.ConfigSource,
+		ConfigFile:    st.info.ConfigFile,
 		Profile:       st.info.Profile,
 		Environment:   st.info.Environment,
 		Features:      nonNil(st.info.Features),

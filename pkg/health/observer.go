@@ -9,11 +9,15 @@ import (
 
 // Info describes the running configuration for /status. It must hold no secrets.
 type Info struct {
-	Profile     string
-	Environment string
-	Features    []string
-	ConfigHash  string
-	Hosts       []string
+	// ConfigSource is where the config Prosody runs comes from: "pfe" (rendered from the
+	// tree) or "file" (the operator's PROSODY_CONFIG_FILE, named by ConfigFile).
+	ConfigSource string
+	ConfigFile   string
+	Profile      string
+	Environment  string
+	Features     []string
+	ConfigHash   string
+	Hosts        []string
 	// CertSources says where each host's certificate came from (mounted,
 	// staged, generated, acme), keyed by host.
 	CertSources map[string]string

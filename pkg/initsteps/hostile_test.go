@@ -21,7 +21,7 @@ func TestRenderedConfigIsRoots(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := initsteps.New(initsteps.Config{Env: env})
-	if _, err := run(t, s, initsteps.Preamble(), initsteps.ConfigStages()); err != nil {
+	if _, err := runConfig(t, s); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {

@@ -63,23 +63,24 @@ var (
 func Preamble() []Stage[*State] { return []Stage[*State]{ValidateEnv, Directories} }
 
 // ConfigStages are the stages that produce a checked, installed config file for a
-// command run against it (entrypoint prosodyctl).
-func ConfigStages() []Stage[*State] {
-	return []Stage[*State]{Plan, Secrets, TLSAndInstall, Render, Check}
+// command run against it (entrypoint prosodyctl), from the source st chooses.
+func ConfigStages(st *settings.Settings) []Stage[*State] {
+	return SourceFor(st).configStages(TLSAndInstall, false)
 }
 
 // Candidate are a reload's stages: the same checks, written to the
 // candidate's paths, nothing installed.
-func Candidate() []Stage[*State] {
-	return []Stage[*State]{Plan, Secrets, TLS, Render, Check}
+func Candidate(st *settings.Settings) []Stage[*State] {
+	return SourceFor(st).configStages(TLS, false)
 }
 
 // Startup are the Prosody pipeline's stages after the preamble, in order:
-// the config stages with the storage migration before render, then one
-// hook/NAME stage per init hook of PROSODY_HOOKS_DIR in lexical order. A
-// failing hook or migration stops start-up with exit 78.
+// the config stages (from the source the settings choose) with the storage
+// migration before render, then one hook/NAME stage per init hook of
+// PROSODY_HOOKS_DIR in lexical order. A failing hook or migration stops
+// start-up with exit 78.
 func Startup(s *State) []Stage[*State] {
-	out := []Stage[*State]{PlanAndReport, Secrets, TLSWithACME, Migrate, Render, Check}
+	out := SourceFor(s.Settings).configStages(TLSWithACME, true)
 	list, skipped, err := hooks.List(s.Settings.HooksDir)
 	if err != nil {
 		return append(out, Stage[*State]{Name: "hooks", Run: func(context.Context, *State) error {
@@ -109,6 +110,9 @@ func Startup(s *State) []Stage[*State] {
 // directory is chowned: a large volume is never walked. The owner is set on
 // the directory's descriptor: a link planted there is not followed.
 func stageDirectories(_ context.Context, s *State) error {
+	if err := s.adoptData(); err != nil {
+		return err
+	}
 	for _, d := range []struct {
 		path, varName string
 		mode          os.FileMode
@@ -125,6 +129,30 @@ func stageDirectories(_ context.Context, s *State) error {
 			return fmt.Errorf("%s (%s): %w", d.path, d.varName, err)
 		}
 	}
+	return nil
+}
+
+// adoptData gives prosody a data directory whose top belongs to another
+// non-root uid — the prosody user of another image, such as the official
+// one — with every entry of that uid under it (atomicfile.Adopt: no link
+// followed), once: afterwards the top is prosody's and nothing is walked
+// again. Only as root, and unless PROSODY_DATA_ADOPT=false.
+func (s *State) adoptData() error {
+	st := s.Settings
+	if s.Cred == nil || !st.DataAdopt {
+		return nil
+	}
+	uid, _, err := atomicfile.Owner(st.DataDir)
+	if err != nil || uid == 0 || uid == s.UID {
+		return nil // missing (made below), root's, or already prosody's
+	}
+	n, err := atomicfile.Adopt(st.DataDir, uid, s.UID, s.GID)
+	if err != nil {
+		return fmt.Errorf("PROSODY_DATA_DIR belongs to uid %d, not prosody (uid %d); giving it to prosody failed after %d entries: %w; fix the owner (chown -R %d:%d) or set PROSODY_DATA_ADOPT=false and PROSODY_UID=%d to run Prosody as its owner",
+			uid, s.UID, n, err, s.UID, s.GID, uid)
+	}
+	s.Log.Warn("data directory adopted: it belonged to another uid (another image's prosody user); it and that uid's files in it now belong to prosody (PROSODY_DATA_ADOPT=false keeps owners)",
+		zap.String("path", st.DataDir), zap.Int("from_uid", uid), zap.Int("to_uid", s.UID), zap.Int("to_gid", s.GID), zap.Int("entries", n))
 	return nil
 }
 

@@ -56,6 +56,15 @@ func run(t *testing.T, s *initsteps.State, stages ...[]initsteps.Stage[*initstep
 	return initsteps.Run(context.Background(), slices.Concat(stages...), s, nil, nil)
 }
 
+// runConfig runs the preamble, then the config stages the settings choose.
+func runConfig(t *testing.T, s *initsteps.State) ([]initsteps.Result, error) {
+	t.Helper()
+	if _, err := run(t, s, initsteps.Preamble()); err != nil {
+		return nil, err
+	}
+	return run(t, s, initsteps.ConfigStages(s.Settings))
+}
+
 func names(stages []initsteps.Stage[*initsteps.State]) []string {
 	var out []string
 	for _, st := range stages {
@@ -102,7 +111,7 @@ func TestStageOrder(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("Startup = %v, want %v", got, want)
 	}
-	if got, want := names(initsteps.Candidate()), []string{"plan", "secrets", "tls", "render", "check"}; !slices.Equal(got, want) {
+	if got, want := names(initsteps.Candidate(s.Settings)), []string{"plan", "secrets", "tls", "render", "check"}; !slices.Equal(got, want) {
 		t.Errorf("Candidate = %v, want %v", got, want)
 	}
 }
@@ -150,7 +159,7 @@ func TestStartupRendersAndChecksWithProsody(t *testing.T) {
 func TestCandidateTouchesNothingLive(t *testing.T) {
 	root, env := server(t, nil)
 	s := initsteps.New(initsteps.Config{Env: env})
-	if _, err := run(t, s, initsteps.Preamble(), initsteps.ConfigStages()); err != nil {
+	if _, err := runConfig(t, s); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, filepath.Join(root, "runtime"))
@@ -158,7 +167,7 @@ func TestCandidateTouchesNothingLive(t *testing.T) {
 	if err := os.MkdirAll(initsteps.CandidateDir(s.Settings.RuntimeDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := run(t, next, initsteps.Candidate()); err != nil {
+	if _, err := run(t, next, initsteps.Candidate(next.Settings)); err != nil {
 		t.Fatal(err)
 	}
 	if next.Paths.Config == s.Paths.Config || !bytes.Equal(next.Rendered, s.Rendered) {
@@ -214,7 +223,7 @@ func TestSecretsNeedTheDatabasePassword(t *testing.T) {
 func TestCheckNamesMissingModules(t *testing.T) {
 	_, env := server(t, map[string]string{"PROSODY_EXTRA_MODULES": "no_such_module_here"})
 	s := initsteps.New(initsteps.Config{Env: env})
-	_, err := run(t, s, initsteps.Preamble(), initsteps.ConfigStages())
+	_, err := runConfig(t, s)
 	var se *initsteps.StageError
 	if !errors.As(err, &se) || se.Stage != "check" || !strings.Contains(err.Error(), "mod_no_such_module_here") {
 		t.Fatalf("err = %v; want the check stage to name mod_no_such_module_here", err)

@@ -295,7 +295,7 @@ func (r *Reloader) stepCandidate(ctx context.Context, a *attempt) error {
 	if err := atomicfile.MkdirOwned(side, 0o755, next.UID, next.GID); err != nil {
 		return err
 	}
-	if _, err := initsteps.Run(ctx, initsteps.Candidate(), next, r.log, nil); err != nil {
+	if _, err := initsteps.Run(ctx, initsteps.Candidate(st), next, r.log, nil); err != nil {
 		return refused(a, err)
 	}
 	if err := abandonedCerts(r.cur, next, r.now()); err != nil {
@@ -430,14 +430,19 @@ func (r *Reloader) commit(next *initsteps.State) {
 
 // Info is what /status shows of a state.
 func Info(s *initsteps.State) health.Info {
-	return health.Info{
-		Profile:     s.Plan.Profile,
-		Environment: s.Plan.Environment,
-		Features:    s.Plan.FeatureNames(),
-		ConfigHash:  s.Hash,
-		Hosts:       initsteps.Hosts(s.Plan),
-		CertSources: certSources(s),
+	info := health.Info{
+		ConfigSource: initsteps.SourceFor(s.Settings).Name,
+		Profile:      s.Plan.Profile,
+		Environment:  s.Plan.Environment,
+		Features:     s.Plan.FeatureNames(),
+		ConfigHash:   s.Hash,
+		Hosts:        initsteps.Hosts(s.Plan),
+		CertSources:  certSources(s),
 	}
+	if info.ConfigSource == "file" {
+		info.ConfigFile = s.Settings.ConfigFile
+	}
+	return info
 }
 
 // certSources maps each host to where its certificate came from.

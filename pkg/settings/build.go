@@ -306,6 +306,9 @@ func (p *parser) build(s *Settings) {
 	s.SASL2Timeout = p.seconds("PROSODY_SASL2_TIMEOUT", r.Sasl2Timeout)
 	s.LegacyDir = p.path("PROSODY_LEGACY_DIR", r.LegacyDir, true)
 
+	s.ConfigFile = p.path("PROSODY_CONFIG_FILE", r.ConfigFile, true)
+	s.DataAdopt = p.boolean("PROSODY_DATA_ADOPT", r.DataAdopt)
+
 	p.portConflicts(s, healthPort)
 	p.environmentWarnings(s)
 }

@@ -115,6 +115,8 @@ type Env struct {
 	AcmeTLSPort      string `split_words:"true" default:"443" desc:"port the entrypoint answers TLS-ALPN-01 challenges on (the port traffic for :443 reaches)"`
 	AcmeRenewBefore  string `split_words:"true" default:"0" desc:"renew exactly this long before the certificate expires (duration; 0: when a third of its lifetime is left, with jitter, or earlier when the CA's renewal information says so)"`
 	AcmeRetryBackoff string `split_words:"true" default:"1m" desc:"first delay before retrying a failed renewal while running, doubled each time up to 6h (duration)"`
+	ConfigFile       string `split_words:"true" default:"" desc:"your own prosody.cfg.lua (absolute path, e.g. a mounted /etc/prosody/prosody.cfg.lua): checked, supervised, watched and reloaded like a rendered one, the PFE tree is not used (empty: render from the tree)"`
+	DataAdopt        string `split_words:"true" default:"true" desc:"when the data directory belongs to another non-root uid (the official image's prosody user), give it and that uid's files in it to prosody once, logging what changed (boolean)"`
 }
 
 // variable is one row of the variable table built from Env's tags by envconfig.

@@ -130,6 +130,12 @@ type Settings struct {
 	LegacyDir string
 	// ACME is the certificate client of the TLS stage; see AcmeSettings.
 	ACME AcmeSettings
+	// ConfigFile is the operator's own prosody.cfg.lua (absolute path), run instead of the
+	// PFE render; "" renders from the tree.
+	ConfigFile string
+	// DataAdopt lets start-up give prosody a data directory whose top belongs to another
+	// non-root uid (another image's prosody user), with the files of that uid under it.
+	DataAdopt bool
 
 	// raw holds the text of every variable for Describe, with secret fields replaced by their
 	// redacted form: fmt prints unexported fields without calling Secret's methods, so a real
@@ -249,19 +255,52 @@ func (s *Settings) Describe() []Entry {
 	return out
 }
 
-// deprecatedName is an old variable name still accepted.
-type deprecatedName struct{ Old, New string }
+// deprecatedName is an old variable name still accepted. From is the image whose name it is
+// ("" for an old name of this project's own).
+type deprecatedName struct{ Old, New, From string }
 
-// deprecatedNames lists the old names Load accepts, each with a warning naming its replacement.
+// Images whose variables are accepted where ours mean exactly the same (docs/migrating.md).
+const (
+	fromOfficial = "the official prosody/prosody image's"
+	fromSnikket  = "Snikket's"
+)
+
+// deprecatedNames lists the old names Load accepts, each with a warning naming its replacement:
+// this project's old names, and those of the official image and of Snikket that have an exact
+// equivalent (same meaning, same values).
 func deprecatedNames() []deprecatedName {
 	return []deprecatedName{
-		{"PROSODY_VIRTUAL_HOSTS", "PROSODY_DOMAIN"},
-		{"PROSODY_DOMAINS", "PROSODY_DOMAIN"},
-		{"PROSODY_ADMIN", "PROSODY_ADMINS"},
-		{"PROSODY_ENABLE_REGISTRATION", "PROSODY_ALLOW_REGISTRATION"},
-		{"PROSODY_ENV", "PROSODY_ENVIRONMENT"},
-		{"PROSODY_LOGLEVEL", "PROSODY_LOG_LEVEL"},
-		{"PROSODY_DB_PASS", "PROSODY_DB_PASSWORD"},
+		{"PROSODY_SQL_HOST", "PROSODY_DB_HOST", fromOfficial},
+		{"PROSODY_SQL_DB", "PROSODY_DB_NAME", fromOfficial},
+		{"PROSODY_SQL_USERNAME", "PROSODY_DB_USER", fromOfficial},
+		{"PROSODY_SQL_PASSWORD", "PROSODY_DB_PASSWORD", fromOfficial},
+		{"PROSODY_ENABLE_MODULES", "PROSODY_EXTRA_MODULES", fromOfficial},
+		{"SNIKKET_DOMAIN", "PROSODY_DOMAIN", fromSnikket},
+		{"SNIKKET_LOGLEVEL", "PROSODY_LOG_LEVEL", fromSnikket},
+		{"SNIKKET_TLS_PROFILE", "PROSODY_TLS_PROFILE", fromSnikket},
+		{"PROSODY_VIRTUAL_HOSTS", "PROSODY_DOMAIN", ""}, // the official image's too
+		{"PROSODY_DOMAINS", "PROSODY_DOMAIN", ""},
+		{"PROSODY_ADMIN", "PROSODY_ADMINS", ""},
+		{"PROSODY_ENABLE_REGISTRATION", "PROSODY_ALLOW_REGISTRATION", ""},
+		{"PROSODY_ENV", "PROSODY_ENVIRONMENT", ""},
+		{"PROSODY_LOGLEVEL", "PROSODY_LOG_LEVEL", ""}, // the official image's too
+		{"PROSODY_DB_PASS", "PROSODY_DB_PASSWORD", ""},
+	}
+}
+
+// foreignHints are the official image's variables with no exact equivalent here: what to
+// set instead. An unknown variable among them gets its hint instead of a did-you-mean.
+func foreignHints() map[string]string {
+	return map[string]string{
+		"PROSODY_SQL_DRIVER":          "set PROSODY_STORAGE=postgres (or sqlite) instead",
+		"PROSODY_PLUGIN_PATHS":        "set PROSODY_PLUGIN_DIR (one directory) instead",
+		"PROSODY_DISABLE_MODULES":     "switch the feature off (PROSODY_FEATURES=-group/name) or use PROSODY_CONFIG_FILE",
+		"PROSODY_COMPONENTS":          "components come from features (collaboration/muc, web/upload)",
+		"PROSODY_EXTRA_CONFIG":        "put your options in a custom feature (PROSODY_CUSTOM_DIR) or use PROSODY_CONFIG_FILE",
+		"PROSODY_CERTIFICATES":        "set PROSODY_CERTS_DIR (an absolute path) instead",
+		"PROSODY_RETENTION_DAYS":      "the archive and upload features set retention; use a custom feature to change it",
+		"PROSODY_ARCHIVE_EXPIRY_DAYS": "the messaging/archive feature sets archive_expires_after; use a custom feature to change it",
+		"PROSODY_UPLOAD_LIMIT_MB":     "set PROSODY_HTTP_UPLOAD_SIZE_LIMIT (e.g. 10MiB) instead",
 	}
 }
 
@@ -314,7 +353,7 @@ func load(environ []string) (*Settings, []Warning, []Problem, error) {
 	env := make(map[string]string)
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(k, Prefix+"_") {
+		if !ok || (!strings.HasPrefix(k, Prefix+"_") && !isForeignName(k)) {
 			continue
 		}
 		if _, dup := env[k]; !dup {
@@ -361,7 +400,11 @@ func (p *parser) lookup(v variable) (string, Source) {
 			p.problem(d.Old, "", fmt.Sprintf("deprecated name set together with %s; remove %s", d.New, d.Old), "")
 		default:
 			val, set = old, true
-			p.warn(d.Old, fmt.Sprintf("deprecated; rename it to %s", d.New))
+			if d.From != "" {
+				p.warn(d.Old, fmt.Sprintf("%s name, accepted as %s; rename it to %s (docs/migrating.md)", d.From, d.New, d.New))
+			} else {
+				p.warn(d.Old, fmt.Sprintf("deprecated; rename it to %s", d.New))
+			}
 		}
 	}
 	src := SourceEnv
@@ -389,6 +432,17 @@ func (p *parser) lookup(v variable) (string, Source) {
 		return v.Default, SourceDefault
 	}
 	return val, src
+}
+
+// isForeignName reports whether name is another image's variable that Load accepts (the
+// PROSODY_* ones are read anyway).
+func isForeignName(name string) bool {
+	for _, d := range deprecatedNames() {
+		if d.Old == name {
+			return true
+		}
+	}
+	return false
 }
 
 // unknown reports PROSODY_* names that are not variables, secret files, deprecated names or
@@ -422,6 +476,10 @@ func (p *parser) unknown(vars []variable, known map[string]bool) {
 			continue
 		}
 		msg := "unknown variable"
+		if hint, ok := foreignHints()[name]; ok {
+			p.problem(name, "", fmt.Sprintf("%s variable, with no exact equivalent here: %s (docs/migrating.md)", fromOfficial, hint), "")
+			continue
+		}
 		if sug := Suggest(name, candidates); sug != "" {
 			msg += "; did you mean " + sug + "?"
 		}

@@ -66,3 +66,8 @@ func LookPath(name string, _ []string) (string, error) {
 func Command(_ context.Context, cmd AuxCommand, _, _ io.Writer) ([]byte, int, error) {
 	return nil, CodeNotExecutable, fmt.Errorf("%s: %w", cmd.Path, errUnsupported)
 }
+
+// ExecReplace returns an error off Linux.
+func ExecReplace(name string, _, _ []string, _ *Credential) error {
+	return fmt.Errorf("%s: %w", name, errUnsupported)
+}
