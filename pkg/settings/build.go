@@ -176,6 +176,7 @@ func (p *parser) build(s *Settings) {
 	s.HTTPPort = p.port("PROSODY_HTTP_PORT", r.HTTPPort)
 	s.HTTPSPort = p.port("PROSODY_HTTPS_PORT", r.HTTPSPort)
 	s.Interfaces = p.interfaces("PROSODY_INTERFACES", r.Interfaces)
+	p.httpProxy(s, r)
 
 	s.DeploymentType = p.enum("PROSODY_DEPLOYMENT_TYPE", r.DeploymentType, "a deployment type", false, deploymentTypes())
 	s.ScaleProfile = p.enum("PROSODY_SCALE_PROFILE", r.ScaleProfile, "a scale profile", false, scaleProfiles())
