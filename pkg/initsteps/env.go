@@ -69,6 +69,16 @@ func PlanInputs(st *settings.Settings) pfe.Inputs {
 		Legacy:                st.LegacyMode,
 		Toggles:               st.Toggles,
 		ExtraModules:          st.ExtraModules,
+
+		HTTPInterfaces:          st.HTTPInterfaces,
+		HTTPSInterfaces:         st.HTTPSInterfaces,
+		TrustedProxies:          st.TrustedProxies,
+		HTTPExternalURL:         st.HTTPExternalURL,
+		UploadExternalURL:       st.HTTPUploadExternalURL,
+		ConsiderWebsocketSecure: st.ConsiderWebsocketSecure,
+		ConsiderBoshSecure:      st.ConsiderBoshSecure,
+		OpenmetricsAllowIPs:     st.OpenmetricsAllowIPs,
+		OpenmetricsAllowCIDR:    st.OpenmetricsAllowCIDR,
 	}
 	if st.PluginDir != "" {
 		in.PluginPaths = []string{st.PluginDir}

@@ -143,6 +143,16 @@ func TestRenderRealTree(t *testing.T) {
 			})
 		}
 	}
+	// Behind a proxy: every option of Prosody's HTTP side set, and accepted by prosodyctl.
+	t.Run("development-production-proxy", func(t *testing.T) {
+		in := goldenInputs("development", "production")
+		in.HTTPInterfaces, in.HTTPSInterfaces = []string{"*", "::"}, []string{"127.0.0.1"}
+		in.TrustedProxies = []string{"10.0.0.0/8", "fd00::1"}
+		in.HTTPExternalURL, in.UploadExternalURL = "https://xmpp.example.com/", "https://upload.example.com/"
+		in.ConsiderWebsocketSecure, in.ConsiderBoshSecure = true, true
+		in.OpenmetricsAllowIPs, in.OpenmetricsAllowCIDR = []string{"10.0.0.9"}, "10.1.0.0/16"
+		renderChecked(t, tree, in, "testdata/golden/real/development-production-proxy.cfg.lua")
+	})
 }
 
 func TestRenderRefusesRawLuaWithoutSource(t *testing.T) {

@@ -1,6 +1,7 @@
 package pfe
 
 import (
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -63,6 +64,22 @@ type Inputs struct {
 	PluginPaths []string
 	// ExtraModules are added to the global modules_enabled after every layer.
 	ExtraModules []string
+
+	// Prosody's HTTP service behind a proxy or in a cluster. Empty lists and strings and
+	// false leave Prosody's own defaults (plain HTTP on loopback, loopback as the only
+	// trusted proxy and /metrics reader, URLs from Prosody's own ports and host names).
+	HTTPInterfaces  []string // http_interfaces
+	HTTPSInterfaces []string // https_interfaces
+	TrustedProxies  []string // trusted_proxies: addresses or CIDR ranges
+	HTTPExternalURL string   // http_external_url: an absolute http(s) URL
+	// UploadExternalURL is the upload service's own public URL; empty means HTTPExternalURL.
+	// The input upload_external_url is the effective one, and upload_http_host its host name:
+	// the upload component must answer on the host its URLs name, or Prosody answers 404.
+	UploadExternalURL       string
+	ConsiderWebsocketSecure bool
+	ConsiderBoshSecure      bool
+	OpenmetricsAllowIPs     []string // openmetrics_allow_ips
+	OpenmetricsAllowCIDR    string   // openmetrics_allow_cidr: one CIDR range
 }
 
 // inputNames are the names usable in $var and `when`.
@@ -71,7 +88,10 @@ func isInputName(name string) bool {
 	case "profile", "environment", "domain", "domains", "admins", "storage", "db_host", "db_port",
 		"db_name", "db_user", "allow_registration", "log_level", "c2s_port", "s2s_port", "http_port",
 		"https_port", "interfaces", "deployment_type", "scale_profile", "resource_limits", "upload_size_limit", "fast_token_ttl", "c2s_timeout", "require_channel_binding",
-		"tls_profile", "data_dir", "runtime_dir", "certs_dir", "plugin_paths":
+		"tls_profile", "data_dir", "runtime_dir", "certs_dir", "plugin_paths",
+		"http_interfaces", "https_interfaces", "trusted_proxies", "http_external_url", "upload_external_url",
+		"upload_http_host", "consider_websocket_secure", "consider_bosh_secure", "openmetrics_allow_ips",
+		"openmetrics_allow_cidr":
 		return true
 	}
 	return false
@@ -156,8 +176,44 @@ func (in *Inputs) inputValue(name, logLevel string) (any, bool) {
 	case "plugin_paths":
 		v, _ := list(in.PluginPaths)
 		return v, len(in.PluginPaths) > 0
+	case "http_interfaces":
+		v, _ := list(in.HTTPInterfaces)
+		return v, len(in.HTTPInterfaces) > 0
+	case "https_interfaces":
+		v, _ := list(in.HTTPSInterfaces)
+		return v, len(in.HTTPSInterfaces) > 0
+	case "trusted_proxies":
+		v, _ := list(in.TrustedProxies)
+		return v, len(in.TrustedProxies) > 0
+	case "http_external_url":
+		return str(in.HTTPExternalURL)
+	case "upload_external_url":
+		return str(in.uploadExternalURL())
+	case "upload_http_host":
+		u, err := url.Parse(in.uploadExternalURL())
+		if err != nil {
+			return "", false
+		}
+		return str(u.Hostname())
+	case "consider_websocket_secure":
+		return in.ConsiderWebsocketSecure, true
+	case "consider_bosh_secure":
+		return in.ConsiderBoshSecure, true
+	case "openmetrics_allow_ips":
+		v, _ := list(in.OpenmetricsAllowIPs)
+		return v, len(in.OpenmetricsAllowIPs) > 0
+	case "openmetrics_allow_cidr":
+		return str(in.OpenmetricsAllowCIDR)
 	}
 	return nil, false
+}
+
+// uploadExternalURL is the upload service's public URL: its own, or the HTTP service's.
+func (in *Inputs) uploadExternalURL() string {
+	if in.UploadExternalURL != "" {
+		return in.UploadExternalURL
+	}
+	return in.HTTPExternalURL
 }
 
 // conditionString is the canonical text form of a scalar for `when` comparisons.

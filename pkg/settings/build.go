@@ -228,6 +228,7 @@ func (p *parser) build(s *Settings) {
 	s.HTTPPort = p.port("PROSODY_HTTP_PORT", r.HTTPPort)
 	s.HTTPSPort = p.port("PROSODY_HTTPS_PORT", r.HTTPSPort)
 	s.Interfaces = p.interfaces("PROSODY_INTERFACES", r.Interfaces)
+	p.httpProxy(s, r)
 
 	if dt, ok := p.designValue("PROSODY_DEPLOYMENT_TYPE", r.DeploymentType); ok {
 		s.DeploymentType = p.enum("PROSODY_DEPLOYMENT_TYPE", dt, "a deployment type", false, deploymentTypes())

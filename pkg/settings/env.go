@@ -36,6 +36,18 @@ type Env struct {
 
 	Interfaces string `split_words:"true" default:"" desc:"addresses Prosody's public listeners (c2s, s2s, https) bind to, comma-separated: * for every IPv4 address, :: for every IPv6 address, or IP addresses such as 127.0.0.1 (empty: Prosody's default, every address)"`
 
+	// Prosody's HTTP service behind a reverse proxy, an Ingress or a Prometheus in another
+	// container (web/http, web/websocket, web/upload, admin/monitoring).
+	HTTPInterfaces          string `split_words:"true" default:"" desc:"addresses Prosody's plain HTTP listener (PROSODY_HTTP_PORT: websocket, BOSH, uploads, /metrics) binds to (http_interfaces), comma-separated like PROSODY_INTERFACES; set it (e.g. *) when a proxy, Ingress or Prometheus outside this container must reach it (empty: Prosody's default, loopback only)"`
+	HTTPSInterfaces         string `split_words:"true" default:"" desc:"addresses Prosody's HTTPS listener (PROSODY_HTTPS_PORT) binds to (https_interfaces), comma-separated like PROSODY_INTERFACES (empty: PROSODY_INTERFACES)"`
+	TrustedProxies          string `split_words:"true" default:"" desc:"reverse proxies whose X-Forwarded-For and X-Forwarded-Proto Prosody believes (trusted_proxies): IP addresses or CIDR ranges such as 10.0.0.0/8, comma-separated (empty: Prosody's default, 127.0.0.1 and ::1)"`
+	HTTPExternalURL         string `split_words:"true" default:"" desc:"public base URL of Prosody's HTTP service behind a proxy (http_external_url), e.g. https://xmpp.example.org/: the websocket, BOSH and upload URLs Prosody announces start with it, and uploads are served on its host (empty: Prosody's own host names and ports)"`
+	HTTPUploadExternalURL   string `split_words:"true" default:"" desc:"public base URL of the upload service (http_external_url of the upload component) when it differs from PROSODY_HTTP_EXTERNAL_URL, e.g. https://upload.example.org/; uploads are served on its host (empty: PROSODY_HTTP_EXTERNAL_URL)"`
+	ConsiderWebsocketSecure string `split_words:"true" default:"false" desc:"treat every websocket connection as encrypted (consider_websocket_secure), for a TLS-terminating proxy that does not send X-Forwarded-Proto or is not in PROSODY_TRUSTED_PROXIES (boolean)"`
+	ConsiderBoshSecure      string `split_words:"true" default:"false" desc:"treat every BOSH connection as encrypted (consider_bosh_secure), for a TLS-terminating proxy that does not send X-Forwarded-Proto or is not in PROSODY_TRUSTED_PROXIES (boolean)"`
+	OpenmetricsAllowIps     string `split_words:"true" default:"" desc:"client addresses allowed to read Prosody's own /metrics (openmetrics_allow_ips; admin/monitoring), comma-separated IP addresses (empty: Prosody's default, 127.0.0.1 and ::1)"`
+	OpenmetricsAllowCIDR    string `split_words:"true" default:"" desc:"one CIDR range also allowed to read Prosody's own /metrics (openmetrics_allow_cidr; admin/monitoring), e.g. 10.0.0.0/8 (empty: none)"`
+
 	DeploymentType string `split_words:"true" default:"docker" desc:"deployment type: docker, compose, kubernetes, bare; read only by when blocks on deployment_type in a custom config tree (the shipped tree has none): setting it warns"`
 	ScaleProfile   string `split_words:"true" default:"small" desc:"scale profile: small, medium, large, enterprise (sizes the rate limits applied with PROSODY_RESOURCE_LIMITS)"`
 	ResourceLimits string `split_words:"true" default:"false" desc:"load Prosody's limits module with per-connection rate limits sized by PROSODY_SCALE_PROFILE (boolean; the production environment applies its own limits last)"`

@@ -68,6 +68,18 @@ type Settings struct {
 	C2SPort, S2SPort, HTTPPort, HTTPSPort int
 	Interfaces                            []string // "*", "::" or IP addresses
 
+	// Prosody's HTTP service behind a proxy or in a cluster (httpproxy.go). A nil list or an
+	// empty string leaves Prosody's own default.
+	HTTPInterfaces          []string // http_interfaces: "*", "::" or IP addresses
+	HTTPSInterfaces         []string // https_interfaces: "*", "::" or IP addresses
+	TrustedProxies          []string // trusted_proxies: IP addresses or CIDR ranges
+	HTTPExternalURL         string   // http_external_url: an absolute http or https URL
+	HTTPUploadExternalURL   string   // the upload component's http_external_url
+	ConsiderWebsocketSecure bool
+	ConsiderBoshSecure      bool
+	OpenmetricsAllowIPs     []string // openmetrics_allow_ips, each in Go's canonical form
+	OpenmetricsAllowCIDR    string   // openmetrics_allow_cidr: one CIDR range
+
 	DeploymentType string // docker, compose, kubernetes or bare
 	ScaleProfile   string // small, medium or large
 	ResourceLimits bool

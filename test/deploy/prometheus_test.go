@@ -345,6 +345,12 @@ type pfeServer struct {
 // restarted after 100 ms, so the faults of the test show within seconds.
 func startPFE(t *testing.T, bin, root string) *pfeServer {
 	t.Helper()
+	return startPFEWith(t, bin, root, nil)
+}
+
+// startPFEWith is startPFE with extra (or overriding) PROSODY_* variables.
+func startPFEWith(t *testing.T, bin, root string, extra map[string]string) *pfeServer {
+	t.Helper()
 	dir := t.TempDir() // MakeRoot opens its parent to the prosody user: no deeper directory
 	if err := entrypointtest.MakeRoot(dir); err != nil {
 		t.Fatal(err)
@@ -357,6 +363,9 @@ func startPFE(t *testing.T, bin, root string) *pfeServer {
 	env["PROSODY_HEALTH_INTERVAL"] = "1s"
 	env["PROSODY_RESTART_BACKOFF"] = "100ms"
 	env["PROSODY_RESTART_MAX"] = "10"
+	for k, v := range extra {
+		env[k] = v
+	}
 	s := &pfeServer{cmd: exec.Command(bin), dir: dir, ports: ports, done: make(chan struct{})}
 	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range env {
