@@ -42,6 +42,8 @@ type metrics struct {
 	// httpConns and httpRefused are the health port's connections (limitListener).
 	httpConns   prometheus.Gauge
 	httpRefused prometheus.Counter
+	// planModules counts the modules of the plan and those of them not loaded.
+	planModules *prometheus.GaugeVec
 	// dbUp is the database check's last result; registered only with a database to check.
 	dbUp prometheus.Gauge
 }
@@ -93,13 +95,15 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 			Help: "Open connections on the health port (PROSODY_HEALTH_LISTEN)."}),
 		httpRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "health_connections_refused_total",
 			Help: "Connections to the health port closed at once because the port's connection limit, or one address's share of it, was reached."}),
+		planModules: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "plan_modules",
+			Help: "Modules the plan loads, summed over its hosts (state=\"planned\"), and those of them Prosody has not loaded (state=\"missing\"), as of the last check over the admin socket."}, []string{"state"}),
 		dbUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "database_up",
 			Help: "1 if the last check could connect to the database (PostgreSQL storage), 0 if not."}),
 	}
 	cs := []prometheus.Collector{
 		m.stageDuration, m.stageSuccess, m.childUp, m.childPID, m.restarts, m.exits, m.readyState, m.reloads,
 		m.renderSeconds, m.reloadSeconds, m.reloadLastOK, m.probeSeconds, m.probeFailures, m.reaped, m.notifyMsgs, m.notifyDropped, m.certExpiry,
-		m.startTime, m.watchdogRestarts, m.httpConns, m.httpRefused,
+		m.startTime, m.watchdogRestarts, m.httpConns, m.httpRefused, m.planModules,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
@@ -117,6 +121,9 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 	}
 	for _, o := range reloadOutcomes() {
 		m.reloads.WithLabelValues(o)
+	}
+	for _, s := range []string{"planned", "missing"} {
+		m.planModules.WithLabelValues(s)
 	}
 	for _, t := range []string{"ready", "reloading", "stopping", "other"} {
 		m.notifyMsgs.WithLabelValues(t)

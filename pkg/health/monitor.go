@@ -94,6 +94,13 @@ type Config struct {
 	// Whatever the socket's owner, only datagrams from the current child's pid
 	// (ChildStarted) are acted on; the rest are counted and dropped.
 	NotifyUID, NotifyGID int
+	// VerifyFile is where the last verify summary is read from for /status
+	// (runtime dir + VerifyFile); "" means /status shows none.
+	VerifyFile string
+	// ProsodyLog, when not nil, is the writer Prosody's stdout goes through:
+	// a module check that finds a module missing names Prosody's own error
+	// lines about it. Nil: the reason is only "not loaded".
+	ProsodyLog *ProsodyLog
 	// Registry receives every metric. Nil means a new private registry. It must not
 	// be prometheus.DefaultRegisterer, and must not be shared with another Monitor.
 	Registry *prometheus.Registry
@@ -122,6 +129,9 @@ type Monitor struct {
 	changed chan struct{} // closed and replaced on every readiness change
 	status  statusRecord
 	dropped dropLog
+
+	vmu    sync.Mutex // guards verify; never held with mu
+	verify verifyCache
 }
 
 // New validates cfg, creates the metrics on the registry, and binds the HTTP
@@ -388,6 +398,9 @@ func (m *Monitor) probeLoop(ctx context.Context) {
 		due := m.in.stagesDone && m.in.childRunning && !m.in.stopping && !m.in.gaveUp
 		m.mu.Unlock()
 		next := m.cfg.Interval
+		if due && m.modulesDue() {
+			m.checkModules(ctx)
+		}
 		if due {
 			start := time.Now()
 			ok, detail, err := ProbeC2S(ctx, m.cfg.C2SAddr, m.cfg.Domain, m.cfg.ProbeTimeout)
@@ -417,6 +430,17 @@ func (m *Monitor) probeLoop(ctx context.Context) {
 		}
 		timer.Reset(next)
 	}
+}
+
+// modulesDue reports whether a module check is due now: one is pending and
+// Prosody has said READY=1 (its modules are loaded by then), or does not
+// speak NOTIFY_SOCKET.
+func (m *Monitor) modulesDue() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.in.notify
+	ready := !m.cfg.UseNotify || (n.ready && n.pid == m.in.childPID)
+	return m.in.modulesPending && ready && !m.in.reloading
 }
 
 // probeDone records one c2s probe that began at start and took d; fails is

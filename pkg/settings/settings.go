@@ -114,6 +114,10 @@ type Settings struct {
 	// serving before the watchdog restarts it; 0 disables the watchdog.
 	WatchdogTimeout time.Duration
 
+	// VerifyOnStart runs the client-level self-test (entrypoint verify) once
+	// after Prosody is first ready, and logs its result.
+	VerifyOnStart bool
+
 	// raw holds the text of every variable for Describe, with secret fields replaced by their
 	// redacted form: fmt prints unexported fields without calling Secret's methods, so a real
 	// secret here would show in %+v of a Settings.

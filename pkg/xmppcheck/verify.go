@@ -8,11 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/adminsock"
+	"github.com/prosody-pfe/prosody-pfe/pkg/health"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 )
 
@@ -453,4 +456,24 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Summary is what /status shows of the report.
+func (r *Report) Summary() health.VerifySummary {
+	return health.VerifySummary{
+		At: r.At, DurationSeconds: r.DurationSeconds, OK: r.OK(),
+		Passed: r.Passed, Failed: r.Failed, NotCheckable: r.NotCheckable,
+		FailedFeatures: r.FailedFeatures(),
+	}
+}
+
+// Print writes the report as text, one line per feature:
+// "PASS  messaging/archive  account advertises urn:xmpp:mam:2; …".
+func (r *Report) Print(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, l := range r.Lines {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Result, l.Feature, strings.Join(l.Evidence, "; "))
+	}
+	fmt.Fprintf(tw, "\n%s: %d passed, %d failed, %d not checkable (%.1fs)\n", r.Domain, r.Passed, r.Failed, r.NotCheckable, r.DurationSeconds)
+	return tw.Flush()
 }
