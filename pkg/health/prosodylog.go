@@ -34,9 +34,11 @@ func NewProsodyLog(out io.Writer) *ProsodyLog {
 	return &ProsodyLog{out: out}
 }
 
-// Write passes p to Out and records the error lines it ends. Its error is Out's.
+// Write passes p to Out and records the error lines it ends. It never
+// fails: an Out that cannot be written (a closed stdout) must not stop the
+// supervisor draining the pipe, or Prosody would block on its next log line.
 func (l *ProsodyLog) Write(p []byte) (int, error) {
-	n, err := l.out.Write(p)
+	_, _ = l.out.Write(p)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	rest := p
@@ -51,7 +53,7 @@ func (l *ProsodyLog) Write(p []byte) (int, error) {
 		l.partial = l.partial[:0]
 		rest = rest[i+1:]
 	}
-	return n, err
+	return len(p), nil
 }
 
 func appendCapped(dst, src []byte) []byte {
