@@ -96,6 +96,7 @@ var verbs = map[string]func(args, env []string, stdout, stderr io.Writer) int{
 	"backup":      runBackup,
 	"restore":     runRestore,
 	"modules":     runModules,
+	"verify":      runVerify,
 	"profiles":    pfeVerb("profiles"),
 	"features":    pfeVerb("features"),
 	"render":      pfeVerb("render"),

@@ -37,7 +37,10 @@ func (a *app) runProsody(args, env []string, stderr io.Writer) int {
 	}
 	st := s.Settings
 	dbNetwork, dbAddr := st.DatabaseAddr()
+	plog := health.NewProsodyLog(os.Stdout) // Prosody's log, teed: the module check quotes its errors
 	mon, err := health.New(health.Config{
+		ProsodyLog:      plog,
+		VerifyFile:      filepath.Join(st.RuntimeDir, health.VerifyFile),
 		Listen:          st.HealthListen,
 		Interval:        st.HealthInterval,
 		Mode:            health.ModeProsody,
@@ -66,7 +69,7 @@ func (a *app) runProsody(args, env []string, stderr io.Writer) int {
 	g.Go("health", mon.Run)
 	g.Main("prosody", func(ctx context.Context) error {
 		var err error
-		code, err = a.serve(ctx, s, mon, args)
+		code, err = a.serve(ctx, s, mon, plog, args)
 		return err
 	})
 	if err := g.Run(context.Background()); err != nil {
@@ -81,7 +84,7 @@ func (a *app) runProsody(args, env []string, stderr io.Writer) int {
 // serve runs the init stages, then supervises prosody with the reloader and
 // the admin bootstrap as one group, and returns the exit code. A stop signal
 // during the stages ends it with 0 before prosody starts.
-func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor, extraArgs []string) (int, error) {
+func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor, plog io.Writer, extraArgs []string) (int, error) {
 	// SIGTERM or SIGINT cancels the stages (a hook or a storage migration can
 	// take long, and `docker stop` must not wait for it). The supervisor gets
 	// the same signal from its own registration and never starts prosody.
@@ -144,6 +147,7 @@ func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor
 			return err
 		},
 		Stderr: s.Stderr,
+		Stdout: plog,
 	})
 	if err != nil {
 		return exitSoftware, err
@@ -169,6 +173,10 @@ func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor
 	g.Go("watchdog", func(ctx context.Context) error { return mon.RunWatchdog(ctx, sup.RestartChild) })
 	g.Go("admins", func(ctx context.Context) error {
 		initsteps.BootstrapAdmins(ctx, s, mon.WaitReady)
+		return nil
+	})
+	g.Go("verify-on-start", func(ctx context.Context) error {
+		initsteps.VerifyOnStart(ctx, s, mon.WaitReady)
 		return nil
 	})
 	return code, g.Run(ctx)

@@ -94,6 +94,10 @@ type Status struct {
 	Certs         []certJSON  `json:"certs"`
 	Probe         *probeJSON  `json:"probe,omitempty"`
 	NotifyStatus  string      `json:"notify_status,omitempty"`
+	// Modules is the plan's modules per host against those Prosody loaded.
+	Modules *modulesJSON `json:"modules,omitempty"`
+	// Verify is the summary of the last `entrypoint verify`.
+	Verify *VerifySummary `json:"verify,omitempty"`
 	// Database is the last database check (PostgreSQL storage only).
 	Database *databaseJSON `json:"database,omitempty"`
 	// Watchdog is what the watchdog did (when Config.WatchdogTimeout is set).
@@ -162,6 +166,7 @@ type probeJSON struct {
 func (m *Monitor) Status() Status {
 	r := m.Readiness()
 	now := time.Now()
+	verify := m.verifySummary() // reads a file: not under mu
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := &m.status
@@ -189,6 +194,8 @@ func (m *Monitor) Status() Status {
 		Probe:        st.probe,
 		NotifyStatus: st.notifyStatus,
 		Database:     st.database,
+		Modules:      st.modules,
+		Verify:       verify,
 	}
 	if st.acme != nil {
 		a := *st.acme

@@ -47,6 +47,8 @@ type metrics struct {
 	acmeRenewals    *prometheus.CounterVec
 	acmeNext        prometheus.Gauge
 	acmeLastSuccess prometheus.Gauge
+	// planModules counts the modules of the plan and those of them not loaded.
+	planModules *prometheus.GaugeVec
 	// dbUp is the database check's last result; registered only with a database to check.
 	dbUp prometheus.Gauge
 }
@@ -104,13 +106,15 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 			Help: "When the next ACME order is due, as a Unix time; 0 when ACME is off."}),
 		acmeLastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "acme_last_success_timestamp_seconds",
 			Help: "When the last ACME order while running succeeded, as a Unix time; 0 before the first."}),
+		planModules: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "plan_modules",
+			Help: "Modules the plan loads, summed over its hosts (state=\"planned\"), and those of them Prosody has not loaded (state=\"missing\"), as of the last check over the admin socket."}, []string{"state"}),
 		dbUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "database_up",
 			Help: "1 if the last check could connect to the database (PostgreSQL storage), 0 if not."}),
 	}
 	cs := []prometheus.Collector{
 		m.stageDuration, m.stageSuccess, m.childUp, m.childPID, m.restarts, m.exits, m.readyState, m.reloads,
 		m.renderSeconds, m.reloadSeconds, m.reloadLastOK, m.probeSeconds, m.probeFailures, m.reaped, m.notifyMsgs, m.notifyDropped, m.certExpiry,
-		m.startTime, m.watchdogRestarts, m.httpConns, m.httpRefused, m.acmeRenewals, m.acmeNext, m.acmeLastSuccess,
+		m.startTime, m.watchdogRestarts, m.httpConns, m.httpRefused, m.acmeRenewals, m.acmeNext, m.acmeLastSuccess, m.planModules,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
@@ -131,6 +135,9 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 	}
 	for _, o := range []string{"success", "failure"} {
 		m.acmeRenewals.WithLabelValues(o)
+	}
+	for _, s := range []string{"planned", "missing"} {
+		m.planModules.WithLabelValues(s)
 	}
 	for _, t := range []string{"ready", "reloading", "stopping", "other"} {
 		m.notifyMsgs.WithLabelValues(t)

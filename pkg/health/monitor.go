@@ -108,6 +108,13 @@ type Config struct {
 	// its messages taken as the current child's. Plain init uses NotifyAll,
 	// since a shell's `systemd-notify --ready` sends from its own pid.
 	NotifyAccess string
+	// VerifyFile is where the last verify summary is read from for /status
+	// (runtime dir + VerifyFile); "" means /status shows none.
+	VerifyFile string
+	// ProsodyLog, when not nil, is the writer Prosody's stdout goes through:
+	// a module check that finds a module missing names Prosody's own error
+	// lines about it. Nil: the reason is only "not loaded".
+	ProsodyLog *ProsodyLog
 	// Registry receives every metric. Nil means a new private registry. It must not
 	// be prometheus.DefaultRegisterer, and must not be shared with another Monitor.
 	Registry *prometheus.Registry
@@ -136,6 +143,9 @@ type Monitor struct {
 	changed chan struct{} // closed and replaced on every readiness change
 	status  statusRecord
 	dropped dropLog
+
+	vmu    sync.Mutex // guards verify; never held with mu
+	verify verifyCache
 }
 
 // New validates cfg, creates the metrics on the registry, and binds the HTTP
@@ -407,6 +417,9 @@ func (m *Monitor) probeLoop(ctx context.Context) {
 		due := m.in.stagesDone && m.in.childRunning && !m.in.stopping && !m.in.gaveUp
 		m.mu.Unlock()
 		next := m.cfg.Interval
+		if due && m.modulesDue() {
+			m.checkModules(ctx)
+		}
 		if due {
 			start := time.Now()
 			ok, detail, err := ProbeC2S(ctx, m.cfg.C2SAddr, m.cfg.Domain, m.cfg.ProbeTimeout)
@@ -436,6 +449,17 @@ func (m *Monitor) probeLoop(ctx context.Context) {
 		}
 		timer.Reset(next)
 	}
+}
+
+// modulesDue reports whether a module check is due now: one is pending and
+// Prosody has said READY=1 (its modules are loaded by then), or does not
+// speak NOTIFY_SOCKET.
+func (m *Monitor) modulesDue() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.in.notify
+	ready := !m.cfg.UseNotify || (n.ready && n.pid == m.in.childPID)
+	return m.in.modulesPending && ready && !m.in.reloading
 }
 
 // probeDone records one c2s probe that began at start and took d; fails is

@@ -21,6 +21,12 @@ type Info struct {
 	// CertSources says where each host's certificate came from (mounted,
 	// staged, generated, acme), keyed by host.
 	CertSources map[string]string
+	// Modules are the modules each host must have loaded; after READY=1 and
+	// after each SetInfo the Monitor compares them with what Prosody loaded.
+	Modules []HostModules
+	// AdminSocket is the path of Prosody's admin socket, where the loaded
+	// modules are read; "" when the admin shell is off: the check is skipped.
+	AdminSocket string
 }
 
 // statusRecord is what /status reports beyond the readiness inputs. Guarded by Monitor.mu.
@@ -36,6 +42,7 @@ type statusRecord struct {
 	probe        *probeJSON
 	notifyStatus string
 	database     *databaseJSON
+	modules      *modulesJSON // the last check of the loaded modules
 	// watchdogRestarts and watchdogLast: what RunWatchdog did.
 	watchdogRestarts int
 	watchdogLast     *watchdogFire
@@ -72,7 +79,23 @@ func (m *Monitor) SetStagesDone() {
 func (m *Monitor) SetInfo(info Info) {
 	info.Features = slices.Clone(info.Features)
 	info.Hosts = slices.Clone(info.Hosts)
-	m.update(func(_ *inputs, st *statusRecord) { st.info = info })
+	info.Modules = slices.Clone(info.Modules)
+	m.update(func(in *inputs, st *statusRecord) {
+		st.info = info
+		m.moduleCheckDue(in, st)
+	})
+	m.wake()
+}
+
+// moduleCheckDue marks the loaded modules to be checked again (the plan or the
+// child changed). Called under m.mu.
+func (m *Monitor) moduleCheckDue(in *inputs, st *statusRecord) {
+	in.modulesGen++
+	in.modulesMissing = ""
+	in.modulesPending = m.cfg.Mode == ModeProsody && st.info.AdminSocket != "" && len(st.info.Modules) > 0
+	if m.cfg.Mode == ModeProsody && st.info.AdminSocket == "" && len(st.info.Modules) > 0 {
+		st.modules = &modulesJSON{Skipped: "the admin shell is off (admin/shell feature): the loaded modules cannot be read"}
+	}
 }
 
 // ChildStarted records that the child runs as pid (supervise.Observer). It ends a
@@ -81,6 +104,7 @@ func (m *Monitor) ChildStarted(pid int) {
 	m.met.childUp.Set(1)
 	m.met.childPID.Set(float64(pid))
 	m.update(func(in *inputs, st *statusRecord) {
+		m.moduleCheckDue(in, st)
 		in.childPID, in.childRunning, in.restarting = pid, true, false
 		in.probeOK, in.probeDetail = false, ""
 		in.everReady, in.probeFailSince, in.wedged = false, time.Time{}, ""

@@ -26,9 +26,10 @@ const (
 	StateStopped
 	// StateFailed: the supervisor gave up (GaveUp); /livez answers 503.
 	StateFailed
-	// StateDegraded: Prosody answers c2s, but the database it stores accounts in
-	// (PostgreSQL, Config.DBAddr) does not accept connections, so nobody can log
-	// in; /readyz answers 503.
+	// StateDegraded: Prosody answers c2s, but a module of the plan is not
+	// loaded (Info.Modules), or the database it stores accounts in (PostgreSQL,
+	// Config.DBAddr) does not accept connections, so nobody can log in;
+	// /readyz answers 503 with the reason.
 	StateDegraded
 )
 
@@ -110,6 +111,11 @@ type inputs struct {
 	probeFailSince time.Time // start of the first failed probe of the current run; zero while probes pass
 	wedged         string    // the watchdog's reason while it judges the current child wedged
 
+	// The loaded-modules check (see Monitor.checkModules).
+	modulesGen     int    // bumped when the plan or the child changes; a check of an older one is dropped
+	modulesPending bool   // a check is due and readiness waits for it
+	modulesMissing string // what the last check found missing ("" when nothing)
+
 	// The database check (PostgreSQL storage only).
 	dbDown      bool // FailureThreshold checks in a row found it unreachable
 	dbDetail    string
@@ -169,6 +175,10 @@ func deriveState(in inputs, plain, useNotify bool) Readiness {
 			detail = "not probed yet"
 		}
 		return Readiness{State: StateStarting, Reason: "starting: waiting for c2s: " + detail}
+	case in.modulesPending:
+		return Readiness{State: StateStarting, Reason: "starting: checking the loaded modules against the plan"}
+	case in.modulesMissing != "":
+		return Readiness{State: StateDegraded, Reason: "degraded: modules of the plan not loaded: " + in.modulesMissing}
 	case in.dbDown:
 		return Readiness{State: StateDegraded, Reason: fmt.Sprintf("degraded: database unreachable since %s (%s): Prosody answers but cannot log anyone in",
 			in.dbDownSince.UTC().Format(time.RFC3339), in.dbDetail)}

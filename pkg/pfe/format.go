@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // Notes is the free-text "notes" field of every tree file: a string or a list of strings.
@@ -98,7 +99,65 @@ type Part struct {
 	// Requires names other parts of the same feature: while one of them is off, this
 	// part is off too, whatever its default or toggle says (SASL2 nests Bind2 and FAST).
 	Requires []string `json:"requires,omitempty"`
+	// Disco is what a client sees of the part when it is on (added to the feature's).
+	Disco *Disco `json:"disco,omitempty"`
 	Layer
+}
+
+// Disco is what a client of the running server sees when a feature is on: the
+// namespaces `entrypoint verify` looks for. Nil or empty means nothing a
+// client can see proves the feature (verify then checks only its modules).
+type Disco struct {
+	// Server lists <feature var> values the domain's disco#info must advertise.
+	Server []string `json:"server,omitempty"`
+	// Account lists those the account's bare JID must advertise (PEP, MAM, push).
+	Account []string `json:"account,omitempty"`
+	// Components maps a component of the feature (a key of its "components") to
+	// those that component's address must advertise.
+	Components map[string][]string `json:"components,omitempty"`
+	// Stream lists namespaces of c2s stream features, offered after STARTTLS
+	// or after authentication (SASL2, stream management, CSI).
+	Stream []string `json:"stream,omitempty"`
+}
+
+// Empty reports whether d names nothing to look for.
+func (d *Disco) Empty() bool {
+	if d == nil {
+		return true
+	}
+	n := len(d.Server) + len(d.Account) + len(d.Stream)
+	for _, v := range d.Components {
+		n += len(v)
+	}
+	return n == 0
+}
+
+// merge adds o's namespaces to d (duplicates kept out) and returns d.
+func (d *Disco) merge(o *Disco) *Disco {
+	if o.Empty() {
+		return d
+	}
+	if d == nil {
+		d = &Disco{}
+	}
+	add := func(dst []string, src []string) []string {
+		for _, s := range src {
+			if !slices.Contains(dst, s) {
+				dst = append(dst, s)
+			}
+		}
+		return dst
+	}
+	d.Server = add(d.Server, o.Server)
+	d.Account = add(d.Account, o.Account)
+	d.Stream = add(d.Stream, o.Stream)
+	for k, v := range o.Components {
+		if d.Components == nil {
+			d.Components = map[string][]string{}
+		}
+		d.Components[k] = add(d.Components[k], v)
+	}
+	return d
 }
 
 // Feature is a file config/features/<group>/<name>.json.
@@ -115,6 +174,8 @@ type Feature struct {
 	Packages         []string        `json:"packages,omitempty"`
 	CommunityModules []string        `json:"community_modules,omitempty"`
 	Parts            map[string]Part `json:"parts,omitempty"`
+	// Disco is what a client sees of the feature; see Disco.
+	Disco *Disco `json:"disco,omitempty"`
 	Layer
 
 	// Source is the file the feature was read from (not part of the file format).

@@ -42,7 +42,9 @@ type PlannedFeature struct {
 	Stability        string   `json:"stability,omitempty"`
 	Packages         []string `json:"packages,omitempty"`
 	CommunityModules []string `json:"community_modules,omitempty"`
-	Source           string   `json:"source"`
+	// Disco is what a client sees of the feature and its enabled parts; nil when nothing.
+	Disco  *Disco `json:"disco,omitempty"`
+	Source string `json:"source"`
 }
 
 // Module is a module in modules_enabled or modules_disabled.
@@ -167,9 +169,13 @@ func (t *Tree) Plan(in Inputs) (*Plan, error) {
 	for _, name := range sel.order {
 		f := t.features[name]
 		why := sel.why[name][0]
+		disco := (*Disco)(nil).merge(f.Disco)
+		for _, pn := range sel.parts[name] {
+			disco = disco.merge(f.Parts[pn].Disco)
+		}
 		p.Features = append(p.Features, PlannedFeature{
 			Name: name, Why: sel.why[name], Parts: sel.parts[name], Stability: f.Stability,
-			Packages: f.Packages, CommunityModules: f.CommunityModules, Source: f.Source,
+			Packages: f.Packages, CommunityModules: f.CommunityModules, Disco: disco, Source: f.Source,
 		})
 		layers = append(layers, layerRef{label: "feature " + name + " (" + why + ")", feature: name, source: f.Source, layer: &f.Layer})
 		for _, pn := range sel.parts[name] {

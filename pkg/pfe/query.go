@@ -3,6 +3,7 @@ package pfe
 import (
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Queries over a finished plan, for the stages that act on it and the reload
@@ -125,4 +126,49 @@ func (p *Plan) FeatureNames() []string {
 		names[i] = f.Name
 	}
 	return names
+}
+
+// HostModules is what one host of a running server must have loaded: a
+// VirtualHost's modules (global plus its own, minus the disabled ones) or a
+// Component's (its type module plus its own modules_enabled; Prosody gives a
+// component only a few of the global modules, which are not listed here).
+type HostModules struct {
+	Host string `json:"host"`
+	// Component is the component's name in the tree, "" for a VirtualHost.
+	Component string `json:"component,omitempty"`
+	// Modules are the module names, sorted, each with the feature that added it
+	// ("" for core, profile and environment layers, and a component's type).
+	Modules []Module `json:"modules"`
+}
+
+// ExpectedModules lists, for every VirtualHost then every Component of p, the
+// modules Prosody must have loaded there once it runs p.
+func (p *Plan) ExpectedModules() []HostModules {
+	var out []HostModules
+	for _, h := range p.Hosts {
+		on := p.HostModules(h.Domain)
+		var mods []Module
+		for _, m := range append(slices.Clone(p.Global.Modules), h.Modules...) {
+			if on[m.Name] && !slices.ContainsFunc(mods, func(x Module) bool { return x.Name == m.Name }) {
+				mods = append(mods, m)
+			}
+		}
+		slices.SortFunc(mods, func(a, b Module) int { return strings.Compare(a.Name, b.Name) })
+		out = append(out, HostModules{Host: h.Domain, Modules: mods})
+	}
+	for _, c := range p.Components {
+		mods := []Module{{Name: c.Type, Why: c.Why}}
+		off := map[string]bool{}
+		for _, m := range c.Disabled {
+			off[m.Name] = true
+		}
+		for _, m := range c.Modules {
+			if !off[m.Name] && m.Name != c.Type {
+				mods = append(mods, m)
+			}
+		}
+		slices.SortFunc(mods, func(a, b Module) int { return strings.Compare(a.Name, b.Name) })
+		out = append(out, HostModules{Host: c.Address, Component: c.Name, Modules: mods})
+	}
+	return out
 }

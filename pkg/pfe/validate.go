@@ -73,8 +73,56 @@ func validateFeature(path string, f *Feature) []error {
 			}
 		}
 		errs = append(errs, validateLayer(path, "parts."+pn+".", &p.Layer)...)
+		errs = append(errs, validateDisco(path, "parts."+pn+".disco", p.Disco, featureComponents(f))...)
 	}
 	errs = append(errs, validateLayer(path, "", &f.Layer)...)
+	errs = append(errs, validateDisco(path, "disco", f.Disco, featureComponents(f))...)
+	return errs
+}
+
+// featureComponents is the set of component names a feature or one of its
+// parts (or their `when` layers) adds to.
+func featureComponents(f *Feature) map[string]bool {
+	set := map[string]bool{}
+	var walk func(l *Layer)
+	walk = func(l *Layer) {
+		for n := range l.Components {
+			set[n] = true
+		}
+		for i := range l.When {
+			walk(&l.When[i].Layer)
+		}
+	}
+	walk(&f.Layer)
+	for _, p := range f.Parts {
+		walk(&p.Layer)
+	}
+	return set
+}
+
+// validateDisco checks the namespaces of a "disco" key: each is a non-empty
+// token, and each component named is one the feature adds.
+func validateDisco(path, key string, d *Disco, components map[string]bool) []error {
+	if d == nil {
+		return nil
+	}
+	var errs []error
+	check := func(k string, list []string) {
+		for _, ns := range list {
+			if ns == "" || strings.ContainsAny(ns, " \t\r\n<>'\"&") {
+				errs = append(errs, fmt.Errorf("%s: key %q: %q is not a namespace (a URI or urn without spaces or XML characters)", path, k, ns))
+			}
+		}
+	}
+	check(key+".server", d.Server)
+	check(key+".account", d.Account)
+	check(key+".stream", d.Stream)
+	for _, name := range sortedKeys(d.Components) {
+		if !components[name] {
+			errs = append(errs, fmt.Errorf("%s: key %q: component %q is not one this feature adds (its \"components\" keys: %s)", path, key+".components", name, strings.Join(sortedKeys(components), ", ")))
+		}
+		check(key+".components."+name, d.Components[name])
+	}
 	return errs
 }
 

@@ -438,6 +438,8 @@ func Info(s *initsteps.State) health.Info {
 		ConfigHash:   s.Hash,
 		Hosts:        initsteps.Hosts(s.Plan),
 		CertSources:  certSources(s),
+		Modules:      ExpectedModules(s),
+		AdminSocket:  adminSocketIfOn(s),
 	}
 	if info.ConfigSource == "file" {
 		info.ConfigFile = s.Settings.ConfigFile
@@ -454,6 +456,24 @@ func certSources(s *initsteps.State) map[string]string {
 		}
 	}
 	return out
+}
+
+// ExpectedModules is what each host of s's plan must have loaded, for the
+// Monitor's module check.
+func ExpectedModules(s *initsteps.State) []health.HostModules {
+	var out []health.HostModules
+	for _, hm := range s.Plan.ExpectedModules() {
+		out = append(out, health.HostModules{Host: hm.Host, Modules: pfe.ModuleNames(hm.Modules)})
+	}
+	return out
+}
+
+// adminSocketIfOn is the admin socket's path, "" when the plan has no admin shell.
+func adminSocketIfOn(s *initsteps.State) string {
+	if !pfe.HasGlobalModule(s.Plan, "admin_shell") {
+		return ""
+	}
+	return s.AdminSocket()
 }
 
 // result turns an admin shell answer into an error when it failed.

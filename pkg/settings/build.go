@@ -299,6 +299,7 @@ func (p *parser) build(s *Settings) {
 	s.HealthInterval = p.duration("PROSODY_HEALTH_INTERVAL", r.HealthInterval, 100*time.Millisecond)
 	s.StatusToken = p.statusToken(r.StatusToken)
 	s.WatchdogTimeout = p.watchdogTimeout(r.WatchdogTimeout)
+	s.VerifyOnStart = p.boolean("PROSODY_VERIFY_ON_START", r.VerifyOnStart)
 	s.ReloadRestart = p.enum("PROSODY_RELOAD_RESTART", r.ReloadRestart, "a reload restart policy", false, reloadRestarts())
 	s.Watch = p.boolean("PROSODY_WATCH", r.Watch)
 	s.WatchDebounce = p.duration("PROSODY_WATCH_DEBOUNCE", r.WatchDebounce, 0)

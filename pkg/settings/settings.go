@@ -148,6 +148,9 @@ type Settings struct {
 	// DataAdopt lets start-up give prosody a data directory whose top belongs to another
 	// non-root uid (another image's prosody user), with the files of that uid under it.
 	DataAdopt bool
+	// VerifyOnStart runs the client-level self-test (entrypoint verify) once
+	// after Prosody is first ready, and logs its result.
+	VerifyOnStart bool
 
 	// raw holds the text of every variable for Describe, with secret fields replaced by their
 	// redacted form: fmt prints unexported fields without calling Secret's methods, so a real

@@ -3,12 +3,14 @@ package supervise
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,7 +37,7 @@ func (s *Supervisor) spawn() (int, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   s.cfg.Dir,
 		Env:   s.env,
-		Files: []uintptr{0, 1, 2},
+		Files: []uintptr{0, s.childStdout(), 2},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
 	attr.Sys.Credential = s.cfg.Cred.syscall()
@@ -166,4 +168,41 @@ func forkWithEmptyMask(path string, argv []string, attr *syscall.ProcAttr) (int,
 	// this thread take signals too.
 	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 	return pid, err
+}
+
+// childStdout is the descriptor the child gets as fd 1: the tap's write end
+// while Config.Stdout is tapped, else the entrypoint's own stdout.
+func (s *Supervisor) childStdout() uintptr {
+	if w := s.tapW.Load(); w != nil {
+		return w.Fd()
+	}
+	return 1
+}
+
+// startStdoutTap makes a pipe for the children's stdout and drains it into
+// Config.Stdout until the returned stop is called (after the last child is
+// reaped). stop closes the write end, waits up to a second for the reader
+// to drain what is left (an orphan holding the pipe open must not hold up
+// the exit), and closes the read end.
+func (s *Supervisor) startStdoutTap() (stop func(), err error) {
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create the pipe for the child's stdout: %w", err)
+	}
+	s.tapW.Store(wr)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.Copy(s.cfg.Stdout, rd)
+	}()
+	return func() {
+		s.tapW.Store(nil)
+		_ = wr.Close()
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
+		_ = rd.Close()
+		<-done
+	}, nil
 }

@@ -72,6 +72,12 @@ type Config struct {
 	// Stderr receives the message when the child cannot be started; nil
 	// means os.Stderr.
 	Stderr io.Writer
+	// Stdout, when not nil, receives everything the child writes to its
+	// standard output: the child's fd 1 is then a pipe the supervisor drains
+	// into Stdout (the entrypoint tees Prosody's log to its own stdout and
+	// keeps its recent error lines). Nil gives the child the entrypoint's own
+	// fd 1. Writes to it must not block for long: a full pipe blocks the child.
+	Stdout io.Writer
 }
 
 // AuxCommand is a short helper command run beside the main child (a config

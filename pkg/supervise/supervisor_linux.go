@@ -25,7 +25,8 @@ type Supervisor struct {
 	stderr io.Writer
 
 	ran        atomic.Bool
-	done       chan struct{} // closed when Run returns
+	tapW       atomic.Pointer[os.File] // the children's stdout pipe while Config.Stdout is tapped
+	done       chan struct{}           // closed when Run returns
 	restartReq chan restartRequest
 
 	// mu is held while reaping and while signalling the main child, so a
@@ -187,6 +188,14 @@ func (s *Supervisor) Run(ctx context.Context) int {
 	s.mu.Unlock()
 	r := &run{s: s, ctxDone: ctx.Done()}
 	defer r.stopTimers()
+	if s.cfg.Stdout != nil {
+		stop, err := s.startStdoutTap()
+		if err != nil {
+			s.log.Warn("cannot tap the child's output; it writes to the entrypoint's stdout", zap.Error(err))
+		} else {
+			defer stop()
+		}
+	}
 	code := r.loop(ctx)
 	r.reap()
 	s.stopReaping()

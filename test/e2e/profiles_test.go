@@ -243,7 +243,7 @@ func TestEveryProfileStartsOnEveryEnvironment(t *testing.T) {
 		t.Run(profile, func(t *testing.T) {
 			servers := map[string]*Server{}
 			for _, environment := range catalogEnvironments {
-				servers[environment] = newProfileServer(t, ca, profile, environment, nil).Start()
+				servers[environment] = newProfileServer(t, ca, profile, environment, verifyEnv(profile, environment)).Start()
 			}
 			for _, environment := range catalogEnvironments {
 				t.Run(environment, func(t *testing.T) {
@@ -266,10 +266,27 @@ func TestEveryProfileStartsOnEveryEnvironment(t *testing.T) {
 					if bad := profileLogProblems(s.Stdout()); bad != "" {
 						t.Errorf("prosody logged module or port problems:\n%s", bad)
 					}
+					if verifyEnvironments[environment] {
+						checkVerifyPasses(t, s, serverCA(s, ca))
+					}
 				})
 			}
 		})
 	}
+}
+
+// verifyEnvironments are those where every profile is also checked by
+// `entrypoint verify` (a client-level self-test: a throwaway account, disco
+// of the server, the account and every component, round trips).
+var verifyEnvironments = map[string]bool{"development": true, "production": true}
+
+// verifyEnv turns the admin shell on where verify runs and the profile does
+// not have it (minimal): verify makes its account over the admin socket.
+func verifyEnv(profile, environment string) map[string]string {
+	if verifyEnvironments[environment] && profile == "minimal" {
+		return map[string]string{"PROSODY_FEATURES_ADMIN_SHELL": "true"}
+	}
+	return nil
 }
 
 // profileLogProblems returns the lines of Prosody's log that show a module or

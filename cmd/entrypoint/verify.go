@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
+)
+
+// runVerify is `entrypoint verify [--json] [--ca FILE] [--timeout D]`: the
+// client-level self-test of the running server. 0 when nothing failed, 1 on
+// any FAIL or when the test could not run, 78 for a bad environment.
+func runVerify(args, env []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	caFile := fs.String("ca", "", "PEM file of the CA certificates that verify the server's certificate (default: the system's)")
+	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: entrypoint verify [--json] [--ca FILE] [--timeout 60s]")
+		return exitUsage
+	}
+	st, ok := loadSettings(env, stderr)
+	if !ok {
+		return exitConfig
+	}
+	plan, err := initsteps.ServedPlan(st)
+	if err != nil {
+		fmt.Fprintf(stderr, "entrypoint: verify: %v\n", err)
+		return exitConfig
+	}
+	var roots *x509.CertPool
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		roots = x509.NewCertPool()
+		if err != nil || !roots.AppendCertsFromPEM(pem) {
+			fmt.Fprintf(stderr, "entrypoint: verify: --ca %q: not a readable PEM file of certificates (%v)\n", *caFile, err)
+			return exitUsage
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	rep, err := initsteps.Verify(ctx, st, plan, roots)
+	if rep == nil {
+		fmt.Fprintf(stderr, "entrypoint: verify: %v\n", err)
+		return exitFailed
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "entrypoint: verify: %v\n", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = rep.Print(stdout)
+	}
+	if err != nil || !rep.OK() {
+		return exitFailed
+	}
+	return exitOK
+}
