@@ -177,11 +177,13 @@ func deriveState(in inputs, plain, useNotify bool) Readiness {
 		return Readiness{State: StateStarting, Reason: "starting: waiting for c2s: " + detail}
 	case in.modulesPending:
 		return Readiness{State: StateStarting, Reason: "starting: checking the loaded modules against the plan"}
-	case in.modulesMissing != "":
-		return Readiness{State: StateDegraded, Reason: "degraded: modules of the plan not loaded: " + in.modulesMissing}
+	// An unreachable database comes first: it is the cause of the modules
+	// that could not load their storage.
 	case in.dbDown:
 		return Readiness{State: StateDegraded, Reason: fmt.Sprintf("degraded: database unreachable since %s (%s): Prosody answers but cannot log anyone in",
 			in.dbDownSince.UTC().Format(time.RFC3339), in.dbDetail)}
+	case in.modulesMissing != "":
+		return Readiness{State: StateDegraded, Reason: "degraded: modules of the plan not loaded: " + in.modulesMissing}
 	}
 	return Readiness{State: StateReady, Reason: "ready"}
 }

@@ -25,6 +25,13 @@ const (
 func (s *session) roundTripMAM(ctx context.Context, b *lineBuilder) {
 	token := "pfe-verify " + randomHex(8)
 	bare := s.c.Bare()
+	// The server's default policy may archive only contacts' messages (the
+	// standard profile's "roster"): the throwaway account asks for all of its
+	// own, as a client may (XEP-0313 preferences).
+	if _, err := s.c.IQ(ctx, "set", "", "<prefs xmlns='"+nsMAM+"' default='always'/>"); err != nil {
+		b.fail("archive: set the account's archive preference to always: %v", err)
+		return
+	}
 	if err := s.c.Send(ctx, "<message type='chat' to='"+escape(bare)+"' id='"+newID()+"'><body>"+escape(token)+"</body></message>"); err != nil {
 		b.fail("archive: send a message to itself: %v", err)
 		return
