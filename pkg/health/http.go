@@ -94,6 +94,8 @@ type Status struct {
 	Database *databaseJSON `json:"database,omitempty"`
 	// Watchdog is what the watchdog did (when Config.WatchdogTimeout is set).
 	Watchdog *watchdogJSON `json:"watchdog,omitempty"`
+	// Listeners are the sockets the entrypoint holds for Prosody (Prosody mode).
+	Listeners *listenersJSON `json:"listeners,omitempty"`
 }
 
 type stageJSON struct {
@@ -169,6 +171,9 @@ func (m *Monitor) Status() Status {
 	}
 	if m.cfg.WatchdogTimeout > 0 && m.cfg.Mode == ModeProsody {
 		s.Watchdog = &watchdogJSON{TimeoutSeconds: m.cfg.WatchdogTimeout.Seconds(), Restarts: st.watchdogRestarts, Last: st.watchdogLast}
+	}
+	if m.cfg.Mode == ModeProsody {
+		s.Listeners = m.listenerStatus()
 	}
 	if !m.in.childRunning {
 		s.Child.PID = 0

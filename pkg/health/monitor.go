@@ -122,6 +122,9 @@ type Monitor struct {
 	changed chan struct{} // closed and replaced on every readiness change
 	status  statusRecord
 	dropped dropLog
+	// listeners are the sockets held for Prosody (SetListeners); nil when
+	// Prosody binds its own. Guarded by mu.
+	listeners ListenerSet
 }
 
 // New validates cfg, creates the metrics on the registry, and binds the HTTP
@@ -195,6 +198,9 @@ func New(cfg Config) (*Monitor, error) {
 		changed: make(chan struct{}),
 	}
 	met.startTime.Set(float64(m.started.UnixNano()) / 1e9)
+	if err := cfg.Registry.Register(newQueueCollector(m)); err != nil {
+		return nil, fmt.Errorf("register health metrics: %w", err)
+	}
 	m.token.Store(&cfg.StatusToken)
 	first := derive(m.in, cfg.Mode == ModePlain, cfg.UseNotify)
 	m.snapshot.Store(&first)

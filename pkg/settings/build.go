@@ -241,6 +241,8 @@ func (p *parser) build(s *Settings) {
 	s.Watch = p.boolean("PROSODY_WATCH", r.Watch)
 	s.WatchDebounce = p.duration("PROSODY_WATCH_DEBOUNCE", r.WatchDebounce, 0)
 
+	s.SocketActivation = p.boolean("PROSODY_SOCKET_ACTIVATION", r.SocketActivation)
+
 	p.portConflicts(s, healthPort)
 	p.environmentWarnings(s)
 }

@@ -99,6 +99,8 @@ type Env struct {
 
 	StatusToken     Secret `split_words:"true" default:"" desc:"bearer token that lets clients other than loopback read /status (secret; or PROSODY_STATUS_TOKEN_FILE; at least 16 characters, no spaces); empty: /status for loopback clients only"`
 	WatchdogTimeout string `split_words:"true" default:"60s" desc:"restart Prosody when its readiness probe has failed this long while it should be serving (duration, at least 1s; 0 disables the watchdog)"`
+
+	SocketActivation string `split_words:"true" default:"true" desc:"the entrypoint binds Prosody's listeners (c2s, direct-TLS c2s, s2s, http, https) as root and hands them to every Prosody it starts (LISTEN_FDS), so a restart refuses no connection and ports below 1024 need no capability (boolean; false: Prosody binds its own)"`
 }
 
 // variable is one row of the variable table built from Env's tags by envconfig.

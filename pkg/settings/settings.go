@@ -114,6 +114,10 @@ type Settings struct {
 	// serving before the watchdog restarts it; 0 disables the watchdog.
 	WatchdogTimeout time.Duration
 
+	// SocketActivation: the entrypoint binds Prosody's listeners and passes them to each
+	// Prosody it starts as inherited descriptors (LISTEN_FDS); false lets Prosody bind.
+	SocketActivation bool
+
 	// raw holds the text of every variable for Describe, with secret fields replaced by their
 	// redacted form: fmt prints unexported fields without calling Secret's methods, so a real
 	// secret here would show in %+v of a Settings.
