@@ -334,3 +334,39 @@ func TestSocketActivationReloadMovesPort(t *testing.T) {
 		t.Errorf("/status listeners = %+v, want c2s on %s only", l, newAddr)
 	}
 }
+
+// A c2s port below 1024 serves clients while Prosody runs as the prosody
+// user without any capability: root bound it (on a machine where
+// unprivileged users may not bind it, which the test checks first).
+func TestSocketActivationPrivilegedPort(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	if err != nil || strings.TrimSpace(string(b)) == "0" {
+		t.Fatalf("this test needs ports below 1024 to be privileged (ip_unprivileged_port_start %q, %v)", b, err)
+	}
+	port := 0
+	for p := 1023; p > 900 && port == 0; p-- {
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+			l.Close()
+			port = p
+		}
+	}
+	if port == 0 {
+		t.Fatal("no free port between 901 and 1023 on 127.0.0.1")
+	}
+	s := NewServer(t, Options{Env: map[string]string{"PROSODY_C2S_PORT": strconv.Itoa(port)}})
+	s.C2S = port
+	s.Start().WaitReady(30 * time.Second)
+	if err := streamFeatures("127.0.0.1:"+strconv.Itoa(port), s.Domain, 5*time.Second); err != nil {
+		t.Fatalf("c2s on port %d: %v", port, err)
+	}
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(s.ProsodyPID()), "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && (f[0] == "Uid:" && f[1] == "0" || f[0] == "CapEff:" && strings.Trim(f[1], "0") != "") {
+			t.Errorf("prosody is privileged: %q", line)
+		}
+	}
+}
