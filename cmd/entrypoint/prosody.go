@@ -111,6 +111,14 @@ func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor
 	mon.SetStagesDone()
 
 	st := s.Settings
+	// The sockets held for Prosody (PROSODY_SOCKET_ACTIVATION): every start
+	// of Prosody inherits them; they close when the entrypoint ends.
+	var extraFiles func() ([]*os.File, []string)
+	if s.Listeners != nil {
+		defer s.Listeners.Close()
+		extraFiles = s.Listeners.Files
+		mon.SetListeners(s.Listeners)
+	}
 	var r *reload.Reloader // set before the supervisor runs; Intercept needs it
 	sup, err := supervise.New(supervise.Config{
 		Path:        "prosody",
@@ -146,8 +154,9 @@ func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor
 			_, err := r.EnsureLive()
 			return err
 		},
-		Stderr: s.Stderr,
-		Stdout: plog,
+		ExtraFiles: extraFiles,
+		Stderr:     s.Stderr,
+		Stdout:     plog,
 	})
 	if err != nil {
 		return exitSoftware, err

@@ -104,6 +104,8 @@ type Status struct {
 	Watchdog *watchdogJSON `json:"watchdog,omitempty"`
 	// ACME is the ACME certificate's renewal state (when ACME is on).
 	ACME *acmeJSON `json:"acme,omitempty"`
+	// Listeners are the sockets the entrypoint holds for Prosody (Prosody mode).
+	Listeners *listenersJSON `json:"listeners,omitempty"`
 }
 
 type stageJSON struct {
@@ -203,6 +205,9 @@ func (m *Monitor) Status() Status {
 	}
 	if m.cfg.WatchdogTimeout > 0 && m.cfg.Mode == ModeProsody {
 		s.Watchdog = &watchdogJSON{TimeoutSeconds: m.cfg.WatchdogTimeout.Seconds(), Restarts: st.watchdogRestarts, Last: st.watchdogLast}
+	}
+	if m.cfg.Mode == ModeProsody {
+		s.Listeners = m.listenerStatus()
 	}
 	if !m.in.childRunning {
 		s.Child.PID = 0

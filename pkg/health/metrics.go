@@ -24,6 +24,8 @@ type metrics struct {
 	childUp       prometheus.Gauge
 	childPID      prometheus.Gauge
 	restarts      prometheus.Counter
+	// starts counts the child's starts by who holds its listening sockets.
+	starts        *prometheus.CounterVec
 	exits         *prometheus.CounterVec
 	readyState    *prometheus.GaugeVec
 	reloads       *prometheus.CounterVec
@@ -68,6 +70,8 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 			Help: "Process id of the running child, 0 when none."}),
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "child_restarts_total",
 			Help: "Restarts of the child by the supervisor."}),
+		starts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "child_starts_total",
+			Help: "Starts of the child (the first and every restart) by its listening sockets: inherited (held by the entrypoint across restarts, PROSODY_SOCKET_ACTIVATION) or bound (by the child itself; connections are refused while it restarts)."}, []string{"listeners"}),
 		exits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "child_exits_total",
 			Help: "Child exits by exit code (128+N for signal N; codes above 255 count as \"other\")."}, []string{"code"}),
 		readyState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "ready_state",
@@ -112,7 +116,7 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 			Help: "1 if the last check could connect to the database (PostgreSQL storage), 0 if not."}),
 	}
 	cs := []prometheus.Collector{
-		m.stageDuration, m.stageSuccess, m.childUp, m.childPID, m.restarts, m.exits, m.readyState, m.reloads,
+		m.stageDuration, m.stageSuccess, m.childUp, m.childPID, m.restarts, m.starts, m.exits, m.readyState, m.reloads,
 		m.renderSeconds, m.reloadSeconds, m.reloadLastOK, m.probeSeconds, m.probeFailures, m.reaped, m.notifyMsgs, m.notifyDropped, m.certExpiry,
 		m.startTime, m.watchdogRestarts, m.httpConns, m.httpRefused, m.acmeRenewals, m.acmeNext, m.acmeLastSuccess, m.planModules,
 		collectors.NewGoCollector(),
@@ -138,6 +142,9 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 	}
 	for _, s := range []string{"planned", "missing"} {
 		m.planModules.WithLabelValues(s)
+	}
+	for _, l := range []string{"inherited", "bound"} {
+		m.starts.WithLabelValues(l)
 	}
 	for _, t := range []string{"ready", "reloading", "stopping", "other"} {
 		m.notifyMsgs.WithLabelValues(t)

@@ -143,6 +143,9 @@ type Monitor struct {
 	changed chan struct{} // closed and replaced on every readiness change
 	status  statusRecord
 	dropped dropLog
+	// listeners are the sockets held for Prosody (SetListeners); nil when
+	// Prosody binds its own. Guarded by mu.
+	listeners ListenerSet
 
 	vmu    sync.Mutex // guards verify; never held with mu
 	verify verifyCache
@@ -224,6 +227,9 @@ func New(cfg Config) (*Monitor, error) {
 		changed: make(chan struct{}),
 	}
 	met.startTime.Set(float64(m.started.UnixNano()) / 1e9)
+	if err := cfg.Registry.Register(newQueueCollector(m)); err != nil {
+		return nil, fmt.Errorf("register health metrics: %w", err)
+	}
 	m.token.Store(&cfg.StatusToken)
 	first := derive(m.in, cfg.Mode == ModePlain, cfg.UseNotify)
 	m.snapshot.Store(&first)

@@ -103,6 +103,14 @@ func (m *Monitor) moduleCheckDue(in *inputs, st *statusRecord) {
 func (m *Monitor) ChildStarted(pid int) {
 	m.met.childUp.Set(1)
 	m.met.childPID.Set(float64(pid))
+	m.mu.Lock()
+	inherited := m.listeners != nil && len(m.listeners.Specs()) > 0
+	m.mu.Unlock()
+	if inherited {
+		m.met.starts.WithLabelValues("inherited").Inc()
+	} else {
+		m.met.starts.WithLabelValues("bound").Inc()
+	}
 	m.update(func(in *inputs, st *statusRecord) {
 		m.moduleCheckDue(in, st)
 		in.childPID, in.childRunning, in.restarting = pid, true, false

@@ -17,12 +17,16 @@ func WithoutProsodyVars(env []string) []string {
 // ChildEnv is prosody's environment: the entrypoint's own without the
 // PROSODY_* variables (secrets among them), plus what Prosody 13 reads:
 // CREDENTIALS_DIRECTORY, NOTIFY_SOCKET when notifySocket is not "", and HOME
-// when prosody runs as the entrypoint's own user.
+// when prosody runs as the entrypoint's own user. The socket-activation
+// variables (LISTEN_*) the entrypoint may itself have been given describe
+// its descriptors, not prosody's: they are dropped (the supervisor sets
+// prosody's own per start).
 func (s *State) ChildEnv(notifySocket string) []string {
 	var out []string
 	for _, kv := range s.Env {
 		if strings.HasPrefix(kv, "PROSODY_") || strings.HasPrefix(kv, "NOTIFY_SOCKET=") ||
-			strings.HasPrefix(kv, "CREDENTIALS_DIRECTORY=") || strings.HasPrefix(kv, "HOME=") {
+			strings.HasPrefix(kv, "CREDENTIALS_DIRECTORY=") || strings.HasPrefix(kv, "HOME=") ||
+			strings.HasPrefix(kv, "LISTEN_FDS=") || strings.HasPrefix(kv, "LISTEN_PID=") || strings.HasPrefix(kv, "LISTEN_FDNAMES=") {
 			continue
 		}
 		out = append(out, kv)

@@ -59,16 +59,16 @@ func TestHooksRunInOrderAndAFailureIsAConfigError(t *testing.T) {
 		t.Fatal(err)
 	}
 	stages := initsteps.Startup(s)
-	if got := names(stages)[len(stages)-3:]; !slices.Equal(got, []string{"hook/10-first.sh", "hook/20-second.sh", "hook/30-third.sh"}) {
-		t.Fatalf("last stages %v, want the three hooks in order", got)
+	if got := names(stages)[len(stages)-4:]; !slices.Equal(got, []string{"hook/10-first.sh", "hook/20-second.sh", "hook/30-third.sh", "listeners"}) {
+		t.Fatalf("last stages %v, want the three hooks in order, then listeners", got)
 	}
 	res, err := run(t, s, stages)
 	var se *initsteps.StageError
 	if !errors.As(err, &se) || se.Stage != "hook/20-second.sh" || !initsteps.IsConfig(err) {
 		t.Fatalf("startup: %v; want a configuration error of stage hook/20-second.sh", err)
 	}
-	if len(res) != len(stages)-1 {
-		t.Errorf("%d stages ran, want all but the last", len(res))
+	if len(res) != len(stages)-2 {
+		t.Errorf("%d stages ran, want all but the last hook and listeners", len(res))
 	}
 	got, _ := os.ReadFile(trace)
 	if string(got) != "first\nsecond\n" {

@@ -77,15 +77,16 @@ func Candidate(st *settings.Settings) []Stage[*State] {
 // Startup are the Prosody pipeline's stages after the preamble, in order:
 // the config stages (from the source the settings choose) with the storage
 // migration before render, then one hook/NAME stage per init hook of
-// PROSODY_HOOKS_DIR in lexical order. A failing hook or migration stops
-// start-up with exit 78.
+// PROSODY_HOOKS_DIR in lexical order, then Listeners, right before Prosody
+// starts. A failing hook or migration, or a port in use, stops start-up with
+// exit 78.
 func Startup(s *State) []Stage[*State] {
 	out := SourceFor(s.Settings).configStages(TLSWithACME, true)
 	list, skipped, err := hooks.List(s.Settings.HooksDir)
 	if err != nil {
 		return append(out, Stage[*State]{Name: "hooks", Run: func(context.Context, *State) error {
 			return configErr(fmt.Errorf("%w (PROSODY_HOOKS_DIR)", err))
-		}})
+		}}, Listeners)
 	}
 	for _, sk := range skipped {
 		s.Log.Info("init hook skipped", zap.String("hook", sk.Name), zap.String("reason", sk.Reason))
@@ -100,7 +101,7 @@ func Startup(s *State) []Stage[*State] {
 			return nil
 		}})
 	}
-	return out
+	return append(out, Listeners)
 }
 
 // stageDirectories makes the data directory and gives it to prosody, and

@@ -107,7 +107,7 @@ func TestStageOrder(t *testing.T) {
 		t.Errorf("Preamble = %v, want %v", got, want)
 	}
 	got := names(initsteps.Startup(s))
-	want := []string{"plan", "secrets", "tls", "migrate", "render", "check", "hook/10-first.sh", "hook/20-second.sh"}
+	want := []string{"plan", "secrets", "tls", "migrate", "render", "check", "hook/10-first.sh", "hook/20-second.sh", "listeners"}
 	if !slices.Equal(got, want) {
 		t.Errorf("Startup = %v, want %v", got, want)
 	}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/acme"
+	"github.com/prosody-pfe/prosody-pfe/pkg/listeners"
 	"github.com/prosody-pfe/prosody-pfe/pkg/luacfg"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
@@ -122,6 +123,11 @@ type State struct {
 	SecretsHash string            // sha256 over the secrets: tells a rotated secret
 	Rendered    []byte
 	Hash        string // sha256 of Rendered, hex
+
+	// Listeners are the sockets held for Prosody (set by the listeners
+	// stage; nil with PROSODY_SOCKET_ACTIVATION=false). A reload's candidate
+	// shares the running state's: there is one set per entrypoint.
+	Listeners *listeners.Set
 
 	// Exec runs helper commands (luac, prosodyctl). Nil runs them directly;
 	// once the supervisor reaps, commands must go through it (Supervisor.Exec)

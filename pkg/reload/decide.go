@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
+	"github.com/prosody-pfe/prosody-pfe/pkg/listeners"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 )
 
@@ -128,6 +129,11 @@ func restartReason(prev, next *pfe.Plan, liveModules bool) string {
 	}
 	if !slices.Equal(prev.Domains, next.Domains) {
 		return "virtual hosts changed"
+	}
+	// Prosody binds (or takes the inherited) listeners only at start; this
+	// also catches <service>_interfaces, use_ipv4 and use_ipv6.
+	if !slices.Equal(listeners.Plan(prev), listeners.Plan(next)) {
+		return "listening sockets changed"
 	}
 	if componentsKey(prev) != componentsKey(next) {
 		return "components changed"

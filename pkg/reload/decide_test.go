@@ -100,6 +100,8 @@ func TestDecide(t *testing.T) {
 				setGlobal(s.Plan, "interfaces", []any{"::"})
 				setGlobal(s.Plan, "c2s_ports", []any{int64(5223)})
 			}},
+		{name: "a service's own interfaces: the listeners change", action: Restart, reason: "listening sockets changed", live: true,
+			change: func(s *initsteps.State) { setGlobal(s.Plan, "c2s_interfaces", []any{"127.0.0.1"}) }},
 		{name: "authentication", action: Restart, reason: "option authentication changed", live: true,
 			change: func(s *initsteps.State) { setGlobal(s.Plan, "authentication", "ldap") }},
 		{name: "virtual host added", action: Restart, reason: "virtual hosts changed", live: true,

@@ -17,6 +17,7 @@ import (
 	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 	"github.com/prosody-pfe/prosody-pfe/pkg/health"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
+	"github.com/prosody-pfe/prosody-pfe/pkg/listeners"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 	"github.com/prosody-pfe/prosody-pfe/pkg/tlscerts"
@@ -342,9 +343,26 @@ func (r *Reloader) stepInstall(ctx context.Context, a *attempt) error {
 		a.outcome, a.err = Skipped, err
 		return errDone
 	}
+	// The listening sockets the candidate needs are bound before anything
+	// is installed: a port in use refuses the change, and Prosody keeps its
+	// config and its sockets. The next start of Prosody gets the new set.
+	set := a.next.Listeners
+	if set != nil {
+		skipped, err := set.Prepare(listeners.Plan(a.next.Plan))
+		if err != nil {
+			return refused(a, err)
+		}
+		for _, sk := range skipped {
+			r.log.Warn("listener left to prosody: its address does not exist here",
+				zap.String("listener", sk.Spec.String()), zap.Error(sk.Err))
+		}
+	}
 	r.liveMu.Lock()
 	defer r.liveMu.Unlock()
 	if err := install(a.next, r.cur.Paths, a.side); err != nil {
+		if set != nil {
+			set.Discard()
+		}
 		return err
 	}
 	r.live = a.next

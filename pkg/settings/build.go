@@ -311,6 +311,8 @@ func (p *parser) build(s *Settings) {
 	s.ConfigFile = p.path("PROSODY_CONFIG_FILE", r.ConfigFile, true)
 	s.DataAdopt = p.boolean("PROSODY_DATA_ADOPT", r.DataAdopt)
 
+	s.SocketActivation = p.boolean("PROSODY_SOCKET_ACTIVATION", r.SocketActivation)
+
 	p.portConflicts(s, healthPort)
 	p.environmentWarnings(s)
 }

@@ -130,6 +130,7 @@ type Env struct {
 	ConfigFile       string `split_words:"true" default:"" desc:"your own prosody.cfg.lua (absolute path, e.g. a mounted /etc/prosody/prosody.cfg.lua): checked, supervised, watched and reloaded like a rendered one, the PFE tree is not used (empty: render from the tree)"`
 	DataAdopt        string `split_words:"true" default:"true" desc:"when the data directory belongs to another non-root uid (the official image's prosody user), give it and that uid's files in it to prosody once, logging what changed (boolean)"`
 	VerifyOnStart    string `split_words:"true" default:"false" desc:"run entrypoint verify once after Prosody is first ready and log the result (boolean; needs the admin/shell feature)"`
+	SocketActivation string `split_words:"true" default:"true" desc:"the entrypoint binds Prosody's listeners (c2s, direct-TLS c2s, s2s, http, https) as root and hands them to every Prosody it starts (LISTEN_FDS), so a restart refuses no connection and ports below 1024 need no capability (boolean; false: Prosody binds its own)"`
 }
 
 // variable is one row of the variable table built from Env's tags by envconfig.

@@ -151,6 +151,9 @@ type Settings struct {
 	// VerifyOnStart runs the client-level self-test (entrypoint verify) once
 	// after Prosody is first ready, and logs its result.
 	VerifyOnStart bool
+	// SocketActivation: the entrypoint binds Prosody's listeners and passes them to each
+	// Prosody it starts as inherited descriptors (LISTEN_FDS); false lets Prosody bind.
+	SocketActivation bool
 
 	// raw holds the text of every variable for Describe, with secret fields replaced by their
 	// redacted form: fmt prints unexported fields without calling Secret's methods, so a real

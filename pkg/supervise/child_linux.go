@@ -25,7 +25,8 @@ func (e *startError) Error() string { return e.err.Error() }
 func (e *startError) Unwrap() error { return e.err }
 
 // spawn forks and execs the child in a new process group with the
-// entrypoint's own fds 0, 1 and 2 and nothing else.
+// entrypoint's own fds 0, 1 and 2 and, from 3 on, Config.ExtraFiles' files
+// and nothing else.
 func (s *Supervisor) spawn() (int, error) {
 	path, err := lookPath(s.cfg.Path, s.env)
 	if err != nil {
@@ -34,10 +35,24 @@ func (s *Supervisor) spawn() (int, error) {
 	if err := closeOnExecAbove2(); err != nil {
 		return 0, &startError{code: CodeNotExecutable, err: fmt.Errorf("start %s: %w", path, err)}
 	}
+	fds, env := []uintptr{0, s.childStdout(), 2}, s.env
+	if s.cfg.ExtraFiles != nil {
+		files, extra := s.cfg.ExtraFiles()
+		for _, f := range files {
+			fd, err := rawFD(f)
+			if err != nil {
+				return 0, &startError{code: CodeNotExecutable, err: fmt.Errorf("start %s: pass descriptor %d: %w", path, len(fds), err)}
+			}
+			fds = append(fds, fd)
+		}
+		env = withEnv(env, extra)
+	}
+	// ForkExec dups each inherited file to its position (clearing
+	// close-on-exec there); every other descriptor is close-on-exec by now.
 	attr := &syscall.ProcAttr{
 		Dir:   s.cfg.Dir,
-		Env:   s.env,
-		Files: []uintptr{0, s.childStdout(), 2},
+		Env:   env,
+		Files: fds,
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
 	attr.Sys.Credential = s.cfg.Cred.syscall()
@@ -140,6 +155,42 @@ func groupAlive(pgid int) bool {
 		return false
 	}
 	return unix.Kill(-pgid, 0) != unix.ESRCH
+}
+
+// rawFD is f's descriptor, read without File.Fd (which would make a
+// non-blocking descriptor blocking).
+func rawFD(f *os.File) (uintptr, error) {
+	if f == nil {
+		return 0, errors.New("nil file")
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var fd uintptr
+	if err := rc.Control(func(d uintptr) { fd = d }); err != nil {
+		return 0, err
+	}
+	return fd, nil
+}
+
+// withEnv returns env with each NAME=value of extra replacing NAME's entry.
+func withEnv(env, extra []string) []string {
+	if len(extra) == 0 {
+		return env
+	}
+	names := map[string]bool{}
+	for _, kv := range extra {
+		k, _, _ := strings.Cut(kv, "=")
+		names[k] = true
+	}
+	out := make([]string, 0, len(env)+len(extra))
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); !names[k] {
+			out = append(out, kv)
+		}
+	}
+	return append(out, extra...)
 }
 
 // withHome returns env with HOME set to home.

@@ -69,6 +69,18 @@ type Config struct {
 	// started: it is reported like a child that cannot be executed (on
 	// Stderr, and to a waiting Restart) and Run returns CodeBeforeStart.
 	BeforeStart func() error
+	// ExtraFiles, when not nil, is called on Run's goroutine before every
+	// start of the child (after BeforeStart, while no child runs) and
+	// returns the open files the child inherits as descriptors 3, 4, … in
+	// that order, and environment entries ("NAME=value") that replace the
+	// entries of Env with the same name for that start (for socket
+	// activation: LISTEN_FDS counting exactly these files). No other
+	// descriptor above 2 is inherited. The descriptors are passed as they
+	// are: their blocking mode is not changed. The supervisor neither keeps
+	// nor closes the files: the caller owns them and keeps them open until
+	// its next call returns or Run has returned. It must return quickly and
+	// must not call Restart. Nil means fds 0-2 only and Env as it is.
+	ExtraFiles func() ([]*os.File, []string)
 	// Stderr receives the message when the child cannot be started; nil
 	// means os.Stderr.
 	Stderr io.Writer

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -112,6 +115,16 @@ func soakKill9(r *runner, sc scenario, res *result) error {
 		return err
 	}
 
+	// What clients feel: a connection attempt every 20 ms through all the
+	// kills. With the listeners held by the entrypoint (the default,
+	// PROSODY_SOCKET_ACTIVATION) none is refused: the kernel queues them
+	// until the next prosody accepts.
+	attempts := startConnectLoop("127.0.0.1:"+strconv.Itoa(s.c2s), 20*time.Millisecond)
+	defer func() {
+		total, refused := attempts.finish()
+		res.figure("c2s connection attempts refused during restarts", fmt.Sprintf("%d of %d", refused, total), "0", refused == 0 && total > 0)
+	}()
+
 	var recov []time.Duration
 	zombies, reconnectFail := 0, 0
 	for i := 0; i < sc.N && !stop.expired(); i++ {
@@ -175,4 +188,46 @@ func soakKill9(r *runner, sc scenario, res *result) error {
 	res.figure("entrypoint descriptors, start → end", fmt.Sprintf("%d → %d", fd0, fd1), "no growth", fd1 <= fd0)
 	res.figure("entrypoint goroutines, start → end", fmt.Sprintf("%.0f → %.0f", g0, g1), "no growth", g1 <= g0)
 	return nil
+}
+
+// connectLoop connects to an address at a fixed interval and counts the
+// attempts the kernel refused (nobody listening).
+type connectLoop struct {
+	stop           chan struct{}
+	done           chan struct{}
+	total, refused int
+}
+
+// startConnectLoop connects to addr every interval until finish; each
+// connection is closed at once (only whether it was refused matters).
+func startConnectLoop(addr string, interval time.Duration) *connectLoop {
+	l := &connectLoop{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+			}
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			l.total++
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				l.refused++
+			}
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	return l
+}
+
+// finish stops the loop and returns its attempts and refusals.
+func (l *connectLoop) finish() (total, refused int) {
+	close(l.stop)
+	<-l.done
+	return l.total, l.refused
 }

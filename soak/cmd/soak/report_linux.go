@@ -126,6 +126,12 @@ const notes = `
   checks ran the tree's Lua as root. The socket is now the child's user's (0600) and only the child's pid
   counts; the runtime directory and rendered config are root's and the file is checked before every start
   and reload; the checks run as prosody, and production refuses a config tree others can change.
+- Every restart of Prosody (a crash, the watchdog, a restart-class change) closed its listening sockets:
+  while it was down every client got "connection refused" (mobile clients then back off for minutes).
+  Measured with the kill9 scenario (x10, a connection attempt every 20ms): 95 of 577 attempts refused,
+  about 9 per restart, with Prosody binding its own sockets (PROSODY_SOCKET_ACTIVATION=false); 0 of 603
+  with the entrypoint holding them and passing them to each Prosody (LISTEN_FDS, the default now): the
+  kernel queues the attempts and the next Prosody serves them.
 `
 
 // about says what each scenario does, for the report.
@@ -134,7 +140,9 @@ var about = map[string]string{
 		"reconnect. Recovery is the time from the kill to `/readyz` answering 200 for the new prosody. Restart\n" +
 		"backoff 100ms with a 1s restart window (the window is what keeps the backoff from doubling across kills\n" +
 		"that are seconds apart). Zombies are children of the entrypoint in state Z that stay for 1s; descriptors are\n" +
-		"`/proc/<entrypoint>/fd`; goroutines are `go_goroutines` from `/metrics`.",
+		"`/proc/<entrypoint>/fd`; goroutines are `go_goroutines` from `/metrics`. A client connects to c2s every 20ms\n" +
+		"through all the kills: attempts refused are what clients see while prosody restarts (0 with the listeners held\n" +
+		"by the entrypoint, PROSODY_SOCKET_ACTIVATION, the default).",
 	"edits": "N edits of a custom profile in PROSODY_CUSTOM_DIR, each waited for: valid ones change `motd_text`\n" +
 		"(a live-reloadable option); invalid ones are bad JSON or an unknown module. After every step the rendered\n" +
 		"`runtime/prosody.cfg.lua` must pass `luac5.4 -p`, an invalid edit must leave it byte-identical with\n" +
