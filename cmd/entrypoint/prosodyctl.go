@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"slices"
 	"strings"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
-	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
 
@@ -53,43 +50,22 @@ func (a *app) runProsodyctl(args, env []string, stderr io.Writer) int {
 	return sup.Run(context.Background())
 }
 
-// liveVars are the settings the prosodyctl wrapper needs to find the running
-// server's config; a problem with another variable does not stop it.
-var liveVars = map[string]bool{"PROSODY_RUNTIME_DIR": true, "PROSODY_DATA_DIR": true, "PROSODY_UID": true, "PROSODY_GID": true}
-
 // runLiveProsodyctl is prosodyctl as `docker exec CONTAINER prosodyctl ARGS`
 // runs it: the image links /usr/local/bin/prosodyctl, first in PATH, to the
-// entrypoint. It replaces itself with the real prosodyctl against the config
-// the running server reads (the live file in PROSODY_RUNTIME_DIR, with its
-// credentials directory), as the user prosody runs as, keeping the terminal
-// for `prosodyctl shell`. Before any server rendered a config there, it is
-// `entrypoint prosodyctl ARGS`. With --config given, the caller chose the
-// file (the config checks do): the arguments pass through unchanged.
+// entrypoint. It replaces itself with the real prosodyctl against the running
+// server's config (initsteps.LiveProsodyctl), keeping the terminal for
+// `prosodyctl shell`; before any server rendered a config, it is
+// `entrypoint prosodyctl ARGS`.
 func (a *app) runLiveProsodyctl(args, env []string, stderr io.Writer) int {
-	if slices.ContainsFunc(args, func(s string) bool { return s == "--config" || strings.HasPrefix(s, "--config=") }) {
-		return execFailure(stderr, supervise.ExecReplace("prosodyctl", args, env, nil))
-	}
-	st, _, _, err := settings.LoadLenient(env, func(name string) bool { return liveVars[name] })
-	if err != nil {
-		printSettingsError(stderr, err)
-		return exitConfig
-	}
-	live := initsteps.LivePaths(st.RuntimeDir, "prosody.cfg.lua")
-	if fi, err := os.Lstat(live.Config); err != nil || !fi.Mode().IsRegular() {
-		fmt.Fprintf(stderr, "entrypoint: no running server's config at %s; rendering one from the environment\n", live.Config)
+	c, err := initsteps.LiveProsodyctl(env, args)
+	switch {
+	case err != nil:
+		return stageFailure(stderr, err)
+	case c.Render:
+		fmt.Fprintln(stderr, "entrypoint: no running server's config; rendering one from the environment")
 		return a.runProsodyctl(args, env, stderr)
 	}
-	cred, err := initsteps.ChildCredential(st)
-	if err != nil {
-		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
-		return exitConfig
-	}
-	s := &initsteps.State{Env: env, Settings: st, Paths: live, Cred: cred}
-	childEnv := s.ChildEnv("")
-	if cred != nil {
-		childEnv = append(childEnv, "HOME="+cred.Home)
-	}
-	return execFailure(stderr, supervise.ExecReplace("prosodyctl", append([]string{"--config", live.Config}, args...), childEnv, cred))
+	return execFailure(stderr, supervise.ExecReplace("prosodyctl", c.Args, c.Env, c.Cred))
 }
 
 // execFailure reports a program that could not replace the entrypoint: 127

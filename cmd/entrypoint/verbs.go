@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"go.uber.org/zap"
@@ -64,27 +63,15 @@ func runHealthcheck(args, env []string, stdout, stderr io.Writer) int {
 	}
 	target := *url
 	if target == "" {
-		// The address is read as the server read it; other variables do not
-		// matter to a health check.
-		st, _, _, err := settings.LoadLenient(env, func(name string) bool { return name == "PROSODY_HEALTH_LISTEN" })
-		if err != nil {
-			fmt.Fprintf(stderr, "healthcheck: %v\n", err)
-			return exitFailed
-		}
-		if !st.HealthEnabled() {
-			fmt.Fprintln(stderr, "healthcheck: PROSODY_HEALTH_LISTEN=off: there is no health server to ask; pass --url")
-			return exitFailed
-		}
 		path := health.ReadyPath
 		if *live {
 			path = health.LivePath
 		}
-		u, err := health.EndpointURL(st.HealthListen, path)
-		if err != nil {
-			fmt.Fprintf(stderr, "healthcheck: PROSODY_HEALTH_LISTEN=%q: %v\n", st.HealthListen, err)
+		var err error
+		if target, err = health.URLFromEnv(env, path); err != nil {
+			fmt.Fprintf(stderr, "healthcheck: %v\n", err)
 			return exitFailed
 		}
-		target = u
 	}
 	return health.Healthcheck(context.Background(), target, *timeout, stdout)
 }
@@ -117,12 +104,7 @@ func runEnv(args, env []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitConfig
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VARIABLE\tVALUE\tSOURCE")
-	for _, e := range st.Describe() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Var, e.Value, e.Source)
-	}
-	if err := tw.Flush(); err != nil {
+	if err := st.WriteTable(stdout); err != nil {
 		return exitSoftware
 	}
 	return exitOK

@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"go.uber.org/zap"
@@ -72,16 +68,9 @@ func runRestore(args, env []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return stageFailure(stderr, err)
 	}
-	st, log := s.Settings, s.Log
-	// A listening c2s port on this machine also means a server runs here
-	// (the admin socket is checked by the restore itself).
-	if c, err := net.DialTimeout("tcp", st.C2SProbeAddr(), time.Second); err == nil {
-		c.Close()
-		fmt.Fprintf(stderr, "entrypoint: restore: something listens on %s (PROSODY_C2S_PORT): stop the server first, then restore\n", st.C2SProbeAddr())
-		return exitFailed
-	}
+	st := s.Settings
 	res, err := backup.Restore(context.Background(), backup.RestoreConfig{DataDir: st.DataDir, AdminSocket: s.AdminSocket(),
-		UID: s.UID, GID: s.GID, Logger: log}, file)
+		C2SAddr: st.C2SProbeAddr(), UID: s.UID, GID: s.GID, Logger: s.Log}, file)
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
 		if atomicfile.IsNoSpace(err) {
@@ -89,18 +78,7 @@ func runRestore(args, env []string, stdout, stderr io.Writer) int {
 		}
 		return exitFailed
 	}
-	fmt.Fprintf(stdout, "restored %d files from %s (made %s, storage %s) into %s\n", res.Files, file,
-		res.Manifest.Created.Format(time.RFC3339), res.Manifest.Storage, st.DataDir)
-	if res.Aside != "" {
-		fmt.Fprintf(stdout, "the previous contents are in %s\n", res.Aside)
-	}
-	if res.HasPostgresDump {
-		fmt.Fprintf(stdout, "the archive holds postgres.sql: load it with psql (docs/operations.md)\n")
-	}
-	if res.Manifest.Storage != st.Storage {
-		fmt.Fprintf(stdout, "note: the backup was made with PROSODY_STORAGE=%s, this environment says %s: the next start migrates it\n",
-			res.Manifest.Storage, st.Storage)
-	}
+	res.WriteText(stdout, file, st.DataDir, st.Storage)
 	return exitOK
 }
 
@@ -128,19 +106,11 @@ func runModules(args, env []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(mods); err != nil {
-			return exitFailed
-		}
-		return exitOK
+		err = pfe.WriteModulesJSON(stdout, mods)
+	} else {
+		err = pfe.WriteModules(stdout, mods)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODULE\tSOURCE\tFEATURES")
-	for _, m := range mods {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", m.Name, m.Source, strings.Join(m.Features, ","))
-	}
-	if err := tw.Flush(); err != nil {
+	if err != nil {
 		return exitFailed
 	}
 	return exitOK

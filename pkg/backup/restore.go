@@ -32,6 +32,9 @@ type RestoreConfig struct {
 	// AdminSocket is Prosody's admin socket; when it accepts a connection,
 	// Prosody is running on this data and Restore refuses. "" skips the check.
 	AdminSocket string
+	// C2SAddr is where a server on this data would answer clients; when it
+	// accepts a connection, Restore refuses too. "" skips the check.
+	C2SAddr string
 	// UID and GID own every restored file and directory; -1 keeps the
 	// restoring process's identity.
 	UID, GID int
@@ -89,6 +92,13 @@ func Restore(ctx context.Context, cfg RestoreConfig, archivePath string) (*Resto
 		if c, err := d.DialContext(ctx, "unix", cfg.AdminSocket); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("restore into %s: %w (its admin socket %s answers): stop the server first, then restore", cfg.DataDir, ErrRunning, cfg.AdminSocket)
+		}
+	}
+	if cfg.C2SAddr != "" {
+		d := net.Dialer{Timeout: time.Second}
+		if c, err := d.DialContext(ctx, "tcp", cfg.C2SAddr); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("restore into %s: %w (something listens on %s, PROSODY_C2S_PORT): stop the server first, then restore", cfg.DataDir, ErrRunning, cfg.C2SAddr)
 		}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
@@ -468,4 +478,21 @@ func moveAside(dataDir, skip, stamp string) (string, error) {
 		}
 	}
 	return aside, nil
+}
+
+// WriteText tells a person what Restore did from file into dataDir, and
+// what is left to do; storage is the environment's PROSODY_STORAGE.
+func (r *RestoreResult) WriteText(w io.Writer, file, dataDir, storage string) {
+	fmt.Fprintf(w, "restored %d files from %s (made %s, storage %s) into %s\n", r.Files, file,
+		r.Manifest.Created.Format(time.RFC3339), r.Manifest.Storage, dataDir)
+	if r.Aside != "" {
+		fmt.Fprintf(w, "the previous contents are in %s\n", r.Aside)
+	}
+	if r.HasPostgresDump {
+		fmt.Fprintf(w, "the archive holds postgres.sql: load it with psql (docs/operations.md)\n")
+	}
+	if r.Manifest.Storage != storage {
+		fmt.Fprintf(w, "note: the backup was made with PROSODY_STORAGE=%s, this environment says %s: the next start migrates it\n",
+			r.Manifest.Storage, storage)
+	}
 }

@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 )
 
 // EndpointURL turns a listen address (":5282", "0.0.0.0:5282", "[::]:5282",
@@ -23,6 +26,20 @@ func EndpointURL(listen, path string) (string, error) {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port) + path, nil
+}
+
+// URLFromEnv is where `entrypoint healthcheck` asks for path: the health
+// server at PROSODY_HEALTH_LISTEN, read from env as the server reads it (no
+// other variable matters). It is an error when the health server is off.
+func URLFromEnv(env []string, path string) (string, error) {
+	st, _, _, err := settings.LoadLenient(env, func(name string) bool { return name == "PROSODY_HEALTH_LISTEN" })
+	if err != nil {
+		return "", err
+	}
+	if !st.HealthEnabled() {
+		return "", errors.New("PROSODY_HEALTH_LISTEN=off: there is no health server to ask; pass --url")
+	}
+	return EndpointURL(st.HealthListen, path)
 }
 
 // Healthcheck is the Docker HEALTHCHECK client: it GETs rawURL (a URL with no path

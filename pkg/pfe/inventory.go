@@ -1,13 +1,16 @@
 package pfe
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"text/tabwriter"
 )
 
 // InstalledModule is one module Prosody can load here, and the features of
@@ -139,4 +142,21 @@ func communityModules(dpkgList string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// WriteModules prints the inventory as a table: module, source, features.
+func WriteModules(w io.Writer, mods []InstalledModule) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODULE\tSOURCE\tFEATURES")
+	for _, m := range mods {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", m.Name, m.Source, strings.Join(m.Features, ","))
+	}
+	return tw.Flush()
+}
+
+// WriteModulesJSON prints the inventory as indented JSON.
+func WriteModulesJSON(w io.Writer, mods []InstalledModule) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(mods)
 }

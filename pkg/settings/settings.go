@@ -20,6 +20,7 @@ package settings
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"path/filepath"
@@ -28,6 +29,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 )
 
@@ -243,6 +245,17 @@ type Entry struct {
 	Value       string // the effective value as text; "<redacted>" for a set secret
 	Source      Source
 	Description string
+}
+
+// WriteTable prints Describe as a table for a person: variable, value
+// (secrets redacted), source.
+func (s *Settings) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tVALUE\tSOURCE")
+	for _, e := range s.Describe() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Var, e.Value, e.Source)
+	}
+	return tw.Flush()
 }
 
 // Describe lists every variable with its effective value, source and description, in table
