@@ -84,6 +84,13 @@ func layers(t *testing.T, tree *pfe.Tree) map[string]struct {
 			community []string
 		}{&c.Layer, nil}
 	}
+	// The VirtualHost template's names are checked like every layer's.
+	var vhost pfe.VHostTemplate
+	decodeStrict(t, filepath.Join(repoConfig, "templates", pfe.VHostTemplateFile), &vhost)
+	out[pfe.VHostTemplateLabel] = struct {
+		layer     *pfe.Layer
+		community []string
+	}{&pfe.Layer{Host: vhost.Host, When: vhost.When}, nil}
 	for _, n := range tree.Profiles() {
 		out["profile "+n] = struct {
 			layer     *pfe.Layer

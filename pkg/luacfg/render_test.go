@@ -153,6 +153,15 @@ func TestRenderRealTree(t *testing.T) {
 		in.OpenmetricsAllowIPs, in.OpenmetricsAllowCIDR = []string{"10.0.0.9"}, "10.1.0.0/16"
 		renderChecked(t, tree, in, "testdata/golden/real/development-production-proxy.cfg.lua")
 	})
+	// An operator's VirtualHost template (PROSODY_CUSTOM_DIR/templates/vhost.json): both
+	// domains get its module and options in their own VirtualHost, accepted by prosodyctl.
+	t.Run("standard-production-vhost-template", func(t *testing.T) {
+		tree, err := pfe.Load(realTree, "testdata/vhost-custom")
+		if err != nil {
+			t.Fatal(err)
+		}
+		renderChecked(t, tree, goldenInputs("standard", "production"), "testdata/golden/real/standard-production-vhost-template.cfg.lua")
+	})
 }
 
 func TestRenderRefusesRawLuaWithoutSource(t *testing.T) {

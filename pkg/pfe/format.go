@@ -84,6 +84,18 @@ type Core struct {
 	Layer
 }
 
+// VHostTemplate is templates/vhost.json: the defaults every VirtualHost starts from (the
+// design's vhost.template.lua). Its host section and `when` blocks are applied to every
+// domain of PROSODY_DOMAIN, first, before the features, the profile and the environment,
+// which may override them; a `when` block in it may hold only a host section. The custom
+// directory's templates/vhost.json, when present, replaces the built-in one whole.
+type VHostTemplate struct {
+	Description string   `json:"description,omitempty"`
+	Notes       Notes    `json:"notes,omitempty"`
+	Host        *Section `json:"host,omitempty"`
+	When        []When   `json:"when,omitempty"`
+}
+
 // Unsupported explains why a feature cannot be enabled and what to use instead.
 type Unsupported struct {
 	Reason  string `json:"reason"`

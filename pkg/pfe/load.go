@@ -17,6 +17,7 @@ type Tree struct {
 	builtinDir   string
 	customDir    string
 	core         []coreLayer
+	vhost        *coreLayer // templates/vhost.json (custom over built-in); nil when neither exists
 	profiles     map[string]*Profile
 	features     map[string]*Feature
 	environments map[string]*Environment
@@ -25,7 +26,7 @@ type Tree struct {
 }
 
 type coreLayer struct {
-	name   string // "core/global"
+	name   string // "core/global", "template vhost"
 	source string
 	layer  Layer
 }
@@ -77,10 +78,12 @@ func Load(builtinDir, customDir string) (*Tree, error) {
 	errs = append(errs, t.loadFeatures(filepath.Join(builtinDir, "features"), false)...)
 	errs = append(errs, t.loadEnvironments(filepath.Join(builtinDir, "environments"))...)
 	errs = append(errs, t.loadLegacy(filepath.Join(builtinDir, "legacy", "modules.d"))...)
+	errs = append(errs, t.loadVHostTemplate(filepath.Join(builtinDir, "templates", VHostTemplateFile), false)...)
 	if customDir != "" {
 		if _, err := os.Stat(customDir); err == nil {
 			errs = append(errs, t.loadProfiles(filepath.Join(customDir, "profiles"), true)...)
 			errs = append(errs, t.loadFeatures(filepath.Join(customDir, "features"), true)...)
+			errs = append(errs, t.loadVHostTemplate(filepath.Join(customDir, "templates", VHostTemplateFile), true)...)
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("custom config dir %s: %w", customDir, err))
 		}
@@ -202,8 +205,37 @@ func (t *Tree) loadCore(dir string) []error {
 			continue
 		}
 		errs = append(errs, validateLayer(path, "", &c.Layer)...)
+		errs = append(errs, checkNoHost(path, "", &c.Layer)...)
 		t.core = append(t.core, coreLayer{name: "core/" + n, source: path, layer: c.Layer})
 	}
+	return errs
+}
+
+// VHostTemplateFile is the VirtualHost template's file name, in the templates/ directory
+// of the built-in tree and of the custom directory.
+const VHostTemplateFile = "vhost.json"
+
+// VHostTemplateLabel is the reason the plan gives for what the VirtualHost template put in
+// a VirtualHost (what `entrypoint explain` prints after "because:").
+const VHostTemplateLabel = "template vhost"
+
+// loadVHostTemplate reads templates/vhost.json at path, when it exists. A custom one
+// replaces the built-in one whole (recorded in Shadowed when both exist).
+func (t *Tree) loadVHostTemplate(path string, custom bool) []error {
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	var v VHostTemplate
+	if err := decodeStrict(path, &v); err != nil {
+		return []error{err}
+	}
+	l := Layer{Host: v.Host, When: v.When}
+	errs := validateLayer(path, "", &l)
+	errs = append(errs, checkHostOnly(path, "", &l)...)
+	if custom && t.vhost != nil {
+		t.shadowed = append(t.shadowed, Shadow{Kind: "template", Name: "vhost", Builtin: t.vhost.source, Custom: path})
+	}
+	t.vhost = &coreLayer{name: VHostTemplateLabel, source: path, layer: l}
 	return errs
 }
 

@@ -163,6 +163,11 @@ func (t *Tree) Plan(in Inputs) (*Plan, error) {
 		c := &t.core[i]
 		layers = append(layers, layerRef{label: c.name, source: c.source, layer: &c.layer})
 	}
+	// The VirtualHost template is where every host section starts: after the core files
+	// (which have none) and before everything that may override it.
+	if v := t.vhost; v != nil {
+		layers = append(layers, layerRef{label: v.name, source: v.source, layer: &v.layer})
+	}
 	// Features first, then the profile: a profile tunes the features it names
 	// (a longer archive, a bigger upload limit) and its settings must win over
 	// the features' defaults. The environment still comes last.

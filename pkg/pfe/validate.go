@@ -183,6 +183,35 @@ func validateLayer(path, prefix string, l *Layer) []error {
 	return errs
 }
 
+// checkNoHost refuses host sections in a core file (and its `when` blocks): the defaults
+// of every VirtualHost live in one place, templates/vhost.json.
+func checkNoHost(path, prefix string, l *Layer) []error {
+	var errs []error
+	if l.Host != nil {
+		errs = append(errs, fmt.Errorf("%s: key %q: core files hold the global section only; the defaults of every VirtualHost live in templates/%s", path, prefix+"host", VHostTemplateFile))
+	}
+	for i := range l.When {
+		errs = append(errs, checkNoHost(path, fmt.Sprintf("%swhen[%d].", prefix, i), &l.When[i].Layer)...)
+	}
+	return errs
+}
+
+// checkHostOnly refuses global and component sections in the `when` blocks of the
+// VirtualHost template: it holds what every VirtualHost gets, nothing else.
+func checkHostOnly(path, prefix string, l *Layer) []error {
+	var errs []error
+	if l.Global != nil {
+		errs = append(errs, fmt.Errorf("%s: key %q: the VirtualHost template holds host sections only; put global options in a feature, a profile or a core file", path, prefix+"global"))
+	}
+	if len(l.Components) > 0 {
+		errs = append(errs, fmt.Errorf("%s: key %q: the VirtualHost template holds host sections only; a Component comes from a feature (entrypoint features create NAME --component TYPE)", path, prefix+"components"))
+	}
+	for i := range l.When {
+		errs = append(errs, checkHostOnly(path, fmt.Sprintf("%swhen[%d].", prefix, i), &l.When[i].Layer)...)
+	}
+	return errs
+}
+
 func checkModuleName(path, key, m string) []error {
 	switch {
 	case strings.HasPrefix(m, "mod_"):

@@ -30,6 +30,7 @@ type probeResult struct {
 	Server         discoInfo            `json:"server"`
 	Account        discoInfo            `json:"account"`
 	Items          map[string]discoInfo `json:"items"`
+	Infos          map[string]discoInfo `json:"infos"` // disco#info of each --info JID
 	MUC            map[string]struct {
 		Room          string   `json:"room"`
 		StatusCodes   []string `json:"status_codes"`
@@ -57,6 +58,8 @@ type probeResult struct {
 type discoInfo struct {
 	Features   []string    `json:"features"`
 	Identities [][2]string `json:"identities"`
+	// Forms are the XEP-0128 extensions: FORM_TYPE -> field var -> values.
+	Forms map[string]map[string][]string `json:"forms"`
 }
 
 func (d discoInfo) has(feature string) bool { return slices.Contains(d.Features, feature) }
@@ -160,13 +163,18 @@ func probePython(t testing.TB) string {
 	return py
 }
 
-// runProbe logs in as jid with the real client and returns what it saw.
-func runProbe(t testing.TB, s *Server, caFile, jid, password string) *probeResult {
+// runProbe logs in as jid with the real client and returns what it saw; it also
+// fetches the disco#info of each of infoJIDs (in Infos).
+func runProbe(t testing.TB, s *Server, caFile, jid, password string, infoJIDs ...string) *probeResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, probePython(t), filepath.Join(repoRoot, "test", "e2e", "clients", "features_probe.py"),
-		"--port", strconv.Itoa(s.C2S), "--http-port", strconv.Itoa(s.HTTP), "--ca", caFile, jid, password)
+	args := []string{filepath.Join(repoRoot, "test", "e2e", "clients", "features_probe.py"),
+		"--port", strconv.Itoa(s.C2S), "--http-port", strconv.Itoa(s.HTTP), "--ca", caFile}
+	for _, j := range infoJIDs {
+		args = append(args, "--info", j)
+	}
+	cmd := exec.CommandContext(ctx, probePython(t), append(args, jid, password)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

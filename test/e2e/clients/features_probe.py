@@ -9,7 +9,9 @@ for the JID's domain, and prints one JSON object on stdout:
                    TLS, after authentication), each the sorted "{ns}name" of
                    every element inside it (so SASL2's inline Bind2/FAST show)
   server, account  disco#info of the domain and of the user's bare JID:
-                   {"features": [...], "identities": [[category, type], ...]}
+                   {"features": [...], "identities": [[category, type], ...],
+                    "forms": {FORM_TYPE: {var: [values]}}} (XEP-0128 extensions)
+  infos            disco#info of each --info JID (another local domain, say)
   items            disco#items of the domain: {jid: disco#info of that jid}
   muc              for each item offering http://jabber.org/protocol/muc: a
                    room is created (self-presence with status 110), configured
@@ -63,8 +65,15 @@ class Probe(xmppclient.SessionClient):
     async def info(self, jid):
         iq = await self["xep_0030"].get_info(jid=jid, timeout=self.args.timeout)
         di = iq["disco_info"]
+        forms = {}
+        for x in di.xml.findall("{jabber:x:data}x"):
+            fields = {}
+            for f in x.findall("{jabber:x:data}field"):
+                fields[f.get("var")] = [v.text or "" for v in f.findall("{jabber:x:data}value")]
+            forms[(fields.pop("FORM_TYPE", None) or [""])[0]] = fields
         return {"features": sorted(di["features"]),
-                "identities": sorted([i[0], i[1]] for i in di["identities"])}
+                "identities": sorted([i[0], i[1]] for i in di["identities"]),
+                "forms": forms}
 
     async def join_room(self, service):
         room = JID("e2e-probe@" + service)
@@ -148,6 +157,7 @@ async def main(args, out):
         domain = c.boundjid.domain
         res["server"] = await c.info(domain)
         res["account"] = await c.info(c.boundjid.bare)
+        res["infos"] = {jid: await c.info(jid) for jid in args.info}
         items = await c["xep_0030"].get_items(jid=domain, timeout=args.timeout)
         res["items"] = {}
         for item in items["disco_items"]["items"]:
@@ -169,6 +179,7 @@ async def main(args, out):
 if __name__ == "__main__":
     p = xmppclient.arguments(timeout=10)
     p.add_argument("--http-port", type=int, required=True)
+    p.add_argument("--info", action="append", default=[], help="also fetch disco#info of this JID")
     p.add_argument("jid")
     p.add_argument("password")
     logging.basicConfig(level=logging.ERROR)
