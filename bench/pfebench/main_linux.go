@@ -1,9 +1,10 @@
 // Command pfebench measures prosody-pfe's promises (init overhead, memory,
-// signal forwarding, time to ready, reload latency, /readyz under load,
+// signal forwarding, time to ready, with a mounted certificate and with
+// ACME, reload latency, /readyz under load,
 // healthcheck cost, render time) and writes BENCHMARKS.md with SVG figures.
 // bench/run builds and runs it; see BENCHMARKS.md for what each figure means.
 //
-//	pfebench [-quick] [-only exec,earlyterm,rss,signal,ready,reload,load,healthcheck,render]
+//	pfebench [-quick] [-only exec,earlyterm,rss,signal,ready,acme,reload,load,healthcheck,render]
 //	         -root REPO -entrypoint BIN [-md FILE] [-figures DIR]
 //	pfebench sigchild        (internal: the child of the forwarding benchmark)
 //	pfebench load -url URL   (internal: the /readyz load generator)
@@ -78,7 +79,7 @@ func (b *bench) chart(name string, c Chart) error {
 	return c.Write(filepath.Join(b.figDir, name))
 }
 
-var allMeasures = []string{"exec", "earlyterm", "rss", "signal", "ready", "reload", "load", "healthcheck", "render"}
+var allMeasures = []string{"exec", "earlyterm", "rss", "signal", "ready", "acme", "reload", "load", "healthcheck", "render"}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pfebench", flag.ContinueOnError)
@@ -213,7 +214,7 @@ func (b *bench) measure(want []string) error {
 	for _, m := range []struct {
 		name string
 		f    func() error
-	}{{"exec", b.measureExec}, {"earlyterm", b.measureEarlyTerm}, {"rss", b.measureRSS}, {"signal", b.measureSignal}, {"ready", b.measureReady}} {
+	}{{"exec", b.measureExec}, {"earlyterm", b.measureEarlyTerm}, {"rss", b.measureRSS}, {"signal", b.measureSignal}, {"ready", b.measureReady}, {"acme", b.measureACME}} {
 		if err := step(m.name, m.f); err != nil {
 			return err
 		}

@@ -212,6 +212,10 @@ type statusJSON struct {
 	Child struct {
 		PID int `json:"pid"`
 	} `json:"child"`
+	Certs []struct {
+		Host   string `json:"host"`
+		Source string `json:"source"`
+	} `json:"certs"`
 	LastReload *struct {
 		Outcome         string    `json:"outcome"`
 		DurationSeconds float64   `json:"duration_seconds"`

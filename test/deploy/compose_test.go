@@ -83,12 +83,32 @@ func TestComposeCombinations(t *testing.T) {
 			hostnet := strings.Contains(strings.Join(c, " "), "hostnet")
 			services, _ := dig(cfg, "services")
 			for name, s := range services.(map[string]any) {
+				// A service that waits for one with a HEALTHCHECK waits for it to pass: started
+				// is not ready (nginx in front of a starting Prosody answers 502).
+				deps, hasDeps := dig(s, "depends_on")
+				depMap, isMap := deps.(map[string]any)
+				if hasDeps && !isMap {
+					t.Errorf("service %s: depends_on in docker-compose config is %T, want the normalised map", name, deps)
+				}
+				for dep := range depMap {
+					if _, hc := dig(cfg, "services", dep, "healthcheck", "test"); !hc {
+						continue
+					}
+					if got := digString(s, "depends_on", dep, "condition"); got != "service_healthy" {
+						t.Errorf("service %s depends_on %s (which has a healthcheck) with condition %q, want service_healthy", name, dep, got)
+					}
+				}
 				mode := digString(s, "network_mode")
 				if hostnet && mode != "host" {
 					t.Errorf("service %s: network_mode %q, want host with hostnet files", name, mode)
 				}
 				if _, published := dig(s, "ports"); published && mode == "host" {
 					t.Errorf("service %s publishes ports with host networking: Docker refuses that", name)
+				}
+			}
+			if _, proxy := dig(cfg, "services", "proxy"); proxy {
+				if got := digString(cfg, "services", "proxy", "depends_on", "prosody", "condition"); got != "service_healthy" {
+					t.Errorf("proxy depends_on prosody condition = %q, want service_healthy", got)
 				}
 			}
 		})

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/prosody-pfe/prosody-pfe/internal/entrypointtest"
 	"github.com/prosody-pfe/prosody-pfe/internal/wait"
+	"github.com/prosody-pfe/prosody-pfe/pkg/adminsock"
 )
 
 // A real nginx (Debian's), configured from the shipped template through compose/proxy.yml,
@@ -32,7 +34,8 @@ import (
 // websocket and BOSH log in (Prosody offers PLAIN only on a stream it considers encrypted,
 // which it learns from X-Forwarded-Proto), and an upload slot requested over the websocket
 // session is PUT and fetched back (the upload component answers only on the Host the proxy
-// forwards).
+// forwards). Prosody records each session's address as the client's, from the X-Forwarded-For
+// of the proxy it trusts: the clients connect from other loopback addresses than nginx's.
 func TestNginxInFrontOfProsody(t *testing.T) {
 	root := repoRoot(t)
 	ports, err := entrypointtest.FreePorts(3)
@@ -63,13 +66,21 @@ func TestNginxInFrontOfProsody(t *testing.T) {
 	tlsConf := &tls.Config{RootCAs: pki.CA, ServerName: proxyDomain}
 	httpsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(nginxHTTPS))
 	// The client resolves every name to the proxy, as DNS would.
-	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: tlsConf,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			_, port, _ := net.SplitHostPort(addr)
-			return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
-		},
-	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// Linux routes all of 127.0.0.0/8 to lo: the websocket client connects from 127.0.0.2 and
+	// the BOSH client from 127.0.0.3, while nginx reaches Prosody from 127.0.0.1, the address
+	// the proxy files make Prosody trust (PROSODY_TRUSTED_PROXIES). Neither client address is
+	// trusted, so Prosody must take it from X-Forwarded-For.
+	wsFrom, boshFrom := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}
+	httpsClient := func(from net.Addr) *http.Client {
+		return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: tlsConf,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				_, port, _ := net.SplitHostPort(addr)
+				return (&net.Dialer{LocalAddr: from}).DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
+			},
+		}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	client := httpsClient(nil)
 
 	t.Run("acme-challenge", func(t *testing.T) {
 		dir, _, ok := st.hostPath(st.ProxyEnv["NGINX_ACME_ROOT"])
@@ -104,7 +115,7 @@ func TestNginxInFrontOfProsody(t *testing.T) {
 	t.Run("websocket-login", func(t *testing.T) {
 		// The admin account is created once Prosody is ready; log in as soon as it exists.
 		wait.Until(t, 30*time.Second, "a websocket login through nginx", func() error {
-			s, err := wsLogin(httpsAddr, tlsConf, user, password)
+			s, err := wsLogin(httpsAddr, wsFrom, tlsConf, user, password)
 			if err != nil {
 				if errors.Is(err, errInsecure) {
 					return wait.Abort(err)
@@ -119,6 +130,7 @@ func TestNginxInFrontOfProsody(t *testing.T) {
 	t.Run("bosh-login", func(t *testing.T) {
 		url := "https://" + proxyDomain + ":" + strconv.Itoa(nginxHTTPS) + "/http-bind"
 		rid := 1000 + time.Now().UnixNano()%100000
+		client := httpsClient(boshFrom)
 		body, status := post(t, client, url, fmt.Sprintf(`<body content="text/xml; charset=utf-8" hold="1" rid="%d" to="%s" ver="1.6" wait="10" xml:lang="en" xmpp:version="1.0" xmlns="http://jabber.org/protocol/httpbind" xmlns:xmpp="urn:xmpp:xbosh"/>`, rid, proxyDomain))
 		var created struct {
 			SID string `xml:"sid,attr"`
@@ -132,6 +144,35 @@ func TestNginxInFrontOfProsody(t *testing.T) {
 		body, status = post(t, client, url, fmt.Sprintf(`<body rid="%d" sid="%s" xmlns="http://jabber.org/protocol/httpbind">%s</body>`, rid+1, created.SID, plainAuth(user, password)))
 		if status != http.StatusOK || !strings.Contains(body, "<success") {
 			t.Fatalf("BOSH SASL PLAIN: %d %q, want success", status, body)
+		}
+	})
+
+	t.Run("client-address", func(t *testing.T) {
+		// mod_http replaces request.ip with the X-Forwarded-For address when the peer is a
+		// trusted proxy; mod_websocket and mod_bosh copy request.ip into session.ip, which the
+		// admin shell's c2s:show() prints in its "ip" column ("method" tells the transports apart).
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := adminsock.Dial(ctx, filepath.Join(srv.dir, "data", "prosody.sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		res, err := conn.Exec(ctx, `c2s:show("*", "method ip")`)
+		if err != nil || !res.OK {
+			t.Fatalf("c2s:show over the admin socket: %v %+v", err, res)
+		}
+		// Rows are "Method    | IP address" (an output piece may hold several lines).
+		seen := map[string][]string{}
+		for _, l := range strings.Split(strings.Join(res.Output, "\n"), "\n") {
+			if method, ip, ok := strings.Cut(l, "|"); ok {
+				seen[strings.TrimSpace(method)] = append(seen[strings.TrimSpace(method)], strings.TrimSpace(ip))
+			}
+		}
+		for method, want := range map[string]string{"WebSocket": wsFrom.IP.String(), "BOSH": boshFrom.IP.String()} {
+			if !slices.Contains(seen[method], want) {
+				t.Errorf("no %s session from %s (the client's address through X-Forwarded-For); c2s:show printed:\n%s", method, want, strings.Join(res.Output, "\n"))
+			}
 		}
 	})
 
@@ -210,10 +251,10 @@ type wsXMPP struct {
 	r    *bufio.Reader
 }
 
-// wsLogin opens a websocket to /xmpp-websocket at addr with Host proxyDomain, authenticates
-// with SASL PLAIN and binds a resource.
-func wsLogin(addr string, conf *tls.Config, user, password string) (*wsXMPP, error) {
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, conf)
+// wsLogin opens a websocket to /xmpp-websocket at addr from the local address from (nil: any)
+// with Host proxyDomain, authenticates with SASL PLAIN and binds a resource.
+func wsLogin(addr string, from net.Addr, conf *tls.Config, user, password string) (*wsXMPP, error) {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second, LocalAddr: from}, "tcp", addr, conf)
 	if err != nil {
 		return nil, err
 	}
