@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,25 +41,7 @@ func acmeEnv(ca *acmetest.CA, httpPort int) map[string]string {
 // reachable only that way), negotiates STARTTLS and verifies the chain
 // against roots for host; it returns the leaf.
 func s2sStarttlsCert(port int, host string, roots *x509.CertPool) (*x509.Certificate, error) {
-	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 2*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "<?xml version='1.0'?><stream:stream to='%s' from='remote.example.net' xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>", host)
-	if err := readUntilMarker(conn, "</stream:features>"); err != nil {
-		return nil, fmt.Errorf("stream features: %w", err)
-	}
-	fmt.Fprint(conn, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-	if err := readUntilMarker(conn, "<proceed"); err != nil {
-		return nil, fmt.Errorf("starttls proceed: %w", err)
-	}
-	tc := tls.Client(conn, &tls.Config{ServerName: host, RootCAs: roots, MinVersion: tls.VersionTLS12})
-	if err := tc.Handshake(); err != nil {
-		return nil, fmt.Errorf("tls handshake: %w", err)
-	}
-	return tc.ConnectionState().PeerCertificates[0], nil
+	return streamStarttlsCert(port, fmt.Sprintf("to='%s' from='remote.example.net' xmlns='jabber:server'", host), host, roots)
 }
 
 // presented returns the leaf each host presents, verified against roots:

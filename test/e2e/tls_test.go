@@ -121,13 +121,20 @@ func installLE(t *testing.T, certsDir, host string, n int, chain, key []byte) {
 // starttlsCert opens a c2s stream to domain, negotiates STARTTLS and verifies
 // the server's chain against roots for domain; it returns the leaf.
 func starttlsCert(port int, domain string, roots *x509.CertPool) (*x509.Certificate, error) {
+	return streamStarttlsCert(port, fmt.Sprintf("to='%s' xmlns='jabber:client'", domain), domain, roots)
+}
+
+// streamStarttlsCert opens a stream with the attributes attrs (to, from,
+// namespace) on port, negotiates STARTTLS and verifies the chain against
+// roots for host; it returns the leaf.
+func streamStarttlsCert(port int, attrs, host string, roots *x509.CertPool) (*x509.Certificate, error) {
 	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 2*time.Second)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "<?xml version='1.0'?><stream:stream to='%s' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>", domain)
+	fmt.Fprintf(conn, "<?xml version='1.0'?><stream:stream %s xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>", attrs)
 	if err := readUntilMarker(conn, "</stream:features>"); err != nil {
 		return nil, fmt.Errorf("stream features: %w", err)
 	}
@@ -135,7 +142,7 @@ func starttlsCert(port int, domain string, roots *x509.CertPool) (*x509.Certific
 	if err := readUntilMarker(conn, "<proceed"); err != nil {
 		return nil, fmt.Errorf("starttls proceed: %w", err)
 	}
-	tc := tls.Client(conn, &tls.Config{ServerName: domain, RootCAs: roots, MinVersion: tls.VersionTLS12})
+	tc := tls.Client(conn, &tls.Config{ServerName: host, RootCAs: roots, MinVersion: tls.VersionTLS12})
 	if err := tc.Handshake(); err != nil {
 		return nil, fmt.Errorf("tls handshake: %w", err)
 	}
