@@ -47,6 +47,7 @@ type bench struct {
 	configDir  string // the repository's config/ tree
 	entrypoint string
 	self       string // this binary, the signal child and load generator
+	goFloor    string // bench/gofloor, the Go floor beside tini; "" when not given
 	tini       string
 	dumbInit   string
 	wrk        string // "" when wrk is not installed: the Go client alone
@@ -90,6 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ep := fs.String("entrypoint", "bin/entrypoint", "the entrypoint binary to measure")
 	md := fs.String("md", "", "write the report here (default ROOT/BENCHMARKS.md)")
 	figs := fs.String("figures", "", "write SVG figures here (default ROOT/bench/figures)")
+	goFloor := fs.String("gofloor", "", "bench/gofloor binary: the Go floor of exec overhead (bench/run builds it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -98,6 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pfebench: %v\n", err)
 		return 1
 	}
+	b.goFloor = *goFloor
 	want := strings.Split(*only, ",")
 	for _, w := range want {
 		if !slices.Contains(allMeasures, w) {

@@ -31,11 +31,15 @@ func (m *Monitor) newHandler() http.Handler {
 	mux.HandleFunc("GET "+LivePath, m.serveLive)
 	mux.HandleFunc("GET "+ReadyPath, m.serveReady)
 	mux.HandleFunc("GET "+StatusPath, m.serveStatus)
-	mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+	metrics := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		Registry:            m.reg,
 		ErrorLog:            zap.NewStdLog(m.log.Named("metrics")),
 		MaxRequestsInFlight: 4,
-	}))
+	})
+	mux.HandleFunc("GET "+MetricsPath, func(w http.ResponseWriter, r *http.Request) {
+		metrics.ServeHTTP(w, r)
+		m.noteScrape()
+	})
 	return mux
 }
 

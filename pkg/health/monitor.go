@@ -135,6 +135,7 @@ type Monitor struct {
 	handler  http.Handler
 	started  time.Time
 	kick     chan struct{} // wakes the probe loop early; capacity 1
+	scraped  chan struct{} // a /metrics scrape ended (releaseLoop); capacity 1
 	snapshot atomic.Pointer[Readiness]
 	token    atomic.Pointer[string] // the /status bearer token; see SetStatusToken
 
@@ -224,6 +225,7 @@ func New(cfg Config) (*Monitor, error) {
 		met:     met,
 		started: time.Now(),
 		kick:    make(chan struct{}, 1),
+		scraped: make(chan struct{}, 1),
 		changed: make(chan struct{}),
 	}
 	met.startTime.Set(float64(m.started.UnixNano()) / 1e9)
@@ -311,6 +313,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { m.probeLoop(ctx) })
+	wg.Go(func() { m.releaseLoop(ctx) })
 	if m.notify != nil {
 		wg.Go(func() {
 			if err := m.notify.Run(ctx, m.onNotify); err != nil {

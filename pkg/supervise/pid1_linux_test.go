@@ -284,3 +284,39 @@ func childrenOf(pid int) []int {
 	}
 	return kids
 }
+
+// TestSIGPIPEIsNotForwarded: a SIGPIPE reaching the entrypoint is its own
+// (a health client that hung up mid-answer: with every signal registered,
+// Go delivers the socket write's SIGPIPE to the channel) and must not reach
+// the child. Forwarded, it killed the child with 141 whenever a /metrics
+// scraper closed its connection early. A kill(2) of SIGPIPE looks the same
+// to the entrypoint and stands in for the write, whose timing a test cannot
+// force.
+func TestSIGPIPEIsNotForwarded(t *testing.T) {
+	h := startHelper(t, helperConfig{Args: []string{"/bin/sleep", "60"}, StopTimeout: 5 * time.Second}, false)
+	pid := h.entrypointPID(t, false)
+	eventually(t, 5*time.Second, "Notify to return", func() bool { _, err := os.Stat(h.hc.Notified); return err == nil })
+	var child int
+	eventually(t, 5*time.Second, "sleep to run", func() bool {
+		child = 0
+		if kids := childrenOf(pid); len(kids) == 1 {
+			child = kids[0]
+		}
+		exe, _ := os.Readlink("/proc/" + strconv.Itoa(child) + "/exe")
+		return child != 0 && strings.HasSuffix(exe, "sleep")
+	})
+	for range 3 {
+		if err := unix.Kill(pid, unix.SIGPIPE); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// SIGUSR1 is forwarded: once it has killed the child (sleep's default
+	// action), every SIGPIPE sent before it has been handled.
+	if err := unix.Kill(pid, unix.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	rep := h.finish(t, 10*time.Second)
+	if want := 128 + int(unix.SIGUSR1); rep.Code != want {
+		t.Errorf("exit %d, want %d (the child killed by the forwarded SIGUSR1, not by SIGPIPE: 141)", rep.Code, want)
+	}
+}

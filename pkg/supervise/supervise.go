@@ -56,6 +56,7 @@ type Config struct {
 	// Observer receives lifecycle events; nil means none.
 	Observer Observer
 	// Intercept, when not nil, sees every received signal except SIGCHLD
+	// and SIGPIPE (never forwarded: it is the entrypoint's own broken write)
 	// before it is acted on; returning true takes the signal over (it is
 	// not forwarded, and SIGTERM/SIGINT then do not stop). It is called
 	// from Run's goroutine: it must return quickly and must not call

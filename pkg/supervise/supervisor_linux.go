@@ -422,8 +422,16 @@ func (r *run) mainExited(pid int, ws unix.WaitStatus) {
 	}
 }
 
-// onSignal acts on one received signal other than SIGCHLD.
+// onSignal acts on one received signal other than SIGCHLD. SIGPIPE is
+// never forwarded: with every signal registered, the Go runtime delivers
+// the SIGPIPE of the entrypoint's own write to a closed socket or pipe (a
+// health client that hung up) to the channel, and kill(2) of SIGPIPE is
+// indistinguishable from it; the write itself fails with EPIPE.
 func (r *run) onSignal(sig os.Signal) {
+	if sig == unix.SIGPIPE {
+		r.s.log.Debug("SIGPIPE not forwarded: it is the entrypoint's own broken write")
+		return
+	}
 	if r.intercepted(sig) {
 		return
 	}
