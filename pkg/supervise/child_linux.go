@@ -75,6 +75,12 @@ func execCode(err error) int {
 // lookPath resolves name like a shell: a name with a slash is used as is,
 // any other is searched in the PATH of env (or the entrypoint's PATH).
 func lookPath(name string, env []string) (string, error) {
+	return lookPathExcept(name, env, nil)
+}
+
+// lookPathExcept is lookPath, skipping in the PATH search any file that is
+// skip (os.SameFile); nil skips nothing.
+func lookPathExcept(name string, env []string, skip os.FileInfo) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
 	}
@@ -94,7 +100,7 @@ func lookPath(name string, env []string) (string, error) {
 		}
 		p := filepath.Join(dir, name)
 		fi, err := os.Stat(p)
-		if err != nil || fi.IsDir() {
+		if err != nil || fi.IsDir() || (skip != nil && os.SameFile(fi, skip)) {
 			continue
 		}
 		if unix.Access(p, unix.X_OK) == nil {

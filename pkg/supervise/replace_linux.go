@@ -1,11 +1,8 @@
 package supervise
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 )
 
@@ -13,10 +10,10 @@ import (
 // cred when it is not nil (supplementary groups dropped, then gid, then uid),
 // keeping its terminal and its pid: what a wrapper invoked by `docker exec`
 // does, where nothing is left to supervise. name is searched in env's PATH
-// like LookPath, except that a file that is the running executable itself
-// is skipped: the prosodyctl wrapper first in PATH is a link to the
-// entrypoint, and the program it stands for comes after it. It returns only
-// when the program could not be started.
+// as LookPath searches it (with its errors), except that a file that is the
+// running executable itself is skipped: the prosodyctl wrapper first in PATH
+// is a link to the entrypoint, and the program it stands for comes after it.
+// It returns only when the program could not be started.
 func ExecReplace(name string, args, env []string, cred *Credential) error {
 	path, err := lookPathNotSelf(name, env)
 	if err != nil {
@@ -42,9 +39,6 @@ func ExecReplace(name string, args, env []string, cred *Credential) error {
 
 // lookPathNotSelf is lookPath, skipping the running executable.
 func lookPathNotSelf(name string, env []string) (string, error) {
-	if strings.Contains(name, "/") {
-		return name, nil
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("find the running executable: %w", err)
@@ -53,22 +47,5 @@ func lookPathNotSelf(name string, env []string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("find the running executable: %w", err)
 	}
-	pathVar := os.Getenv("PATH")
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			pathVar = v
-		}
-	}
-	for _, dir := range filepath.SplitList(pathVar) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, name)
-		fi, err := os.Stat(p)
-		if err != nil || fi.IsDir() || os.SameFile(fi, selfInfo) || fi.Mode()&0o111 == 0 {
-			continue
-		}
-		return p, nil
-	}
-	return "", fmt.Errorf("%s: %w (in PATH %q, other than the entrypoint itself)", name, errors.New("not found"), pathVar)
+	return lookPathExcept(name, env, selfInfo)
 }
