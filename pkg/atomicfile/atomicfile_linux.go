@@ -306,7 +306,6 @@ type Pending struct {
 	old      string // WriteAll: a second name of the target it replaces, "" when none
 	mode     os.FileMode
 	uid, gid int
-	closed   bool // f is closed (seal ran)
 	finished bool
 	target   string
 }
@@ -406,7 +405,6 @@ func (w *Pending) Commit() error {
 // seal sets the temporary file's mode and owner on its descriptor, syncs and
 // closes it.
 func (w *Pending) seal() error {
-	w.closed = true
 	if err := setOwnerMode(w.f, w.f.Name(), w.mode, w.uid, w.gid); err != nil {
 		_ = w.f.Close()
 		return fmt.Errorf("write %s: %w", w.target, err)
@@ -496,9 +494,7 @@ func (w *Pending) Abort() {
 		return
 	}
 	w.finished = true
-	if !w.closed {
-		_ = w.f.Close()
-	}
+	_ = w.f.Close() // ErrClosed after seal: harmless
 	_ = unix.Unlinkat(w.p.fd, w.tmp, 0)
 	if w.old != "" {
 		_ = unix.Unlinkat(w.p.fd, w.old, 0)

@@ -76,7 +76,6 @@ type Pending struct {
 	old      string // WriteAll: a second name of the target, "" when none
 	mode     os.FileMode
 	uid, gid int
-	closed   bool
 	finished bool
 }
 
@@ -130,7 +129,6 @@ func (w *Pending) Commit() error {
 }
 
 func (w *Pending) seal() error {
-	w.closed = true
 	err := func() error {
 		if w.uid != -1 || w.gid != -1 {
 			if err := w.f.Chown(w.uid, w.gid); err != nil {
@@ -210,9 +208,7 @@ func (w *Pending) Abort() {
 		return
 	}
 	w.finished = true
-	if !w.closed {
-		_ = w.f.Close()
-	}
+	_ = w.f.Close() // ErrClosed after seal: harmless
 	_ = os.Remove(w.f.Name())
 	if w.old != "" {
 		_ = os.Remove(w.old)
