@@ -314,6 +314,9 @@ func TestLegacyFeatureMap(t *testing.T) {
 	}
 }
 
+// netService finds the name of a network service in module:provides("net", { name = ...
+var netService = regexp.MustCompile(`provides\("net",\s*\{\s*name\s*=\s*"([a-z0-9_]+)"`)
+
 // TestSettingNamesAreRead catches invented options: every option the catalog sets must be
 // read somewhere in Prosody's Lua sources (the installed tree) as a quoted name.
 func TestSettingNamesAreRead(t *testing.T) {
@@ -332,15 +335,26 @@ func TestSettingNamesAreRead(t *testing.T) {
 		t.Fatalf("read prosody sources under %s: %v", root, err)
 	}
 	all := src.String()
+	// Listener options (http_interfaces, c2s_direct_tls_ports) are read by portmanager as
+	// config_prefix.."interfaces" and .."ports", where the prefix is the name of a network
+	// service a module provides: module:provides("net", { name = "https"; ... }).
+	services := map[string]bool{}
+	for _, m := range netService.FindAllStringSubmatch(all, -1) {
+		services[m[1]] = true
+	}
+	listener := func(k string) bool {
+		for _, opt := range []string{"interfaces", "ports"} {
+			if svc, ok := strings.CutSuffix(k, "_"+opt); ok && services[svc] && strings.Contains(all, `config_prefix.."`+opt+`"`) {
+				return true
+			}
+		}
+		return false
+	}
 	for label, l := range layers(t, tree) {
 		for _, k := range settingsOf(l.layer) {
 			// Options like http_file_share_size_limit are read as module.name.."_size_limit".
 			suffix := k[strings.Index(k, "_")+1:]
-			// Listener options (http_interfaces, https_ports) are read by portmanager
-			// as config_prefix.."interfaces" for every network service.
-			listener := (strings.HasSuffix(k, "_interfaces") || strings.HasSuffix(k, "_ports")) &&
-				strings.Contains(all, `config_prefix.."`+suffix+`"`)
-			if !strings.Contains(all, `"`+k+`"`) && !listener && !(strings.HasPrefix(k, "http_file_share_") &&
+			if !strings.Contains(all, `"`+k+`"`) && !listener(k) && !(strings.HasPrefix(k, "http_file_share_") &&
 				strings.Contains(all, `"_`+strings.TrimPrefix(k, "http_file_share_")+`"`)) {
 				t.Errorf("%s sets option %q, which no Prosody module reads (suffix %q)", label, k, suffix)
 			}

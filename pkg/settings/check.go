@@ -135,9 +135,8 @@ func (p *parser) toggles() map[string]string {
 		if !strings.HasPrefix(k, featuresPrefix) && !alias || v == "" {
 			continue
 		}
-		if r, ok := DesignRefusals()[k]; ok {
-			p.problem(k, "", r.Message(), "")
-			continue
+		if _, ok := DesignRefusals()[k]; ok {
+			continue // reported by unknown
 		}
 		b, err := ParseBool(v)
 		if err != nil {

@@ -286,9 +286,10 @@ func (s *Settings) Describe() []Entry {
 	return out
 }
 
-// deprecatedName is an old variable name still accepted. From is the image whose name it is
-// ("" for an old name of this project's own).
-type deprecatedName struct{ Old, New, From string }
+// deprecatedName is an old or foreign variable name: accepted as New, or, when New is ""
+// (a variable of another image with no exact equivalent), refused with Hint, what to set
+// instead. From is the image whose name it is ("" for an old name of this project's own).
+type deprecatedName struct{ Old, New, From, Hint string }
 
 // Images whose variables are accepted where ours mean exactly the same (docs/migrating.md).
 const (
@@ -296,42 +297,37 @@ const (
 	fromSnikket  = "Snikket's"
 )
 
-// deprecatedNames lists the old names Load accepts, each with a warning naming its replacement:
-// this project's old names, and those of the official image and of Snikket that have an exact
-// equivalent (same meaning, same values).
+// deprecatedNames is the one table of old and foreign names: this project's old names, those
+// of the official image and of Snikket that have an exact equivalent (same meaning, same
+// values; accepted with a warning naming the replacement), and the official image's
+// variables with no exact equivalent (refused with their hint instead of a did-you-mean).
 func deprecatedNames() []deprecatedName {
 	return []deprecatedName{
-		{"PROSODY_SQL_HOST", "PROSODY_DB_HOST", fromOfficial},
-		{"PROSODY_SQL_DB", "PROSODY_DB_NAME", fromOfficial},
-		{"PROSODY_SQL_USERNAME", "PROSODY_DB_USER", fromOfficial},
-		{"PROSODY_SQL_PASSWORD", "PROSODY_DB_PASSWORD", fromOfficial},
-		{"PROSODY_ENABLE_MODULES", "PROSODY_EXTRA_MODULES", fromOfficial},
-		{"SNIKKET_DOMAIN", "PROSODY_DOMAIN", fromSnikket},
-		{"SNIKKET_LOGLEVEL", "PROSODY_LOG_LEVEL", fromSnikket},
-		{"SNIKKET_TLS_PROFILE", "PROSODY_TLS_PROFILE", fromSnikket},
-		{"PROSODY_VIRTUAL_HOSTS", "PROSODY_DOMAIN", ""}, // the official image's too
-		{"PROSODY_DOMAINS", "PROSODY_DOMAIN", ""},
-		{"PROSODY_ADMIN", "PROSODY_ADMINS", ""},
-		{"PROSODY_ENABLE_REGISTRATION", "PROSODY_ALLOW_REGISTRATION", ""},
-		{"PROSODY_ENV", "PROSODY_ENVIRONMENT", ""},
-		{"PROSODY_LOGLEVEL", "PROSODY_LOG_LEVEL", ""}, // the official image's too
-		{"PROSODY_DB_PASS", "PROSODY_DB_PASSWORD", ""},
-	}
-}
+		{"PROSODY_SQL_HOST", "PROSODY_DB_HOST", fromOfficial, ""},
+		{"PROSODY_SQL_DB", "PROSODY_DB_NAME", fromOfficial, ""},
+		{"PROSODY_SQL_USERNAME", "PROSODY_DB_USER", fromOfficial, ""},
+		{"PROSODY_SQL_PASSWORD", "PROSODY_DB_PASSWORD", fromOfficial, ""},
+		{"PROSODY_ENABLE_MODULES", "PROSODY_EXTRA_MODULES", fromOfficial, ""},
+		{"SNIKKET_DOMAIN", "PROSODY_DOMAIN", fromSnikket, ""},
+		{"SNIKKET_LOGLEVEL", "PROSODY_LOG_LEVEL", fromSnikket, ""},
+		{"SNIKKET_TLS_PROFILE", "PROSODY_TLS_PROFILE", fromSnikket, ""},
+		{"PROSODY_VIRTUAL_HOSTS", "PROSODY_DOMAIN", "", ""}, // the official image's too
+		{"PROSODY_DOMAINS", "PROSODY_DOMAIN", "", ""},
+		{"PROSODY_ADMIN", "PROSODY_ADMINS", "", ""},
+		{"PROSODY_ENABLE_REGISTRATION", "PROSODY_ALLOW_REGISTRATION", "", ""},
+		{"PROSODY_ENV", "PROSODY_ENVIRONMENT", "", ""},
+		{"PROSODY_LOGLEVEL", "PROSODY_LOG_LEVEL", "", ""}, // the official image's too
+		{"PROSODY_DB_PASS", "PROSODY_DB_PASSWORD", "", ""},
 
-// foreignHints are the official image's variables with no exact equivalent here: what to
-// set instead. An unknown variable among them gets its hint instead of a did-you-mean.
-func foreignHints() map[string]string {
-	return map[string]string{
-		"PROSODY_SQL_DRIVER":          "set PROSODY_STORAGE=postgres (or sqlite) instead",
-		"PROSODY_PLUGIN_PATHS":        "set PROSODY_PLUGIN_DIR (one directory) instead",
-		"PROSODY_DISABLE_MODULES":     "switch the feature off (PROSODY_FEATURES=-group/name) or use PROSODY_CONFIG_FILE",
-		"PROSODY_COMPONENTS":          "components come from features (collaboration/muc, web/upload)",
-		"PROSODY_EXTRA_CONFIG":        "put your options in a custom feature (PROSODY_CUSTOM_DIR) or use PROSODY_CONFIG_FILE",
-		"PROSODY_CERTIFICATES":        "set PROSODY_CERTS_DIR (an absolute path) instead",
-		"PROSODY_RETENTION_DAYS":      "the archive and upload features set retention; use a custom feature to change it",
-		"PROSODY_ARCHIVE_EXPIRY_DAYS": "the messaging/archive feature sets archive_expires_after; use a custom feature to change it",
-		"PROSODY_UPLOAD_LIMIT_MB":     "set PROSODY_HTTP_UPLOAD_SIZE_LIMIT (e.g. 10MiB) instead",
+		{"PROSODY_SQL_DRIVER", "", fromOfficial, "set PROSODY_STORAGE=postgres (or sqlite) instead"},
+		{"PROSODY_PLUGIN_PATHS", "", fromOfficial, "set PROSODY_PLUGIN_DIR (one directory) instead"},
+		{"PROSODY_DISABLE_MODULES", "", fromOfficial, "switch the feature off (PROSODY_FEATURES=-group/name) or use PROSODY_CONFIG_FILE"},
+		{"PROSODY_COMPONENTS", "", fromOfficial, "components come from features (collaboration/muc, web/upload)"},
+		{"PROSODY_EXTRA_CONFIG", "", fromOfficial, "put your options in a custom feature (PROSODY_CUSTOM_DIR) or use PROSODY_CONFIG_FILE"},
+		{"PROSODY_CERTIFICATES", "", fromOfficial, "set PROSODY_CERTS_DIR (an absolute path) instead"},
+		{"PROSODY_RETENTION_DAYS", "", fromOfficial, "the archive and upload features set retention; use a custom feature to change it"},
+		{"PROSODY_ARCHIVE_EXPIRY_DAYS", "", fromOfficial, "the messaging/archive feature sets archive_expires_after; use a custom feature to change it"},
+		{"PROSODY_UPLOAD_LIMIT_MB", "", fromOfficial, "set PROSODY_HTTP_UPLOAD_SIZE_LIMIT (e.g. 10MiB) instead"},
 	}
 }
 
@@ -469,7 +465,7 @@ func (p *parser) lookup(v variable) (string, Source) {
 // PROSODY_* ones are read anyway).
 func isForeignName(name string) bool {
 	for _, d := range deprecatedNames() {
-		if d.Old == name {
+		if d.Old == name && d.New != "" {
 			return true
 		}
 	}
@@ -487,19 +483,29 @@ func (p *parser) unknown(vars []variable, known map[string]bool) {
 			candidates = append(candidates, v.Key+"_FILE")
 		}
 	}
+	refused := make(map[string]string)
 	for _, d := range deprecatedNames() {
-		known[d.Old] = true
+		if d.New != "" {
+			known[d.Old] = true
+		} else {
+			refused[d.Old] = fmt.Sprintf("%s variable, with no exact equivalent here: %s (docs/migrating.md)", d.From, d.Hint)
+		}
+	}
+	for name, r := range DesignRefusals() {
+		if !strings.Contains(name, "=") {
+			refused[name] = r.Message()
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.env)) {
+		if msg, ok := refused[name]; ok {
+			p.problem(name, "", msg, "")
+			continue
+		}
 		if known[name] || strings.HasPrefix(name, featuresPrefix) {
 			continue
 		}
 		if _, ok := designToggleAliases()[name]; ok {
 			continue // read by toggles
-		}
-		if r, ok := DesignRefusals()[name]; ok {
-			p.problem(name, "", r.Message(), "")
-			continue
 		}
 		// The value is not shown: an unknown name may be a mistyped secret.
 		if base, ok := strings.CutSuffix(name, "_FILE"); ok && known[base] {
@@ -507,10 +513,6 @@ func (p *parser) unknown(vars []variable, known map[string]bool) {
 			continue
 		}
 		msg := "unknown variable"
-		if hint, ok := foreignHints()[name]; ok {
-			p.problem(name, "", fmt.Sprintf("%s variable, with no exact equivalent here: %s (docs/migrating.md)", fromOfficial, hint), "")
-			continue
-		}
 		if sug := Suggest(name, candidates); sug != "" {
 			msg += "; did you mean " + sug + "?"
 		}
