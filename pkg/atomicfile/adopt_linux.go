@@ -29,8 +29,9 @@ func Owner(path string) (uid, gid int, err error) {
 // directories are entered by descriptor with O_NOFOLLOW, entries are
 // re-owned with fchownat(AT_SYMLINK_NOFOLLOW) relative to them, and links
 // themselves are left as they are. Entries of other owners are left alone
-// (and not entered). Modes are kept. It returns how many entries it
-// re-owned, the top included; a failure stops it and says where.
+// (and not entered). Modes are kept. A directory is re-owned after its
+// entries, so a walk that fails leaves the top as it was. It returns how many
+// entries it re-owned, the top included; a failure stops it and says where.
 func Adopt(dir string, from, uid, gid int) (n int, err error) {
 	p, err := resolve(dir, true, 0)
 	if err != nil {
@@ -57,12 +58,6 @@ func adoptDir(fd int, path string, from, uid, gid, depth int) (int, error) {
 		return 0, fmt.Errorf("adopt %s: %w", path, err)
 	}
 	n := 0
-	if int(st.Uid) == from {
-		if err := unix.Fchown(fd, uid, gid); err != nil {
-			return n, fmt.Errorf("adopt %s: chown: %w", path, err)
-		}
-		n++
-	}
 	if depth >= maxAdoptDepth {
 		return n, fmt.Errorf("adopt %s: deeper than %d levels", path, maxAdoptDepth)
 	}
@@ -104,6 +99,14 @@ func adoptDir(fd int, path string, from, uid, gid, depth int) (int, error) {
 			}
 			n++
 		}
+	}
+	// The directory last: a walk that stops half-way leaves the top to the
+	// other uid, and the next start, which looks only at the top, tries again.
+	if int(st.Uid) == from {
+		if err := unix.Fchown(fd, uid, gid); err != nil {
+			return n, fmt.Errorf("adopt %s: chown: %w", path, err)
+		}
+		n++
 	}
 	return n, nil
 }

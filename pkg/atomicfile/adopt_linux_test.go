@@ -81,3 +81,35 @@ func TestAdoptReownsOnlyThatUIDAndFollowsNoLink(t *testing.T) {
 		t.Errorf("Owner = %d, %v", uid, err)
 	}
 }
+
+// A walk that fails half-way (here: a tree deeper than Adopt goes) leaves the top to the
+// other uid: start-up looks only at the top's owner, so the next start tries again instead
+// of leaving the rest of the volume to the other uid for good.
+func TestAdoptThatFailsLeavesTheTopForTheNextTry(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test chowns files: run it as root (CI does)")
+	}
+	const from, to = 4100, 4200
+	data := filepath.Join(t.TempDir(), "data")
+	deep := data
+	for range 70 {
+		deep = filepath.Join(deep, "d")
+	}
+	if err := os.MkdirAll(deep, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for p := deep; ; p = filepath.Dir(p) {
+		if err := os.Lchown(p, from, from); err != nil {
+			t.Fatal(err)
+		}
+		if p == data {
+			break
+		}
+	}
+	if _, err := atomicfile.Adopt(data, from, to, to); err == nil {
+		t.Fatal("Adopt of a tree deeper than it walks succeeded")
+	}
+	if got := owner(t, data); got != from {
+		t.Errorf("after a failed walk the top belongs to %d, want %d (the next start would not try again)", got, from)
+	}
+}

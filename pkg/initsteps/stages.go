@@ -207,16 +207,9 @@ func stagePlan(_ context.Context, s *State) error {
 		}
 		s.treesWarned = true // once per server, not at every reload
 	}
-	tree, err := pfe.Load(st.ConfigDir, st.CustomDir)
+	tree, plan, err := servedTree(st)
 	if err != nil {
-		return configErr(fmt.Errorf("load the config tree (PROSODY_CONFIG_DIR=%s, PROSODY_CUSTOM_DIR=%s): %w", st.ConfigDir, st.CustomDir, err))
-	}
-	if tree, err = tree.WithLegacyDir(st.LegacyDir); err != nil {
-		return configErr(fmt.Errorf("PROSODY_LEGACY_DIR=%s: %w", st.LegacyDir, err))
-	}
-	plan, err := tree.Plan(PlanInputs(st))
-	if err != nil {
-		return configErr(err)
+		return err
 	}
 	for _, w := range plan.Warnings {
 		s.Log.Warn("plan warning", zap.String("warning", w))

@@ -85,13 +85,25 @@ func VerifyOnStart(ctx context.Context, s *State, waitReady func(context.Context
 // the server started with the same environment runs. Errors are
 // configuration errors (IsConfig).
 func ServedPlan(st *settings.Settings) (*pfe.Plan, error) {
+	_, plan, err := servedTree(st)
+	return plan, err
+}
+
+// servedTree loads the config tree the server of st runs (with
+// PROSODY_LEGACY_DIR's module lists) and resolves its plan: the plan stage
+// and ServedPlan share it, so verify asks about what the server serves.
+// Errors are configuration errors.
+func servedTree(st *settings.Settings) (*pfe.Tree, *pfe.Plan, error) {
 	tree, err := pfe.Load(st.ConfigDir, st.CustomDir)
 	if err != nil {
-		return nil, configErr(fmt.Errorf("load the config tree (PROSODY_CONFIG_DIR=%s, PROSODY_CUSTOM_DIR=%s): %w", st.ConfigDir, st.CustomDir, err))
+		return nil, nil, configErr(fmt.Errorf("load the config tree (PROSODY_CONFIG_DIR=%s, PROSODY_CUSTOM_DIR=%s): %w", st.ConfigDir, st.CustomDir, err))
+	}
+	if tree, err = tree.WithLegacyDir(st.LegacyDir); err != nil {
+		return nil, nil, configErr(fmt.Errorf("PROSODY_LEGACY_DIR=%s: %w", st.LegacyDir, err))
 	}
 	plan, err := tree.Plan(PlanInputs(st))
 	if err != nil {
-		return nil, configErr(err)
+		return nil, nil, configErr(err)
 	}
-	return plan, nil
+	return tree, plan, nil
 }
