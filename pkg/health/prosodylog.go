@@ -89,9 +89,10 @@ func (l *ProsodyLog) ErrorsAbout(module string) []string {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	quoted, dquoted, file := "'"+module+"'", "\""+module+"\"", "mod_"+module
 	var out []string
 	for _, e := range l.errors {
-		if strings.Contains(e, "'"+module+"'") || strings.Contains(e, "\""+module+"\"") || strings.Contains(e, "mod_"+module) {
+		if strings.Contains(e, quoted) || strings.Contains(e, dquoted) || strings.Contains(e, file) {
 			out = append(out, e)
 		}
 	}
