@@ -37,6 +37,8 @@ func NewProsodyLog(out io.Writer) *ProsodyLog {
 // Write passes p to Out and records the error lines it ends. It never
 // fails: an Out that cannot be written (a closed stdout) must not stop the
 // supervisor draining the pipe, or Prosody would block on its next log line.
+// Every line of Prosody's log passes here: a line that is not an error is
+// looked at in place, never copied.
 func (l *ProsodyLog) Write(p []byte) (int, error) {
 	_, _ = l.out.Write(p)
 	l.mu.Lock()
@@ -48,9 +50,12 @@ func (l *ProsodyLog) Write(p []byte) (int, error) {
 			l.partial = appendCapped(l.partial, rest)
 			break
 		}
-		l.partial = appendCapped(l.partial, rest[:i])
-		l.line(string(l.partial))
-		l.partial = l.partial[:0]
+		line := rest[:min(i, logLineBytes)]
+		if len(l.partial) > 0 {
+			l.partial = appendCapped(l.partial, rest[:i])
+			line, l.partial = l.partial, l.partial[:0]
+		}
+		l.line(line)
 		rest = rest[i+1:]
 	}
 	return len(p), nil
@@ -64,16 +69,16 @@ func appendCapped(dst, src []byte) []byte {
 }
 
 // line keeps one complete line if it is an error: Prosody's console format is
-// "source<padding> level<TAB>message".
-func (l *ProsodyLog) line(s string) {
-	head, _, ok := strings.Cut(s, "\t")
-	if !ok || !strings.HasSuffix(strings.TrimSpace(head), " error") {
+// "source<padding> level<TAB>message". Only a kept line is copied.
+func (l *ProsodyLog) line(b []byte) {
+	head, _, ok := bytes.Cut(b, []byte{'\t'})
+	if !ok || !bytes.HasSuffix(bytes.TrimSpace(head), []byte(" error")) {
 		return
 	}
 	if len(l.errors) == logTailLines {
 		l.errors = append(l.errors[:0], l.errors[1:]...)
 	}
-	l.errors = append(l.errors, strings.TrimSpace(s))
+	l.errors = append(l.errors, string(bytes.TrimSpace(b)))
 }
 
 // ErrorsAbout returns the kept error lines that name module (as 'name',
@@ -84,9 +89,10 @@ func (l *ProsodyLog) ErrorsAbout(module string) []string {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	quoted, dquoted, file := "'"+module+"'", "\""+module+"\"", "mod_"+module
 	var out []string
 	for _, e := range l.errors {
-		if strings.Contains(e, "'"+module+"'") || strings.Contains(e, "\""+module+"\"") || strings.Contains(e, "mod_"+module) {
+		if strings.Contains(e, quoted) || strings.Contains(e, dquoted) || strings.Contains(e, file) {
 			out = append(out, e)
 		}
 	}

@@ -57,3 +57,23 @@ func TestDeriveWaitsForTheModuleCheck(t *testing.T) {
 		t.Errorf("all loaded: %v %q, want ready", r.State, r.Reason)
 	}
 }
+
+// Every line Prosody logs passes through ProsodyLog on its way to stdout: a
+// line that is not an error (nearly all of them) must cost no allocation, and
+// a kept error line is cut at logLineBytes even when it arrives whole.
+func TestProsodyLogCopiesOnlyErrorLines(t *testing.T) {
+	l := NewProsodyLog(nil)
+	info := []byte("c2s55d0c8a3e0b0      info\tClient connected\nc2s55d0c8a3e0b0      debug\tReceived[c2s]: <iq type='get'>\n")
+	if n := testing.AllocsPerRun(100, func() { _, _ = l.Write(info) }); n != 0 {
+		t.Errorf("a write of two info lines made %v allocations, want 0", n)
+	}
+	long := "modulemanager       error\tUnable to load module 'x': " + strings.Repeat("y", 3*logLineBytes) + "\n"
+	_, _ = l.Write([]byte(long))
+	got := l.ErrorsAbout("x")
+	if len(got) != 1 {
+		t.Fatalf("a long error line was kept as %d lines, want one", len(got))
+	}
+	if len(got[0]) > logLineBytes {
+		t.Errorf("a long error line was kept whole (%d bytes), want at most %d", len(got[0]), logLineBytes)
+	}
+}
