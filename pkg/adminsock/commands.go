@@ -2,6 +2,7 @@ package adminsock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -67,6 +68,27 @@ func (c *Conn) ModuleList(ctx context.Context, host string) ([]string, error) {
 		return nil, &CommandError{Command: cmd, Message: res.Message}
 	}
 	return parseModuleList(cmd, res.Output)
+}
+
+// LoadedModules is what Prosody has loaded for host: the modules of the
+// global host and of host itself, as a set. A host Prosody does not know (not
+// active) has only the global ones; any other error is returned.
+func (c *Conn) LoadedModules(ctx context.Context, host string) (map[string]bool, error) {
+	set := map[string]bool{}
+	for _, h := range []string{"*", host} {
+		mods, err := c.ModuleList(ctx, h)
+		var cerr *CommandError
+		switch {
+		case h == host && errors.As(err, &cerr):
+			// The host is not active: nothing is loaded on it.
+		case err != nil:
+			return nil, fmt.Errorf("list the modules of %s: %w", h, err)
+		}
+		for _, m := range mods {
+			set[m] = true
+		}
+	}
+	return set, nil
 }
 
 // parseModuleList reads the output of module:list(host): a "host:" line, then one module per

@@ -3,7 +3,7 @@ package health
 import (
 	"context"
 	"errors"
-	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -116,23 +116,16 @@ func compareModules(ctx context.Context, sock string, want []HostModules, plog *
 		return rec, err
 	}
 	defer conn.Close()
-	global, err := conn.ModuleList(ctx, "*")
-	if err != nil {
-		return rec, err
-	}
 	for _, hw := range want {
-		loaded, err := conn.ModuleList(ctx, hw.Host)
-		var cerr *adminsock.CommandError
-		switch {
-		case errors.As(err, &cerr):
-			loaded = nil // the host is not active: nothing is loaded on it
-		case err != nil:
-			return rec, fmt.Errorf("list the modules of %s: %w", hw.Host, err)
+		set, err := conn.LoadedModules(ctx, hw.Host)
+		if err != nil {
+			return rec, err
 		}
+		loaded := slices.Sorted(maps.Keys(set))
 		h := hostModuleJSON{Host: hw.Host, Planned: slices.Clone(hw.Modules), Loaded: loaded}
 		for _, mod := range hw.Modules {
 			rec.Planned++
-			if !slices.Contains(loaded, mod) && !slices.Contains(global, mod) {
+			if !set[mod] {
 				h.Missing = append(h.Missing, mod)
 				h.ProsodyErrors = append(h.ProsodyErrors, plog.ErrorsAbout(mod)...)
 				rec.Missing++

@@ -218,29 +218,14 @@ func verifyCert(cs tls.ConnectionState, domain string, roots *x509.CertPool) str
 // loadedModules reads module:list for each host of the plan under domain
 // (and the global host), as a set per host that includes the global modules.
 func loadedModules(ctx context.Context, admin *adminsock.Conn, p *pfe.Plan, domain string) (map[string]map[string]bool, error) {
-	global, err := admin.ModuleList(ctx, "*")
-	if err != nil {
-		return nil, err
-	}
 	out := map[string]map[string]bool{}
 	for _, hm := range p.ExpectedModules() {
 		if hm.Host != domain && !strings.HasSuffix(hm.Host, "."+domain) {
 			continue
 		}
-		set := map[string]bool{}
-		for _, m := range global {
-			set[m] = true
-		}
-		mods, err := admin.ModuleList(ctx, hm.Host)
-		var cerr *adminsock.CommandError
-		switch {
-		case errors.As(err, &cerr):
-			// The host is not active: nothing is loaded there.
-		case err != nil:
+		set, err := admin.LoadedModules(ctx, hm.Host)
+		if err != nil {
 			return nil, err
-		}
-		for _, m := range mods {
-			set[m] = true
 		}
 		out[hm.Host] = set
 	}
