@@ -4,7 +4,6 @@ package deploy
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,64 +21,19 @@ import (
 // logs that account in again. Before, the backup service ran with sqlite storage and wrote
 // files-only archives while reporting success.
 func TestImageComposeBackupRestoresDatabase(t *testing.T) {
-	img := testImage(t)
 	requireTool(t, "docker-compose", "docker-compose")
 	root := repoRoot(t)
-	buildPostgresImage(t)
 
-	dir := t.TempDir()
-	secret := filepath.Join(dir, "db_password.txt")
-	if err := os.WriteFile(secret, []byte("db-pass-"+uniqueName("")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ports := newServerPorts(t)
-	dbPort := freePort(t)
 	const admin, adminPassword = "admin@localhost", "compose-admin-Kp3"
 	const bob, bobPassword = "bob@localhost", "bob-registered-Zq8"
-	var env strings.Builder
-	for k, v := range ports.env() {
-		fmt.Fprintf(&env, "      %s: %q\n", k, v)
-	}
-	override := filepath.Join(dir, "test-override.yml")
-	// The test's layer: free ports on 127.0.0.1 (the backup gets the server's c2s port: restore
-	// refuses while something answers there), a self-signed certificate for localhost, the admin
-	// account, a fast health check.
-	overrideYAML := `services:
-  prosody:
-    environment:
-` + env.String() + `      PROSODY_TLS_ALLOW_SELF_SIGNED: "true"
-      PROSODY_ADMINS: "` + admin + `"
-      PROSODY_ADMIN_PASSWORD: "` + adminPassword + `"
-    healthcheck:
-      test: ["CMD", "entrypoint", "healthcheck"]
-      interval: 1s
-      timeout: 3s
-      retries: 3
-      start_period: 60s
-  backup:
-    environment:
-      PROSODY_C2S_PORT: "` + strconv.Itoa(ports.C2S) + `"
-`
-	if err := os.WriteFile(override, []byte(overrideYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	project := uniqueName("pfetestbk")
-	cenv := append(os.Environ(),
-		"PROSODY_PFE_IMAGE="+img,
-		"POSTGRES_IMAGE="+postgresImage,
-		"PROSODY_DOMAIN=localhost",
-		"PROSODY_DB_PORT="+strconv.Itoa(dbPort),
-		"PROSODY_DB_PASSWORD_SECRET="+secret,
-		"PROSODY_NOFILE_LIMIT="+strconv.FormatUint(nofileLimit(t), 10),
-		"COMPOSE=docker-compose",
-	)
+	// The backup gets the server's c2s port: restore refuses while something answers there.
 	// The file list is compose.sh's own (it adds backup-database.yml); the test adds its layer.
-	script := filepath.Join(root, "docker", "scripts", "compose.sh")
-	base := []string{script, "production", "database", "backup", "hostnet", "--", "--project-name", project, "--file", override}
-	run := func(d time.Duration, more ...string) (string, error) {
-		return runWithDeadline(d, cenv, "sh", append(append([]string{}, base...), more...)...)
-	}
+	st := newDBStack(t, "pfetestbk", admin, adminPassword, func(p serverPorts) string {
+		return "  backup:\n    environment:\n      PROSODY_C2S_PORT: \"" + strconv.Itoa(p.C2S) + "\"\n"
+	}, func(override string) []string {
+		return []string{"sh", filepath.Join(root, "docker", "scripts", "compose.sh"), "production", "database", "backup", "hostnet", "--", "--file", override}
+	})
+	ports, dbPort, run := st.ports, st.dbPort, st.run
 	must := func(d time.Duration, more ...string) string {
 		t.Helper()
 		out, err := run(d, more...)
@@ -88,16 +42,6 @@ func TestImageComposeBackupRestoresDatabase(t *testing.T) {
 		}
 		return out
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, _ := run(time.Minute, "logs", "--no-color", "--tail", "60")
-			t.Logf("docker-compose logs:\n%s", out)
-		}
-		if out, err := run(3*time.Minute, "down", "--volumes", "--remove-orphans", "--timeout", "30"); err != nil {
-			t.Errorf("docker-compose down: %v\n%s", err, out)
-		}
-	})
-
 	// up returns once db and prosody are healthy and backup is created (service_healthy).
 	must(5*time.Minute, "up", "--detach", "--no-build")
 	id := func(service string) string {

@@ -23,69 +23,18 @@ const postgresImage = "prosody-pfe-postgres:17"
 // (the row is read back with psql in the db container), a real client logs in, and
 // production.yml's capability set still lets `docker stop` end Prosody cleanly (exit 0).
 func TestImageComposeDatabaseProduction(t *testing.T) {
-	img := testImage(t)
 	compose := requireTool(t, "docker-compose", "docker-compose")
 	root := repoRoot(t)
-	buildPostgresImage(t)
 
-	dir := t.TempDir()
-	secret := filepath.Join(dir, "db_password.txt")
-	if err := os.WriteFile(secret, []byte("db-pass-"+uniqueName("")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ports := newServerPorts(t)
-	dbPort := freePort(t)
 	const jid, password = "admin@localhost", "compose-admin-Kp3"
-	var env strings.Builder
-	for k, v := range ports.env() {
-		fmt.Fprintf(&env, "      %s: %q\n", k, v)
-	}
-	override := filepath.Join(dir, "test-override.yml")
-	// The test's own layer: free ports on 127.0.0.1, a self-signed certificate for localhost
-	// (production refuses one unless allowed), the admin account, and a fast health check.
-	overrideYAML := `services:
-  prosody:
-    environment:
-` + env.String() + `      PROSODY_TLS_ALLOW_SELF_SIGNED: "true"
-      PROSODY_ADMINS: "` + jid + `"
-      PROSODY_ADMIN_PASSWORD: "` + password + `"
-    healthcheck:
-      test: ["CMD", "entrypoint", "healthcheck"]
-      interval: 1s
-      timeout: 3s
-      retries: 3
-      start_period: 60s
-`
-	if err := os.WriteFile(override, []byte(overrideYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	project := uniqueName("pfetest")
-	args := []string{"--project-name", project}
-	for _, f := range []string{"base", "database", "production", "hostnet", "hostnet-database"} {
-		args = append(args, "--file", filepath.Join(root, "compose", f+".yml"))
-	}
-	args = append(args, "--file", override)
-	cenv := append(os.Environ(),
-		"PROSODY_PFE_IMAGE="+img,
-		"POSTGRES_IMAGE="+postgresImage,
-		"PROSODY_DOMAIN=localhost",
-		"PROSODY_DB_PORT="+strconv.Itoa(dbPort),
-		"PROSODY_DB_PASSWORD_SECRET="+secret,
-		"PROSODY_NOFILE_LIMIT="+strconv.FormatUint(nofileLimit(t), 10),
-	)
-	run := func(d time.Duration, more ...string) (string, error) {
-		return runWithDeadline(d, cenv, compose, append(append([]string{}, args...), more...)...)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, _ := run(time.Minute, "logs", "--no-color", "--tail", "60")
-			t.Logf("docker-compose logs:\n%s", out)
+	st := newDBStack(t, "pfetest", jid, password, nil, func(override string) []string {
+		args := []string{compose}
+		for _, f := range []string{"base", "database", "production", "hostnet", "hostnet-database"} {
+			args = append(args, "--file", filepath.Join(root, "compose", f+".yml"))
 		}
-		if out, err := run(3*time.Minute, "down", "--volumes", "--remove-orphans", "--timeout", "30"); err != nil {
-			t.Errorf("docker-compose down: %v\n%s", err, out)
-		}
+		return append(args, "--file", override)
 	})
+	ports, dbPort, run := st.ports, st.dbPort, st.run
 
 	start := time.Now()
 	// up returns once db is healthy and prosody is created (depends_on: service_healthy).
@@ -123,6 +72,78 @@ func TestImageComposeDatabaseProduction(t *testing.T) {
 	t.Logf("PostgreSQL holds %s account row(s) for %s", rows, jid)
 
 	stopAndCheck(t, prosody)
+}
+
+// dbStack is a database compose project of a test, brought down (volumes too) when the test
+// ends, with its logs when the test failed.
+type dbStack struct {
+	ports  serverPorts
+	dbPort int
+	// run runs the project's compose command with more arguments.
+	run func(d time.Duration, more ...string) (string, error)
+}
+
+// newDBStack is the set-up the database compose tests share: the PostgreSQL image, a password
+// secret, free ports, and the test's override layer: the server's ports on 127.0.0.1, a
+// self-signed certificate for localhost (production refuses one unless allowed), the admin
+// account, a fast health check, then what extraYAML (when not nil) adds for these ports. command returns the compose
+// command line (program, files) with the override file as the last layer.
+func newDBStack(t *testing.T, prefix, admin, adminPassword string, extraYAML func(serverPorts) string, command func(override string) []string) dbStack {
+	t.Helper()
+	buildPostgresImage(t)
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "db_password.txt")
+	if err := os.WriteFile(secret, []byte("db-pass-"+uniqueName("")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := dbStack{ports: newServerPorts(t), dbPort: freePort(t)}
+	var env strings.Builder
+	for k, v := range st.ports.env() {
+		fmt.Fprintf(&env, "      %s: %q\n", k, v)
+	}
+	override := filepath.Join(dir, "test-override.yml")
+	overrideYAML := `services:
+  prosody:
+    environment:
+` + env.String() + `      PROSODY_TLS_ALLOW_SELF_SIGNED: "true"
+      PROSODY_ADMINS: "` + admin + `"
+      PROSODY_ADMIN_PASSWORD: "` + adminPassword + `"
+    healthcheck:
+      test: ["CMD", "entrypoint", "healthcheck"]
+      interval: 1s
+      timeout: 3s
+      retries: 3
+      start_period: 60s
+`
+	if extraYAML != nil {
+		overrideYAML += extraYAML(st.ports)
+	}
+	if err := os.WriteFile(override, []byte(overrideYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cenv := append(os.Environ(),
+		"PROSODY_PFE_IMAGE="+testImage(t),
+		"POSTGRES_IMAGE="+postgresImage,
+		"PROSODY_DOMAIN=localhost",
+		"PROSODY_DB_PORT="+strconv.Itoa(st.dbPort),
+		"PROSODY_DB_PASSWORD_SECRET="+secret,
+		"PROSODY_NOFILE_LIMIT="+strconv.FormatUint(nofileLimit(t), 10),
+		"COMPOSE=docker-compose",
+	)
+	argv := append(command(override), "--project-name", uniqueName(prefix))
+	st.run = func(d time.Duration, more ...string) (string, error) {
+		return runWithDeadline(d, cenv, argv[0], append(append([]string{}, argv[1:]...), more...)...)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := st.run(time.Minute, "logs", "--no-color", "--tail", "60")
+			t.Logf("docker-compose logs:\n%s", out)
+		}
+		if out, err := st.run(3*time.Minute, "down", "--volumes", "--remove-orphans", "--timeout", "30"); err != nil {
+			t.Errorf("docker-compose down: %v\n%s", err, out)
+		}
+	})
+	return st
 }
 
 var postgresBuild struct {

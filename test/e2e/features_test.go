@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -44,7 +45,6 @@ type probeResult struct {
 		GetStatus int    `json:"get_status"`
 		SameBytes bool   `json:"same_bytes"`
 	} `json:"upload"`
-	Error string `json:"error"`
 
 	// Seen by the test itself: on its own c2s stream and over HTTP on the
 	// server's http port.
@@ -163,29 +163,46 @@ func probePython(t testing.TB) string {
 	return py
 }
 
+// runClient runs the real client test/e2e/clients/<script> (slixmpp) with args,
+// bounded by 90s, and decodes the JSON report it prints into report; a report
+// whose "error" is set fails the test with what the client saw so far.
+func runClient(t testing.TB, report any, script string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, probePython(t), append([]string{filepath.Join(repoRoot, "test", "e2e", "clients", script)}, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var failed struct {
+		Error string `json:"error"`
+	}
+	if jerr := errors.Join(json.Unmarshal(out, report), json.Unmarshal(out, &failed)); jerr != nil {
+		t.Fatalf("%s: %v (exit %v)\nstdout: %s\nstderr: %s", script, jerr, err, out, tail(stderr.String(), 4000))
+	}
+	if failed.Error != "" {
+		t.Fatalf("%s: %s\nsaw so far: %s\nstderr: %s", script, failed.Error, out, tail(stderr.String(), 4000))
+	}
+}
+
 // runProbe logs in as jid with the real client and returns what it saw; it also
 // fetches the disco#info of each of infoJIDs (in Infos).
 func runProbe(t testing.TB, s *Server, caFile, jid, password string, infoJIDs ...string) *probeResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	args := []string{filepath.Join(repoRoot, "test", "e2e", "clients", "features_probe.py"),
-		"--port", strconv.Itoa(s.C2S), "--http-port", strconv.Itoa(s.HTTP), "--ca", caFile}
+	args := []string{"--port", strconv.Itoa(s.C2S), "--http-port", strconv.Itoa(s.HTTP), "--ca", caFile}
 	for _, j := range infoJIDs {
 		args = append(args, "--info", j)
 	}
-	cmd := exec.CommandContext(ctx, probePython(t), append(args, jid, password)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
 	var r probeResult
-	if jerr := json.Unmarshal(out, &r); jerr != nil {
-		t.Fatalf("features_probe.py: %v (exit %v)\nstdout: %s\nstderr: %s", jerr, err, out, tail(stderr.String(), 4000))
-	}
-	if r.Error != "" {
-		t.Fatalf("features_probe.py as %s: %s\nsaw so far: %s\nstderr: %s", jid, r.Error, out, tail(stderr.String(), 4000))
-	}
+	runClient(t, &r, "features_probe.py", append(args, jid, password)...)
 	return &r
+}
+
+// randomPassword is a fresh account password for one test.
+func randomPassword() string {
+	pw := make([]byte, 12)
+	_, _ = rand.Read(pw)
+	return hex.EncodeToString(pw)
 }
 
 // httpGet fetches path from the server's plain HTTP port with Host: the domain.
@@ -345,9 +362,7 @@ func TestProfilesOfferExactlyWhatThePlanDeclares(t *testing.T) {
 			servers := map[string]*Server{}
 			passwords := map[string]string{}
 			for _, profile := range catalogProfiles {
-				pw := make([]byte, 12)
-				_, _ = rand.Read(pw)
-				passwords[profile] = hex.EncodeToString(pw)
+				passwords[profile] = randomPassword()
 				env := map[string]string{
 					"PROSODY_ADMINS":         "admin@" + profileDomain,
 					"PROSODY_ADMIN_PASSWORD": passwords[profile],
@@ -467,9 +482,7 @@ func checkOffersExactlyThePlan(t *testing.T, s *Server, caFile, password string)
 func TestFeatureTogglesChangeWhatClientsSee(t *testing.T) {
 	probePython(t)
 	ca := newProfileCA(t, t.TempDir())
-	pw := make([]byte, 12)
-	_, _ = rand.Read(pw)
-	password := hex.EncodeToString(pw)
+	password := randomPassword()
 	s := newProfileServer(t, ca, "standard", "development", map[string]string{
 		"PROSODY_FEATURES":       "-messaging/archive,-web/websocket,-mobile/csi,+collaboration/pubsub",
 		"PROSODY_ADMINS":         "admin@" + profileDomain,
@@ -492,9 +505,7 @@ func TestFeatureTogglesChangeWhatClientsSee(t *testing.T) {
 func TestDesignTogglesChangeWhatClientsSee(t *testing.T) {
 	probePython(t)
 	ca := newProfileCA(t, t.TempDir())
-	pw := make([]byte, 12)
-	_, _ = rand.Read(pw)
-	password := hex.EncodeToString(pw)
+	password := randomPassword()
 	for _, toggles := range []map[string]string{
 		{"PROSODY_FEATURES_AUTH_SASL2": "false", "PROSODY_FEATURES_WEB_ENABLED": "false"},
 		{"PROSODY_FEATURES_AUTH_FAST": "true"},

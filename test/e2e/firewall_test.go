@@ -1,12 +1,6 @@
 package e2e
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,27 +14,15 @@ type floodResult struct {
 	Bounced    int            `json:"bounced"`
 	Conditions map[string]int `json:"conditions"`
 	Texts      []string       `json:"texts"`
-	Error      string         `json:"error"`
 }
 
 // runFlood logs in as jid with the real client, sends count messages to itself as fast
 // as it can, and returns what came back.
 func runFlood(t *testing.T, s *Server, caFile, jid, password string, count int) floodResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, probePython(t), filepath.Join(repoRoot, "test", "e2e", "clients", "firewall_flood.py"),
-		"--port", strconv.Itoa(s.C2S), "--ca", caFile, "--timeout", "40", "--count", strconv.Itoa(count), jid, password)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
 	var r floodResult
-	if jerr := json.Unmarshal(out, &r); jerr != nil {
-		t.Fatalf("firewall_flood.py: %v (exit %v)\nstdout: %s\nstderr: %s", jerr, err, out, tail(stderr.String(), 4000))
-	}
-	if r.Error != "" {
-		t.Fatalf("firewall_flood.py as %s: %s\nstderr: %s", jid, r.Error, tail(stderr.String(), 4000))
-	}
+	runClient(t, &r, "firewall_flood.py",
+		"--port", strconv.Itoa(s.C2S), "--ca", caFile, "--timeout", "40", "--count", strconv.Itoa(count), jid, password)
 	return r
 }
 
@@ -51,9 +33,7 @@ func runFlood(t *testing.T, s *Server, caFile, jid, password string, count int) 
 func TestProductionFirewallBouncesAMessageFlood(t *testing.T) {
 	probePython(t)
 	ca := newProfileCA(t, t.TempDir())
-	pw := make([]byte, 12)
-	_, _ = rand.Read(pw)
-	password := hex.EncodeToString(pw)
+	password := randomPassword()
 	jid := "admin@" + profileDomain
 	const count = 120
 	for _, environment := range []string{"production", "development"} {

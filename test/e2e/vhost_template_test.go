@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,9 +21,7 @@ func TestVHostTemplateServesEveryDomain(t *testing.T) {
 	probePython(t)
 	const first, second = "one.e2e.test", "two.e2e.test"
 	const support = "mailto:support@two.e2e.test"
-	pw := make([]byte, 12)
-	_, _ = rand.Read(pw)
-	password := hex.EncodeToString(pw)
+	password := randomPassword()
 	s := NewServer(t, Options{Profile: "minimal", Environment: "development", Domain: first + "," + second, Env: map[string]string{
 		"PROSODY_STORAGE":              "sqlite",
 		"PROSODY_ADMINS":               "admin@" + second,

@@ -111,16 +111,8 @@ func soakEdits(r *runner, sc scenario, res *result) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if code, err := s.stop(15 * time.Second); err != nil || (code != 0 && code != 143) {
-			res.problem("stop after the edits: code %d, %v", code, err)
-		}
-	}()
-	users := []account{{"carol@localhost", "soak-carol-pw"}, {"dave@localhost", "soak-dave-pw"}}
-	if err := s.createUsers(users); err != nil {
-		return err
-	}
-	c, err := startChat(r.clients, s.c2s, s.ca(), users[0], users[1], 20*time.Second)
+	defer s.stopAfter(res, "the edits")
+	c, err := s.chatting(r.clients, [2]account{{"carol@localhost", "soak-carol-pw"}, {"dave@localhost", "soak-dave-pw"}})
 	if err != nil {
 		return err
 	}

@@ -81,16 +81,8 @@ func soakKill9(r *runner, sc scenario, res *result) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if code, err := s.stop(15 * time.Second); err != nil || (code != 0 && code != 143) {
-			res.problem("stop after the kills: code %d, %v", code, err)
-		}
-	}()
-	users := []account{{"alice@localhost", "soak-alice-pw"}, {"bob@localhost", "soak-bob-pw"}}
-	if err := s.createUsers(users); err != nil {
-		return err
-	}
-	c, err := startChat(r.clients, s.c2s, s.ca(), users[0], users[1], 20*time.Second)
+	defer s.stopAfter(res, "the kills")
+	c, err := s.chatting(r.clients, [2]account{{"alice@localhost", "soak-alice-pw"}, {"bob@localhost", "soak-bob-pw"}})
 	if err != nil {
 		return err
 	}
@@ -146,13 +138,7 @@ func soakKill9(r *runner, sc scenario, res *result) error {
 			return fmt.Errorf("kill %d: SIGKILL prosody pid %d: %w", i+1, old, err)
 		}
 		// Ready again means a new prosody answers: /readyz 200 while /status names another pid.
-		err = s.poll(10*time.Second, 10*time.Millisecond, "a new prosody ready", func() bool {
-			if !s.ready() {
-				return false
-			}
-			st, _, err := s.status()
-			return err == nil && st.Child.PID != old && st.Child.Running
-		})
+		err = s.waitReplaced(old, 10*time.Second, 10*time.Millisecond)
 		if err != nil {
 			return fmt.Errorf("kill %d: %w\nentrypoint stderr (tail):\n%s", i+1, err, tail(s.Stderr(), 3000))
 		}

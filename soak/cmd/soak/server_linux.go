@@ -196,6 +196,47 @@ func (s *server) poll(d, step time.Duration, what string, cond func() bool) erro
 	}
 }
 
+// stopAfter stops the server and notes in res an error or an exit other than
+// 0 or 143 (its SIGTERM), naming what the server was stopped after.
+func (s *server) stopAfter(res *result, what string) {
+	if code, err := s.stop(15 * time.Second); err != nil || (code != 0 && code != 143) {
+		res.problem("stop after %s: code %d, %v", what, code, err)
+	}
+}
+
+// chatting creates the two accounts users and logs them in with the chat
+// clients (20s).
+func (s *server) chatting(cc clientConfig, users [2]account) (*chat, error) {
+	if err := s.createUsers(users[:]); err != nil {
+		return nil, err
+	}
+	return startChat(cc, s.c2s, s.ca(), users[0], users[1], 20*time.Second)
+}
+
+// prosodyPID is the pid of the running prosody as /status names it.
+func (s *server) prosodyPID() (int, error) {
+	st, _, err := s.status()
+	if err != nil {
+		return 0, err
+	}
+	if st.Child.PID <= 0 {
+		return 0, fmt.Errorf("/status names no running prosody")
+	}
+	return st.Child.PID, nil
+}
+
+// waitReplaced waits up to d, looking every step, until a prosody other than
+// old runs and /readyz answers 200.
+func (s *server) waitReplaced(old int, d, step time.Duration) error {
+	return s.poll(d, step, fmt.Sprintf("a new prosody (not pid %d) ready", old), func() bool {
+		if !s.ready() {
+			return false
+		}
+		st, _, err := s.status()
+		return err == nil && st.Child.PID != old && st.Child.Running
+	})
+}
+
 // waitReady waits up to d for /readyz 200.
 func (s *server) waitReady(d time.Duration) error {
 	return s.poll(d, 20*time.Millisecond, "/readyz 200", s.ready)

@@ -22,16 +22,8 @@ func soakWedge(r *runner, sc scenario, res *result) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if code, err := s.stop(15 * time.Second); err != nil || (code != 0 && code != 143) {
-			res.problem("stop after the wedges: code %d, %v", code, err)
-		}
-	}()
-	users := []account{{"alice@localhost", "soak-alice-pw"}, {"bob@localhost", "soak-bob-pw"}}
-	if err := s.createUsers(users); err != nil {
-		return err
-	}
-	c, err := startChat(r.clients, s.c2s, s.ca(), users[0], users[1], 20*time.Second)
+	defer s.stopAfter(res, "the wedges")
+	c, err := s.chatting(r.clients, [2]account{{"alice@localhost", "soak-alice-pw"}, {"bob@localhost", "soak-bob-pw"}})
 	if err != nil {
 		return err
 	}
@@ -44,25 +36,15 @@ func soakWedge(r *runner, sc scenario, res *result) error {
 	var healed, back []time.Duration
 	reconnectFail, killed, left := 0, 0, 0
 	for i := 0; i < sc.N && !stop.expired(); i++ {
-		st, _, err := s.status()
+		old, err := s.prosodyPID()
 		if err != nil {
-			return err
-		}
-		old := st.Child.PID
-		if old <= 0 {
-			return fmt.Errorf("wedge %d: /status names no running prosody", i+1)
+			return fmt.Errorf("wedge %d: %w", i+1, err)
 		}
 		t0 := time.Now()
 		if err := syscall.Kill(old, syscall.SIGSTOP); err != nil {
 			return fmt.Errorf("wedge %d: SIGSTOP prosody pid %d: %w", i+1, old, err)
 		}
-		err = s.poll(60*time.Second, 20*time.Millisecond, "a new prosody ready after the wedge", func() bool {
-			if !s.ready() {
-				return false
-			}
-			st, _, err := s.status()
-			return err == nil && st.Child.PID != old && st.Child.Running
-		})
+		err = s.waitReplaced(old, 60*time.Second, 20*time.Millisecond)
 		if err != nil {
 			_ = syscall.Kill(old, syscall.SIGCONT)
 			return fmt.Errorf("wedge %d: %w\nentrypoint stderr (tail):\n%s", i+1, err, tail(s.Stderr(), 3000))
