@@ -24,7 +24,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-acme/lego/v5/certcrypto"
@@ -95,14 +94,14 @@ type Observer interface {
 }
 
 // Manager gets and renews one certificate. Its methods must not be called
-// concurrently, except that Run may run while nothing else is called.
+// concurrently: Run starts after Ensure returned, and nothing else is called
+// while it runs.
 type Manager struct {
-	cfg  Config
-	dir  string
-	log  *zap.Logger
-	mu   sync.Mutex // guards hosts and last
-	host []string
-	last error // the start's Ensure error, reported by Run
+	cfg   Config
+	dir   string
+	log   *zap.Logger
+	hosts []string // the last Ensure's, which Run keeps covered
+	last  error    // the start's Ensure error, reported by Run
 }
 
 // New checks cfg and returns a Manager; it makes no network request.
@@ -142,9 +141,7 @@ func Dir(dataDir string) string { return filepath.Join(dataDir, "acme") }
 // what to do (see Explain). issued says whether a new one was ordered.
 func (m *Manager) Ensure(ctx context.Context, hosts []string) (issued bool, err error) {
 	hosts = sortedHosts(hosts)
-	m.mu.Lock()
-	m.host = hosts
-	m.mu.Unlock()
+	m.hosts = hosts
 	if p, err := Stored(m.cfg.DataDir); err == nil {
 		why := m.renewReason(p, hosts, nil)
 		if why == "" {
@@ -155,9 +152,7 @@ func (m *Manager) Ensure(ctx context.Context, hosts []string) (issued bool, err 
 		m.log.Info("acme certificate needed", zap.String("why", why), zap.Strings("hosts", hosts))
 	}
 	err = m.obtain(ctx, hosts)
-	m.mu.Lock()
 	m.last = err
-	m.mu.Unlock()
 	if err != nil && ctx.Err() == nil {
 		// A renewal that fails while the stored certificate still serves
 		// every host is not a reason to refuse to start: Run retries it.
@@ -177,13 +172,6 @@ func coversAll(p *Pair, hosts []string) bool {
 		}
 	}
 	return true
-}
-
-// Hosts returns the hosts the certificate must cover (the last Ensure's).
-func (m *Manager) Hosts() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.host)
 }
 
 // renewReason says why the stored pair p cannot serve hosts now, or "".

@@ -27,16 +27,14 @@ func (m *Manager) Run(ctx context.Context, obs Observer, renewed func()) error {
 	}
 	backoff := m.cfg.RetryBackoff
 	var retryAt time.Time
-	m.mu.Lock()
 	if m.last != nil {
 		obs.ACMERenewal("failure", m.last)
 		retryAt = m.cfg.Now().Add(backoff)
 		backoff = min(2*backoff, MaxRetryBackoff)
 	}
-	m.mu.Unlock()
 	var ari *certificate.RenewalInfo
+	hosts := m.hosts
 	for {
-		hosts := m.Hosts()
 		now := m.cfg.Now()
 		due, p := now, (*Pair)(nil)
 		if sp, err := Stored(m.cfg.DataDir); err == nil && m.renewReason(sp, hosts, ari) == "" {

@@ -310,7 +310,13 @@ func (s *State) WriteCredentials(dir string) error {
 // each key readable by prosody under Paths.Staging. tlscerts logs each host's
 // certificate and its warnings.
 func stageTLS(_ context.Context, s *State) error {
-	res, err := tlscerts.Prepare(s.tlsOptions())
+	opts := s.tlsOptions()
+	if s.Settings.ACME.Enabled {
+		if p, err := acme.Stored(s.Settings.DataDir); err == nil {
+			opts.Managed = &tlscerts.Managed{CertFile: p.CertFile, KeyFile: p.KeyFile, Source: tlscerts.SourceACME}
+		}
+	}
+	res, err := tlscerts.Prepare(opts)
 	if err != nil {
 		return configErr(err)
 	}
@@ -318,10 +324,11 @@ func stageTLS(_ context.Context, s *State) error {
 	return nil
 }
 
-// tlsOptions are the certificate options of the plan and settings; with
-// ACME on, the stored ACME certificate serves the hosts no mounted one covers.
+// tlsOptions are the certificate options of the plan and settings, without
+// the stored ACME certificate (stageTLS adds it: it serves the hosts no
+// mounted one covers).
 func (s *State) tlsOptions() tlscerts.Options {
-	opts := tlscerts.Options{
+	return tlscerts.Options{
 		Dir:             s.Settings.CertsDir,
 		Hosts:           Hosts(s.Plan),
 		RuntimeDir:      s.Paths.Staging,
@@ -332,12 +339,6 @@ func (s *State) tlsOptions() tlscerts.Options {
 		AllowSelfSigned: s.Settings.TLSAllowSelfSigned || s.Plan.TLS.AllowSelfSigned,
 		Logger:          s.Log.Named("tls"),
 	}
-	if s.Settings.ACME.Enabled {
-		if p, err := acme.Stored(s.Settings.DataDir); err == nil {
-			opts.Managed = &tlscerts.Managed{CertFile: p.CertFile, KeyFile: p.KeyFile, Source: tlscerts.SourceACME}
-		}
-	}
-	return opts
 }
 
 // stageTLSWithACME gets the ACME certificate (when asked) before the TLS
@@ -355,9 +356,7 @@ func stageTLSWithACME(ctx context.Context, s *State) error {
 }
 
 func (s *State) ensureACME(ctx context.Context) error {
-	opts := s.tlsOptions()
-	opts.Managed = nil
-	hosts, err := tlscerts.Uncovered(opts)
+	hosts, err := tlscerts.Uncovered(s.tlsOptions())
 	if err != nil {
 		return configErr(err)
 	}
