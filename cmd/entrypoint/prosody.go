@@ -154,6 +154,8 @@ func (a *app) serve(ctx context.Context, s *initsteps.State, mon *health.Monitor
 			_, err := r.EnsureLive()
 			return err
 		},
+		// Prosody 13 ignores its own `umask` option: the child gets it.
+		Umask:      func() uint32 { return r.Umask() },
 		ExtraFiles: extraFiles,
 		Stderr:     s.Stderr,
 		Stdout:     plog,

@@ -504,6 +504,9 @@ func stageCheck(ctx context.Context, s *State) error {
 	if missing := pfe.MissingModules(s.Plan, pfe.ModuleDirs(s.Plan)); len(missing) > 0 {
 		return configErr(MissingError(missing))
 	}
+	if _, err := ChildUmask(s.Plan); err != nil {
+		return configErr(err)
+	}
 	// The checkers get no PROSODY_* variable (secrets among them), only where
 	// Credential() finds the secrets; they run as prosody, so Lua in the tree
 	// ($lua values) never runs as root.

@@ -131,6 +131,19 @@ func (r *Reloader) EnsureLive() (restored bool, err error) {
 	return true, nil
 }
 
+// Umask is the umask Prosody starts with: the `umask` option of the config
+// in the live file (initsteps.ChildUmask), Prosody's default when it has
+// none or (never after the check stage passed) an invalid one. The
+// supervisor calls it before every start (supervise.Config.Umask), so a
+// restart for a changed umask starts with the new one. Safe for concurrent
+// use with Run.
+func (r *Reloader) Umask() uint32 {
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	m, _ := initsteps.ChildUmask(r.live.Plan) // DefaultUmask on error
+	return m
+}
+
 // Trigger asks for a reload; it never blocks (requests coalesce).
 func (r *Reloader) Trigger(reason string) {
 	select {

@@ -57,7 +57,12 @@ func (s *Supervisor) spawn() (int, error) {
 	}
 	attr.Sys.Credential = s.cfg.Cred.syscall()
 	argv := append([]string{s.cfg.Path}, s.cfg.Args...)
-	pid, err := forkWithEmptyMask(path, argv, attr)
+	var pid int
+	if s.cfg.Umask != nil {
+		pid, err = forkWithUmask(path, argv, attr, s.cfg.Umask())
+	} else {
+		pid, err = forkWithEmptyMask(path, argv, attr)
+	}
 	if err != nil {
 		return 0, &startError{code: execCode(err), err: fmt.Errorf("exec %s: %w", path, err)}
 	}
@@ -225,6 +230,39 @@ func forkWithEmptyMask(path string, argv []string, attr *syscall.ProcAttr) (int,
 	// this thread take signals too.
 	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 	return pid, err
+}
+
+// forkWithUmask is forkWithEmptyMask with the file mode creation mask umask
+// for the child, without changing the entrypoint's own. The umask belongs to
+// the process (every thread shares it through CLONE_FS), so setting it
+// around the fork would also give it to any file another goroutine creates
+// meanwhile (the entrypoint writes its own files all the time: configs,
+// certificates, secrets). Instead the fork runs on a fresh goroutine locked
+// to its thread, which first unshares its filesystem attributes
+// (unshare(CLONE_FS)), so the umask it sets is that thread's alone, and the
+// forked child inherits it. The goroutine then ends still locked, so the Go
+// runtime terminates that thread instead of reusing it with its own umask
+// (runtime.LockOSThread's documented behaviour).
+func forkWithUmask(path string, argv []string, attr *syscall.ProcAttr, umask uint32) (int, error) {
+	type result struct {
+		pid int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: this thread's filesystem attributes are its
+		// own now; it must die with the goroutine.
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			done <- result{err: fmt.Errorf("unshare the umask of the forking thread: %w", err)}
+			return
+		}
+		unix.Umask(int(umask & 0o777))
+		pid, err := forkWithEmptyMask(path, argv, attr)
+		done <- result{pid, err}
+	}()
+	r := <-done
+	return r.pid, r.err
 }
 
 // childStdout is the descriptor the child gets as fd 1: the tap's write end

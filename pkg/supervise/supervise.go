@@ -82,6 +82,12 @@ type Config struct {
 	// its next call returns or Run has returned. It must return quickly and
 	// must not call Restart. Nil means fds 0-2 only and Env as it is.
 	ExtraFiles func() ([]*os.File, []string)
+	// Umask, when not nil, is called on Run's goroutine before every start
+	// of the child (after BeforeStart, while no child runs) and returns the
+	// file mode creation mask the child starts with (its low nine bits).
+	// Only the child gets it: the entrypoint's own umask is not changed,
+	// not even for a moment. Nil: the child inherits the entrypoint's umask.
+	Umask func() uint32
 	// Stderr receives the message when the child cannot be started; nil
 	// means os.Stderr.
 	Stderr io.Writer

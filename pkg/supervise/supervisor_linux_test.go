@@ -544,3 +544,28 @@ func readOrEmpty(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
 }
+
+// TestUmaskIsTheChildsOnly: Config.Umask is the umask the child starts with
+// (Prosody 13's server never applies its `umask` option, so this is what
+// keeps its files private), at every start, while the entrypoint's own umask
+// stays what it was.
+func TestUmaskIsTheChildsOnly(t *testing.T) {
+	own := unix.Umask(0o022)
+	defer unix.Umask(own)
+	out := filepath.Join(t.TempDir(), "umask")
+	p := startInProcess(t, Config{Path: "/bin/sh", Args: []string{"-c", "umask > " + out},
+		Umask: func() uint32 { return 0o077 }})
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("Run = %d, want 0 (stderr %q)", code, p.stderr.String())
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(got)) != "0077" {
+		t.Errorf("child's umask = %q, want 0077", strings.TrimSpace(string(got)))
+	}
+	if now := unix.Umask(0o022); now != 0o022 {
+		t.Errorf("entrypoint's umask = %#o after the start, want it unchanged (022)", now)
+	}
+}
