@@ -35,6 +35,26 @@ func LookupUser(name string) (*Credential, error) {
 	return &Credential{UID: uid, GID: gid, Home: u.HomeDir}, nil
 }
 
+// supplementaryGroups are the gids of the groups u is a member of in
+// /etc/group, without primary; nil when there are none.
+func supplementaryGroups(u *user.User, primary uint32) ([]uint32, error) {
+	ids, err := u.GroupIds()
+	if err != nil {
+		return nil, fmt.Errorf("read its groups: %w", err)
+	}
+	var groups []uint32
+	for _, id := range ids {
+		g, err := parseID("gid", id)
+		if err != nil {
+			return nil, err
+		}
+		if g != primary {
+			groups = append(groups, g)
+		}
+	}
+	return groups, nil
+}
+
 // lookupGroup reads a group's gid from the group database.
 func lookupGroup(name string) (uint32, error) {
 	g, err := user.LookupGroup(name)
@@ -93,18 +113,8 @@ func RunAs(userSpec, groupSpec string) (*Credential, error) {
 			}
 			cred.Home = u.HomeDir
 			if groupSpec == "" {
-				ids, err := u.GroupIds()
-				if err != nil {
-					return nil, fmt.Errorf("user %q: read its groups: %w", userSpec, err)
-				}
-				for _, id := range ids {
-					g, err := parseID("gid", id)
-					if err != nil {
-						return nil, fmt.Errorf("user %q: %w", userSpec, err)
-					}
-					if g != cred.GID {
-						cred.Groups = append(cred.Groups, g)
-					}
+				if cred.Groups, err = supplementaryGroups(u, cred.GID); err != nil {
+					return nil, fmt.Errorf("user %q: %w", userSpec, err)
 				}
 			}
 		}
@@ -135,33 +145,33 @@ func RunAs(userSpec, groupSpec string) (*Credential, error) {
 // PrivilegeDrop decides who the child runs as, by the rule "started as root:
 // drop to userName; started as non-root: run as itself".
 //
-// As root it returns userName's credential with uidOverride and gidOverride
-// (decimal ids, or a user and a group name; "" keeps the user's) applied,
-// and no supplementary groups; when both overrides are given
-// the user need not exist (Home is then ""). As non-root it returns nil (the
-// child keeps the entrypoint's identity) unless an override asks for a
-// different id, which is an error since only root can switch.
+// As root it returns the credential of the user uidOverride names (a user
+// name, or a uid found in /etc/passwd), or else of userName: that user's uid,
+// primary gid, supplementary groups (/etc/group) and home, so a user name
+// alone brings its groups, as in RunAs. A uidOverride not in /etc/passwd
+// keeps userName's gid and home and gets no supplementary groups.
+// gidOverride (a decimal gid or a group name) replaces the gid and leaves no
+// supplementary groups. When both overrides are given the user need not
+// exist (Home is then ""). As non-root it returns nil (the child keeps the
+// entrypoint's identity) unless an override asks for a different id, which
+// is an error since only root can switch.
 func PrivilegeDrop(userName, uidOverride, gidOverride string) (*Credential, error) {
 	return privilegeDrop(os.Geteuid(), os.Getegid(), userName, uidOverride, gidOverride)
 }
 
 func privilegeDrop(euid, egid int, userName, uidOverride, gidOverride string) (*Credential, error) {
 	var uid, gid *uint32
-	if uidOverride != "" && !isNumeric(uidOverride) {
-		c, err := LookupUser(uidOverride)
-		if err != nil {
-			return nil, err
-		}
-		uidOverride = strconv.FormatUint(uint64(c.UID), 10)
-	}
-	if gidOverride != "" && !isNumeric(gidOverride) {
-		g, err := lookupGroup(gidOverride)
-		if err != nil {
-			return nil, err
-		}
-		gidOverride = strconv.FormatUint(uint64(g), 10)
-	}
+	var who *user.User // the user whose groups the child gets, when known
 	if uidOverride != "" {
+		var err error
+		if isNumeric(uidOverride) {
+			who, _ = user.LookupId(uidOverride) // not in /etc/passwd: a bare uid
+		} else if who, err = user.Lookup(uidOverride); err != nil {
+			return nil, fmt.Errorf("user %q not found: %w (create it, or run the entrypoint as the user Prosody should run as)", uidOverride, err)
+		}
+		if who != nil {
+			uidOverride = who.Uid
+		}
 		v, err := parseID("uid override", uidOverride)
 		if err != nil {
 			return nil, err
@@ -169,6 +179,13 @@ func privilegeDrop(euid, egid int, userName, uidOverride, gidOverride string) (*
 		uid = &v
 	}
 	if gidOverride != "" {
+		if !isNumeric(gidOverride) {
+			g, err := lookupGroup(gidOverride)
+			if err != nil {
+				return nil, err
+			}
+			gidOverride = strconv.FormatUint(uint64(g), 10)
+		}
 		v, err := parseID("gid override", gidOverride)
 		if err != nil {
 			return nil, err
@@ -185,28 +202,54 @@ func privilegeDrop(euid, egid int, userName, uidOverride, gidOverride string) (*
 		return nil, nil
 	}
 	var cred *Credential
-	if uid != nil && gid != nil {
-		cred = &Credential{UID: *uid, GID: *gid}
-		if c, err := LookupUser(userName); err == nil {
-			cred.Home = c.Home
-		}
-	} else {
-		c, err := LookupUser(userName)
+	switch {
+	case who != nil:
+		c, err := userCredential(who)
 		if err != nil {
 			return nil, err
 		}
 		cred = c
-		if uid != nil {
-			cred.UID = *uid
+	case uid != nil && gid != nil:
+		cred = &Credential{UID: *uid, GID: *gid}
+		if c, err := LookupUser(userName); err == nil {
+			cred.Home = c.Home
 		}
-		if gid != nil {
-			cred.GID = *gid
+	default:
+		u, err := user.Lookup(userName)
+		if err != nil {
+			return nil, fmt.Errorf("user %q not found: %w (create it, or run the entrypoint as the user Prosody should run as)", userName, err)
 		}
+		if cred, err = userCredential(u); err != nil {
+			return nil, err
+		}
+		if uid != nil { // a uid of no user: userName's gid, none of its groups
+			cred.UID, cred.Groups = *uid, nil
+		}
+	}
+	if gid != nil {
+		cred.GID, cred.Groups = *gid, nil
 	}
 	if cred.UID == 0 {
 		return nil, fmt.Errorf("refusing to run the child as uid 0: Prosody refuses root; choose an unprivileged user or uid")
 	}
 	return cred, nil
+}
+
+// userCredential is u's uid, primary gid, supplementary groups and home.
+func userCredential(u *user.User) (*Credential, error) {
+	uid, err := parseID("uid", u.Uid)
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %w", u.Username, err)
+	}
+	gid, err := parseID("gid", u.Gid)
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %w", u.Username, err)
+	}
+	groups, err := supplementaryGroups(u, gid)
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %w", u.Username, err)
+	}
+	return &Credential{UID: uid, GID: gid, Groups: groups, Home: u.HomeDir}, nil
 }
 
 // parseID parses a decimal uid or gid.

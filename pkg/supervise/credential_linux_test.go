@@ -105,13 +105,40 @@ func TestRunAs(t *testing.T) {
 }
 
 // TestPrivilegeDropByName: the Prosody pipeline's PROSODY_UID/PROSODY_GID may
-// be names too; the prosody user's supplementary groups stay dropped.
+// be names too, with RunAs' rule: a user alone (by name, or a uid in
+// /etc/passwd) brings its primary group and its supplementary groups (the
+// postgres user of the Debian package is in ssl-cert); a group given leaves
+// none.
 func TestPrivilegeDropByName(t *testing.T) {
-	got, err := privilegeDrop(0, 0, "prosody", "nobody", "nogroup")
+	pg, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatalf("%v (install the Debian package postgresql, which creates the user)", err)
+	}
+	sslCert, err := user.LookupGroup("ssl-cert")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.UID != 65534 || got.GID != 65534 || len(got.Groups) != 0 {
-		t.Errorf("got %+v, want uid and gid 65534, no groups", got)
+	pgUID, _ := strconv.Atoi(pg.Uid)
+	pgGID, _ := strconv.Atoi(pg.Gid)
+	sslGID, _ := strconv.Atoi(sslCert.Gid)
+	pgAll := &Credential{UID: uint32(pgUID), GID: uint32(pgGID), Groups: []uint32{uint32(sslGID)}, Home: pg.HomeDir}
+	for _, tc := range []struct {
+		name, uid, gid string
+		want           *Credential
+	}{
+		{name: "user and group names", uid: "nobody", gid: "nogroup", want: &Credential{UID: 65534, GID: 65534, Home: "/nonexistent"}},
+		{name: "a name brings its groups", uid: "postgres", want: pgAll},
+		{name: "a uid in passwd is its name", uid: pg.Uid, want: pgAll},
+		{name: "a group given leaves no supplementary groups", uid: "postgres", gid: "nogroup", want: &Credential{UID: uint32(pgUID), GID: 65534, Home: pg.HomeDir}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := privilegeDrop(0, 0, "prosody", tc.uid, tc.gid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -44,7 +44,19 @@ type helperReport struct {
 	Leftover []string // processes other than the helper in /proc at exit
 }
 
+// replaceEnv, when set, makes the test binary replace itself with `id` as
+// the user it names (RunAs with no group), as the prosodyctl wrapper does.
+const replaceEnv = "SUPERVISE_TEST_REPLACE_AS"
+
 func TestMain(m *testing.M) {
+	if name := os.Getenv(replaceEnv); name != "" {
+		cred, err := RunAs(name, "")
+		if err == nil {
+			err = ExecReplace("id", nil, []string{"PATH=" + os.Getenv("PATH")}, cred)
+		}
+		fmt.Fprintf(os.Stderr, "helper: %v\n", err)
+		os.Exit(99)
+	}
 	if cfg := os.Getenv(helperEnv); cfg != "" {
 		sigs := Notify() // first, as in the entrypoint's main
 		os.Exit(runHelper(sigs, cfg))

@@ -7,9 +7,9 @@ import (
 )
 
 // ExecReplace replaces the entrypoint's process with the program name, as
-// cred when it is not nil (supplementary groups dropped, then gid, then uid),
-// keeping its terminal and its pid: what a wrapper invoked by `docker exec`
-// does, where nothing is left to supervise. name is searched in env's PATH
+// cred when it is not nil (supplementary groups exactly cred.Groups, then
+// gid, then uid), keeping its terminal and its pid: what a wrapper invoked
+// by `docker exec` does, where nothing is left to supervise. name is searched in env's PATH
 // as LookPath searches it (with its errors), except that a file that is the
 // running executable itself is skipped: the prosodyctl wrapper first in PATH
 // is a link to the entrypoint, and the program it stands for comes after it.
@@ -21,8 +21,13 @@ func ExecReplace(name string, args, env []string, cred *Credential) error {
 	}
 	if cred != nil {
 		// syscall's (not x/sys/unix's) set the ids of every thread of the process.
-		if err := syscall.Setgroups(nil); err != nil {
-			return fmt.Errorf("drop supplementary groups: %w", err)
+		groups := make([]int, len(cred.Groups))
+		for i, g := range cred.Groups {
+			groups[i] = int(g)
+		}
+		// Exactly cred's groups: none of the entrypoint's (root's) stays.
+		if err := syscall.Setgroups(groups); err != nil {
+			return fmt.Errorf("set supplementary groups %v: %w", cred.Groups, err)
 		}
 		if err := syscall.Setgid(int(cred.GID)); err != nil {
 			return fmt.Errorf("setgid %d: %w", cred.GID, err)
