@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"strings"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
@@ -69,11 +66,8 @@ func (a *app) runLiveProsodyctl(args, env []string, stderr io.Writer) int {
 }
 
 // execFailure reports a program that could not replace the entrypoint: 127
-// when it is not found, 126 otherwise (a shell's codes).
+// when it is not found, 126 otherwise (a shell's codes, as tini gives them).
 func execFailure(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "entrypoint: %v\n", err)
-	if errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "not found") {
-		return supervise.CodeNotFound
-	}
-	return supervise.CodeNotExecutable
+	return supervise.StartFailureCode(err)
 }

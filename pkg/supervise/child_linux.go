@@ -23,6 +23,7 @@ type startError struct {
 
 func (e *startError) Error() string { return e.err.Error() }
 func (e *startError) Unwrap() error { return e.err }
+func (e *startError) shellCode() int { return e.code }
 
 // spawn forks and execs the child in a new process group with the
 // entrypoint's own fds 0, 1 and 2 and, from 3 on, Config.ExtraFiles' files

@@ -3,7 +3,9 @@ package supervise
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,6 +18,23 @@ const (
 	CodeNotExecutable = 126 // found but cannot be executed (permissions, format, directory)
 	CodeNotFound      = 127 // no such file, or not found in PATH
 )
+
+// StartFailureCode is the shell's exit code for err, the error of a program
+// that could not be started (ExecReplace's, or a start of the supervisor):
+// CodeNotFound when the program does not exist (not found in PATH, ENOENT,
+// ENOTDIR), CodeNotExecutable for anything else (permissions, format, a
+// directory, a failed privilege drop). It reads the error's values, never
+// its text.
+func StartFailureCode(err error) int {
+	var coded interface{ shellCode() int }
+	switch {
+	case errors.As(err, &coded):
+		return coded.shellCode()
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		return CodeNotFound
+	}
+	return CodeNotExecutable
+}
 
 // DefaultStopTimeout is the grace period used when Config.StopTimeout is 0.
 const DefaultStopTimeout = 10 * time.Second
