@@ -21,8 +21,8 @@ type startError struct {
 	err  error
 }
 
-func (e *startError) Error() string { return e.err.Error() }
-func (e *startError) Unwrap() error { return e.err }
+func (e *startError) Error() string  { return e.err.Error() }
+func (e *startError) Unwrap() error  { return e.err }
 func (e *startError) shellCode() int { return e.code }
 
 // spawn forks and execs the child in a new process group with the
