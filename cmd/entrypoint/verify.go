@@ -30,10 +30,13 @@ func runVerify(args, env []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitConfig
 	}
-	plan, err := initsteps.ServedPlan(st)
+	plan, err := initsteps.ServedPlan(context.Background(), st)
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: verify: %v\n", err)
-		return exitConfig
+		if initsteps.IsConfig(err) {
+			return exitConfig
+		}
+		return exitFailed
 	}
 	var roots *x509.CertPool
 	if *caFile != "" {

@@ -56,17 +56,13 @@ func stageConfigFile(ctx context.Context, s *State) error {
 	if err != nil {
 		return fmt.Errorf("write %s (PROSODY_RUNTIME_DIR): %w", s.Paths.Config, err)
 	}
-	reader := filepath.Join(s.Paths.Staging, "ownconfig.lua")
-	if _, err := atomicfile.Write(reader, ownConfigReader, 0o644, s.rootUID(), s.rootUID()); err != nil {
-		return fmt.Errorf("write the config reader %s: %w", reader, err)
-	}
-	sections, err := s.readOwnConfig(ctx, reader)
+	plan, err := s.ownConfigPlan(ctx)
 	if err != nil {
-		return configErr(fmt.Errorf("PROSODY_CONFIG_FILE=%q: %w", st.ConfigFile, err))
-	}
-	plan, err := ownPlan(sections, st.Environment, st.TLSAllowSelfSigned)
-	if err != nil {
-		return configErr(fmt.Errorf("PROSODY_CONFIG_FILE=%q: %w", st.ConfigFile, err))
+		var ce ConfigError
+		if !errors.As(err, &ce) {
+			return err
+		}
+		return configErr(fmt.Errorf("PROSODY_CONFIG_FILE=%q: %w", st.ConfigFile, ce.Err))
 	}
 	// The readiness probe asks PROSODY_DOMAIN's first host on PROSODY_C2S_PORT.
 	if d := st.Domains()[0]; !slices.Contains(plan.Domains, d) {
@@ -82,6 +78,26 @@ func stageConfigFile(ctx context.Context, s *State) error {
 	s.Log.Info("own config read", zap.String("file", st.ConfigFile), zap.String("path", s.Paths.Config),
 		zap.Bool("changed", changed), zap.Strings("hosts", plan.Domains), zap.String("sha256", s.Hash[:16]))
 	return nil
+}
+
+// ownConfigPlan reads Paths.Config, an operator's own config, with Prosody's
+// parser as the prosody user (the reader is written to Paths.Staging) into a
+// plan. A file Prosody's parser refuses, or one without a VirtualHost, is a
+// configuration error (ConfigError); anything else is not.
+func (s *State) ownConfigPlan(ctx context.Context) (*pfe.Plan, error) {
+	reader := filepath.Join(s.Paths.Staging, "ownconfig.lua")
+	if _, err := atomicfile.Write(reader, ownConfigReader, 0o644, s.rootUID(), s.rootUID()); err != nil {
+		return nil, fmt.Errorf("write the config reader %s: %w", reader, err)
+	}
+	sections, err := s.readOwnConfig(ctx, reader)
+	if err != nil {
+		return nil, configErr(err)
+	}
+	plan, err := ownPlan(sections, s.Settings.Environment, s.Settings.TLSAllowSelfSigned)
+	if err != nil {
+		return nil, configErr(err)
+	}
+	return plan, nil
 }
 
 // readOwnConfig runs the reader on Paths.Config as the prosody user, with the

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -21,9 +22,12 @@ import (
 var ErrNoAdminShell = errors.New("the admin shell is off: enable the admin/shell feature (PROSODY_FEATURES_ADMIN_SHELL=true) to run verify")
 
 // Verify runs the client-level self-test (xmppcheck.Verify) against the
-// server that st and plan describe, and leaves its summary in the runtime
-// directory for the running entrypoint's /status. roots verifies the
-// server's certificate (nil: the system roots).
+// server that st and plan describe (plan as ServedPlan gives it), and leaves
+// its summary in the runtime directory for the running entrypoint's /status.
+// roots verifies the server's certificate (nil: the system roots). With
+// PROSODY_CONFIG_FILE the server runs the operator's config, which has no
+// PFE features: the self-test checks the login and the modules that config
+// enables, and says the per-feature checks do not apply.
 func Verify(ctx context.Context, st *settings.Settings, plan *pfe.Plan, roots *x509.CertPool) (*xmppcheck.Report, error) {
 	if !pfe.HasGlobalModule(plan, "admin_shell") {
 		return nil, ErrNoAdminShell
@@ -31,6 +35,7 @@ func Verify(ctx context.Context, st *settings.Settings, plan *pfe.Plan, roots *x
 	s := &State{Settings: st, Plan: plan}
 	rep, err := xmppcheck.Verify(ctx, xmppcheck.Config{
 		AdminSocket: s.AdminSocket(), C2SAddr: st.C2SProbeAddr(), Plan: plan, RootCAs: roots,
+		OwnConfig: SourceFor(st).Name == FileSource.Name,
 	})
 	sum := health.VerifySummary{At: time.Now().UTC()}
 	if err != nil {
@@ -81,12 +86,31 @@ func VerifyOnStart(ctx context.Context, s *State, waitReady func(context.Context
 	}
 }
 
-// ServedPlan loads the config tree and resolves the plan st describes: what
-// the server started with the same environment runs. Errors are
-// configuration errors (IsConfig).
-func ServedPlan(st *settings.Settings) (*pfe.Plan, error) {
-	_, plan, err := servedTree(st)
-	return plan, err
+// ServedPlan is the plan of what the server started with the same
+// environment runs: the config tree's plan, or, with PROSODY_CONFIG_FILE,
+// the plan of the config file the running server reads (the checked copy in
+// PROSODY_RUNTIME_DIR, not the operator's file, which may hold an edit the
+// server refused), read with Prosody's parser as the prosody user. Errors are
+// configuration errors (IsConfig), except a parser that cannot run.
+func ServedPlan(ctx context.Context, st *settings.Settings) (*pfe.Plan, error) {
+	if SourceFor(st).Name != FileSource.Name {
+		_, plan, err := servedTree(st)
+		return plan, err
+	}
+	live := LivePaths(st.RuntimeDir, "prosody.cfg.lua")
+	if fi, err := os.Lstat(live.Config); err != nil || !fi.Mode().IsRegular() {
+		return nil, configErr(fmt.Errorf("no running server's config at %s (PROSODY_RUNTIME_DIR): with PROSODY_CONFIG_FILE=%q, verify checks the config the server runs; start the server first", live.Config, st.ConfigFile))
+	}
+	cred, err := ChildCredential(st)
+	if err != nil {
+		return nil, err
+	}
+	s := &State{Env: os.Environ(), Settings: st, Paths: live, Cred: cred}
+	plan, err := s.ownConfigPlan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the running server's config %s (PROSODY_CONFIG_FILE=%q): %w", live.Config, st.ConfigFile, err)
+	}
+	return plan, nil
 }
 
 // servedTree loads the config tree the server of st runs (with

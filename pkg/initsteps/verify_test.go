@@ -1,6 +1,7 @@
 package initsteps_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,7 +24,7 @@ func TestServedPlanReadsTheOwnLegacyDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := initsteps.ServedPlan(st)
+	plan, err := initsteps.ServedPlan(context.Background(), st)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,12 @@ type Config struct {
 	C2SAddr string
 	// Plan is the plan the server runs. Required. Its first domain is checked.
 	Plan *pfe.Plan
+	// OwnConfig says Plan was read from the operator's own config
+	// (PROSODY_CONFIG_FILE), which plans no PFE feature: beside the login,
+	// the report has a "modules" line (every module the config enables is
+	// loaded on each host under the domain) and a "features" line, not
+	// checkable, saying that the per-feature checks do not apply.
+	OwnConfig bool
 	// Timeout bounds the whole run; 0 means 60s.
 	Timeout time.Duration
 	// RootCAs verifies the server's certificate; nil means the system roots.
@@ -173,6 +179,11 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 			s.info[comp.Address] = s.discoInfo(ctx, comp.Address)
 		}
 	}
+	if cfg.OwnConfig {
+		rep.Lines = append(rep.Lines, s.ownModules(), Line{Feature: "features", Result: NotCheckable, Evidence: []string{
+			"not applicable: the server runs its own config (PROSODY_CONFIG_FILE), which plans no PFE feature, so no feature's disco keys or round trips (archive, upload, MUC) are checked",
+		}})
+	}
 	for _, f := range cfg.Plan.Features {
 		rep.Lines = append(rep.Lines, s.feature(ctx, f, &cleanup))
 	}
@@ -291,6 +302,37 @@ func (b *lineBuilder) pass(format string, a ...any) {
 func (b *lineBuilder) fail(format string, a ...any) {
 	b.failed = true
 	b.line.Evidence = append(b.line.Evidence, fmt.Sprintf(format, a...))
+}
+
+// ownModules checks that every module the operator's own config enables is
+// loaded (module:list) on each of its hosts under the domain.
+func (s *session) ownModules() Line {
+	b := &lineBuilder{line: Line{Feature: "modules"}}
+	for _, hm := range s.plan.ExpectedModules() {
+		set, ok := s.loaded[hm.Host]
+		if !ok {
+			continue
+		}
+		n := 0
+		for _, m := range hm.Modules {
+			if set[m.Name] {
+				n++
+			} else {
+				b.fail("module %s is not loaded on %s", m.Name, hm.Host)
+			}
+		}
+		b.pass("%d of %d modules the config enables are loaded on %s", n, len(hm.Modules), hm.Host)
+	}
+	l := b.line
+	switch {
+	case b.failed:
+		l.Result = Fail
+	case b.seen:
+		l.Result = Pass
+	default:
+		l.Result, l.Evidence = NotCheckable, []string{"no host of the config under " + s.domain}
+	}
+	return l
 }
 
 // feature checks one planned feature: its modules, its namespaces, and its round trip.
