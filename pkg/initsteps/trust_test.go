@@ -60,6 +60,54 @@ func TestTreeProblems(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, want: "linked.json\" is owned by uid"},
+		// A link is judged by where it points and by who could replace it.
+		{name: "link to root's file in prosody's directory", setup: func(t *testing.T, base, tree string) {
+			spool := filepath.Join(base, "spool")
+			target := writeFile(t, filepath.Join(spool, "profile.json"))
+			chown(t, spool, uid, gid) // prosody can rename another file over it
+			symlink(t, target, filepath.Join(tree, "profiles", "x", "linked.json"))
+		}, want: "spool\" (through the link"},
+		{name: "link to root's directory in prosody's directory", setup: func(t *testing.T, base, tree string) {
+			spool := filepath.Join(base, "spool")
+			writeFile(t, filepath.Join(spool, "feature", "feature.json"))
+			chown(t, spool, uid, gid)
+			symlink(t, filepath.Join(spool, "feature"), filepath.Join(tree, "features"))
+		}, want: "spool\" (through the link"},
+		{name: "a file of prosody's in a linked directory", setup: func(t *testing.T, base, tree string) {
+			f := writeFile(t, filepath.Join(base, "shared", "feature", "feature.json"))
+			chown(t, f, uid, gid)
+			symlink(t, filepath.Join(base, "shared", "feature"), filepath.Join(tree, "features"))
+		}, want: "feature.json\" (through the link"},
+		{name: "the tree itself a link to a directory with a file of prosody's", setup: func(t *testing.T, base, tree string) {
+			f := writeFile(t, filepath.Join(base, "real", "profiles", "y", "profile.json"))
+			chown(t, f, uid, gid)
+			if err := os.RemoveAll(tree); err != nil {
+				t.Fatal(err)
+			}
+			symlink(t, filepath.Join(base, "real"), tree)
+		}, want: "profile.json\" (through the link"},
+		{name: "a link of prosody's", setup: func(t *testing.T, _, tree string) {
+			link := filepath.Join(tree, "profiles", "x", "linked.json")
+			symlink(t, "profile.json", link)
+			if err := os.Lchown(link, uid, gid); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "linked.json\" is a link owned by uid"},
+		{name: "a link cycle", setup: func(t *testing.T, _, tree string) {
+			symlink(t, "..", filepath.Join(tree, "profiles", "up"))
+		}},
+		{name: "Kubernetes ConfigMap volume layout", setup: func(t *testing.T, _, tree string) {
+			// The kubelet's AtomicWriter: files in ..<timestamp>, ..data a link to it, each
+			// name a link through ..data, all root's; the volume root:fsGroup, setgid.
+			chown(t, tree, 0, gid)
+			chmod(t, tree, 0o755|os.ModeSetgid)
+			writeFile(t, filepath.Join(tree, "..2024_01_02_03_04_05.1", "profiles", "y", "profile.json"))
+			symlink(t, "..2024_01_02_03_04_05.1", filepath.Join(tree, "..data"))
+			if err := os.RemoveAll(filepath.Join(tree, "profiles")); err != nil {
+				t.Fatal(err)
+			}
+			symlink(t, "..data/profiles", filepath.Join(tree, "profiles"))
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := filepath.Join(t.TempDir(), "base")
@@ -115,6 +163,26 @@ func TestCheckTreesRefusesInProduction(t *testing.T) {
 	st.Environment = "production"
 	if warnings, err := initsteps.CheckTrees(st); err != nil || len(warnings) != 0 {
 		t.Fatalf("root's trees: warnings %q, err %v; want none", warnings, err)
+	}
+}
+
+// writeFile writes "{}" to path, root's and 0644, making its directories
+// (0755), and returns path.
+func writeFile(t *testing.T, path string) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func symlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
 	}
 }
 
