@@ -40,6 +40,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/checkcache"
 	"github.com/prosody-pfe/prosody-pfe/pkg/migrate"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 	"go.uber.org/zap"
@@ -194,6 +195,9 @@ func Create(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 		}
 		if !d.Type().IsRegular() || isSQLiteSidecar(d.Name()) {
 			return nil // sockets, links, fifos; SQLite's journal files are in the .backup copy
+		}
+		if rel == checkcache.FileName {
+			return nil // root's, unreadable by a backup run as prosody; a restore checks again
 		}
 		info, err := d.Info()
 		if err != nil {

@@ -99,10 +99,18 @@ func Lookup(path, key string) (hit bool, why string) {
 }
 
 // Record adds key as a pass to the verdict file at path, keeping the
-// MaxEntries most recent; an untrusted file is replaced. Its error says what
+// MaxEntries most recent; an untrusted file (see Lookup) is removed first. Its error says what
 // failed; a start goes on without the record (the next one checks again).
 func Record(path, key string) error {
-	keys, _ := read(path) // an untrusted or unreadable file is dropped
+	keys, err := read(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// Untrusted (a link, prosody's file) or unreadable: dropped. Unlink
+		// removes a link itself, never its target.
+		keys = nil
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("record the config check: remove the untrusted %s: %w", path, err)
+		}
+	}
 	keys = slices.DeleteFunc(keys, func(k string) bool { return k == key })
 	keys = append([]string{key}, keys...)
 	if len(keys) > MaxEntries {
