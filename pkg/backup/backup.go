@@ -4,7 +4,8 @@
 //
 //	data/<path>      every regular file of the data directory (internal storage,
 //	                 generated secrets in secrets/, generated certificates in
-//	                 certs/, migrations.json, ...); SQLite databases are copied
+//	                 certs/, migrations.json, ...) but the config check's
+//	                 verdicts (checkcache.FileName); SQLite databases are copied
 //	                 with the sqlite3 CLI's `.backup` (an online, consistent copy
 //	                 even while Prosody writes), recorded with mode 0600, and
 //	                 their -wal/-shm/-journal files are left out; sockets and

@@ -12,6 +12,7 @@ import (
 	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
 	"github.com/prosody-pfe/prosody-pfe/pkg/checkcache"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
+	"github.com/prosody-pfe/prosody-pfe/pkg/reload"
 )
 
 // countingProsodyctl puts first in PATH a prosodyctl that counts its runs in a
@@ -78,6 +79,9 @@ func TestCheckSkippedOnlyForTheSamePassedConfig(t *testing.T) {
 	if count() != 1 || !s.CheckCached {
 		t.Fatalf("restart on the same config: prosodyctl ran %d times in all (cached %v), want still once", count(), s.CheckCached)
 	}
+	if got := reload.Info(s).ConfigCheck; got != "cached" { // what /status shows
+		t.Errorf("/status config_check %q, want cached", got)
+	}
 
 	t.Run("one byte changed", func(t *testing.T) {
 		before := count()
@@ -94,6 +98,9 @@ func TestCheckSkippedOnlyForTheSamePassedConfig(t *testing.T) {
 		}
 		if count() != before+1 || s.CheckCached {
 			t.Fatalf("a one-byte change: prosodyctl ran %d times (cached %v), want once more", count()-before, s.CheckCached)
+		}
+		if got := reload.Info(s).ConfigCheck; got != "checked" {
+			t.Errorf("/status config_check %q, want checked", got)
 		}
 		s = start(t, env) // back to the rendered bytes: their pass is still recorded
 		if count() != before+1 || !s.CheckCached {
