@@ -98,8 +98,8 @@ func (b *bench) measureReady() error {
 		Target: fmt.Sprintf("≤ %.2f×", readyTarget), Verdict: verdict(r <= readyTarget), Command: "bench/run --only ready"})
 
 	if r > readyTarget {
-		b.note(`Time to ready: of the entrypoint's %s, init stages take %s (the check stage, which runs luac and
-`+"`prosodyctl check config`"+`, is most of it), Prosody answers c2s %s after exec, and /readyz turns 200 %s after
+		b.note(`Time to ready: of the entrypoint's %s, init stages take %s (the check stage, cached after the
+warm-up pair, is in the table below), Prosody answers c2s %s after exec, and /readyz turns 200 %s after
 that (Prosody's READY=1 over NOTIFY_SOCKET wakes the probe, which then needs one c2s stream). Bare prosody
 answers at %s. See the figure for the split.`, ms(ep.Median()), ms(stages.Median()), ms(epC2S.Median()), ms(ep.Median()-epC2S.Median()), ms(bare.Median()))
 	}

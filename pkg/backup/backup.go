@@ -4,7 +4,8 @@
 //
 //	data/<path>      every regular file of the data directory (internal storage,
 //	                 generated secrets in secrets/, generated certificates in
-//	                 certs/, migrations.json, ...); SQLite databases are copied
+//	                 certs/, migrations.json, ...) but the config check's
+//	                 verdicts (checkcache.FileName); SQLite databases are copied
 //	                 with the sqlite3 CLI's `.backup` (an online, consistent copy
 //	                 even while Prosody writes), recorded with mode 0600, and
 //	                 their -wal/-shm/-journal files are left out; sockets and
@@ -40,6 +41,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/checkcache"
 	"github.com/prosody-pfe/prosody-pfe/pkg/migrate"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 	"go.uber.org/zap"
@@ -194,6 +196,9 @@ func Create(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 		}
 		if !d.Type().IsRegular() || isSQLiteSidecar(d.Name()) {
 			return nil // sockets, links, fifos; SQLite's journal files are in the .backup copy
+		}
+		if rel == checkcache.FileName {
+			return nil // root's, unreadable by a backup run as prosody; a restore checks again
 		}
 		info, err := d.Info()
 		if err != nil {

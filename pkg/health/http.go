@@ -90,6 +90,7 @@ type Status struct {
 	Features      []string    `json:"features"`
 	Hosts         []string    `json:"hosts"`
 	ConfigHash    string      `json:"config_hash"`
+	ConfigCheck   string      `json:"config_check,omitempty"` // "checked" or "cached"
 	UptimeSeconds float64     `json:"uptime_seconds"`
 	Stages        []stageJSON `json:"stages"`
 	StagesDone    bool        `json:"stages_done"`
@@ -186,6 +187,7 @@ func (m *Monitor) Status() Status {
 		Features:      nonNil(st.info.Features),
 		Hosts:         nonNil(st.info.Hosts),
 		ConfigHash:    st.info.ConfigHash,
+		ConfigCheck:   st.info.ConfigCheck,
 		UptimeSeconds: now.Sub(m.started).Seconds(),
 		Stages:        append([]stageJSON{}, st.stages...),
 		StagesDone:    m.in.stagesDone,

@@ -17,7 +17,11 @@ type Info struct {
 	Environment  string
 	Features     []string
 	ConfigHash   string
-	Hosts        []string
+	// ConfigCheck is how the config check stage passed the file: "checked"
+	// (luac and prosodyctl ran) or "cached" (the same bytes and checkers
+	// passed before, so they did not run again).
+	ConfigCheck string
+	Hosts       []string
 	// CertSources says where each host's certificate came from (mounted,
 	// staged, generated, acme), keyed by host.
 	CertSources map[string]string

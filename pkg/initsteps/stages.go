@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
+	"github.com/prosody-pfe/prosody-pfe/pkg/checkcache"
 
 	"go.uber.org/zap"
 
@@ -500,7 +501,15 @@ func stageRender(_ context.Context, s *State) error {
 
 // stageCheck checks the rendered file: every module present, then luac and
 // prosodyctl check config. Warnings are logged; errors reject the file.
+//
+// A file that passed before, with every other input of the verdict the same
+// (checkKey), is not checked again: the pass is recorded in the data
+// directory (see pkg/checkcache for why there and why it cannot be forged by
+// prosody) and s.CheckCached says so. A failure, or a pass with warnings (so
+// that they are logged at every start), is never recorded; neither is a file
+// that is not closed (luacfg.Closed), whose verdict its bytes do not decide.
 func stageCheck(ctx context.Context, s *State) error {
+	s.CheckCached = false
 	if missing := pfe.MissingModules(s.Plan, pfe.ModuleDirs(s.Plan)); len(missing) > 0 {
 		return configErr(MissingError(missing))
 	}
@@ -515,6 +524,18 @@ func stageCheck(ctx context.Context, s *State) error {
 		Cred: s.Cred,
 		Run:  s.Exec,
 	}
+	verdicts := filepath.Join(s.Settings.DataDir, checkcache.FileName)
+	key, why := s.checkKey(opt)
+	if key != "" {
+		var hit bool
+		if hit, why = checkcache.Lookup(verdicts, key); hit {
+			s.CheckCached = true
+			s.Log.Debug("check: cached", zap.String("path", s.Paths.Config), zap.String("key", key[:16]),
+				zap.String("verdicts", verdicts))
+			return nil
+		}
+	}
+	s.Log.Debug("check: running", zap.String("path", s.Paths.Config), zap.String("not_cached", why))
 	warnings, err := luacfg.Check(ctx, s.Paths.Config, opt)
 	for _, w := range warnings {
 		s.Log.Warn("prosodyctl check config", zap.String("warning", w))
@@ -522,7 +543,51 @@ func stageCheck(ctx context.Context, s *State) error {
 	if err != nil {
 		return configErr(err)
 	}
+	if key != "" && len(warnings) == 0 {
+		if err := checkcache.Record(verdicts, key); err != nil {
+			s.Log.Debug("check: pass not recorded", zap.Error(err))
+		}
+	}
 	return nil
+}
+
+// checkKey returns the cache key of the check of s.Rendered with opt, or ""
+// and the reason when it cannot have one. The key covers every input of the
+// verdict: the bytes, which must be closed (luacfg.Closed: no Include,
+// FileContents, ENV_ or code; only literal values and Credential()), the
+// content of each credential they read, the checkers' environment and user,
+// and the identity of the checker programs and of the Prosody they run
+// (luacfg.CheckerFiles: a new Prosody, luac or entrypoint checks again).
+func (s *State) checkKey(opt luacfg.CheckOptions) (key, why string) {
+	creds, closed := luacfg.Closed(s.Rendered)
+	if !closed {
+		return "", "the file reads more than its bytes (Include, files, ENV_ or Lua code)"
+	}
+	files, err := luacfg.CheckerFiles(opt)
+	if err != nil {
+		return "", err.Error()
+	}
+	var k checkcache.Key
+	k.AddString("config", s.Paths.Config) // prosodyctl resolves relative paths against it
+	k.Add("bytes", s.Rendered)
+	for _, name := range creds {
+		data, err := atomicfile.ReadFile(filepath.Join(s.Paths.Credentials, name), atomicfile.ReadOptions{})
+		if err != nil {
+			return "", fmt.Sprintf("credential %s: %v", name, err)
+		}
+		k.AddString("credential", name)
+		k.Add("content", data)
+	}
+	env := slices.Clone(opt.Env)
+	slices.Sort(env)
+	k.AddString("env", strings.Join(env, "\x00"))
+	if opt.Cred != nil {
+		k.AddString("cred", fmt.Sprintf("%d:%d %v %s", opt.Cred.UID, opt.Cred.GID, opt.Cred.Groups, opt.Cred.Home))
+	} else {
+		k.AddString("cred", fmt.Sprintf("self %d:%d", os.Geteuid(), os.Getegid()))
+	}
+	k.AddFiles(files...)
+	return k.Sum(), ""
 }
 
 // MissingError lists modules the plan needs that are not installed.

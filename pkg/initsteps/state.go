@@ -123,6 +123,9 @@ type State struct {
 	SecretsHash string            // sha256 over the secrets: tells a rotated secret
 	Rendered    []byte
 	Hash        string // sha256 of Rendered, hex
+	// CheckCached is true when the check stage found Rendered passed before
+	// with the same checkers and skipped them (set by check).
+	CheckCached bool
 
 	// Listeners are the sockets held for Prosody (set by the listeners
 	// stage; nil with PROSODY_SOCKET_ACTIVATION=false). A reload's candidate

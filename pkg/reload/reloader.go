@@ -467,6 +467,7 @@ func Info(s *initsteps.State) health.Info {
 		Environment:  s.Plan.Environment,
 		Features:     s.Plan.FeatureNames(),
 		ConfigHash:   s.Hash,
+		ConfigCheck:  "checked",
 		Hosts:        initsteps.Hosts(s.Plan),
 		CertSources:  certSources(s),
 		Modules:      ExpectedModules(s),
@@ -474,6 +475,9 @@ func Info(s *initsteps.State) health.Info {
 	}
 	if info.ConfigSource == "file" {
 		info.ConfigFile = s.Settings.ConfigFile
+	}
+	if s.CheckCached {
+		info.ConfigCheck = "cached"
 	}
 	return info
 }
