@@ -27,16 +27,24 @@ var (
 	chldCh = make(chan os.Signal, 1)
 	// otherCh receives every other catchable signal.
 	otherCh = make(chan os.Signal, 64)
-	taken   atomic.Bool
+	// restDone is closed once every signal of Signals is registered: the
+	// first few are registered by init itself, the rest by a goroutine that
+	// init starts (see the Linux init) and Take waits for.
+	restDone = make(chan struct{})
+	taken    atomic.Bool
 )
 
 // Take hands over the channels registered at init: chld receives SIGCHLD,
 // other every signal of Signals. Call it once, from main; a second call
 // panics, since two readers would each lose signals to the other. The caller
-// owns the registration from then on (signal.Stop ends it).
+// owns the registration from then on (signal.Stop ends it). Take blocks
+// until every signal of Signals is registered (at most the ~1 ms that the
+// registrations after the first few take; they usually end during the
+// initialisation of other packages).
 func Take() (chld, other chan os.Signal) {
 	if !taken.CompareAndSwap(false, true) {
 		panic("earlysignal: Take called twice; the registration has one owner")
 	}
+	<-restDone
 	return chldCh, otherCh
 }

@@ -63,3 +63,25 @@ func TestImportedFromMainOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryRegistrationDoneWhenTakeReturns: init registers most signals from
+// a goroutine, and Take waits for it, so a signal sent once Take has returned
+// (here the last ones registered, SIGRTMAX and SIGUSR2, and the first,
+// SIGTERM) reaches the channel instead of the runtime's default action, which
+// would kill this test binary.
+func TestEveryRegistrationDoneWhenTakeReturns(t *testing.T) {
+	<-restDone // what Take waits for; Take itself may be called once per process
+	for _, sig := range []syscall.Signal{64, syscall.SIGUSR2, syscall.SIGTERM} {
+		if err := syscall.Kill(os.Getpid(), sig); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-otherCh:
+			if got != sig {
+				t.Errorf("sent %v, channel received %v", sig, got)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%v sent to self never reached the channel", sig)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,10 @@ const (
 	MetricsPath = "/metrics"
 )
 
+// newHandler routes the endpoints. /readyz and /livez, which orchestrators
+// and load balancers may poll hard, are matched before the mux (same
+// methods: GET and HEAD) and answered from the snapshot's pre-rendered
+// bodies: no allocation, lock or formatting per request.
 func (m *Monitor) newHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+LivePath, m.serveLive)
@@ -40,38 +45,93 @@ func (m *Monitor) newHandler() http.Handler {
 		metrics.ServeHTTP(w, r)
 		m.noteScrape()
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			switch r.URL.Path {
+			case ReadyPath:
+				m.serveReady(w, r)
+				return
+			case LivePath:
+				m.serveLive(w, r)
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // serveLive answers 200 unless the supervisor gave up or the watchdog found
 // Prosody wedged (until that child is gone or answers again).
 func (m *Monitor) serveLive(w http.ResponseWriter, _ *http.Request) {
-	r := m.Readiness()
-	if r.State == StateFailed {
-		writeText(w, http.StatusServiceUnavailable, r.Reason)
-		return
-	}
-	if r.Wedged != "" {
-		writeText(w, http.StatusServiceUnavailable, r.Wedged)
-		return
-	}
-	writeText(w, http.StatusOK, "ok: "+r.State.String())
+	m.snapshot.Load().live.write(w)
 }
 
 // serveReady answers 200 "ready" or 503 with the reason, from the cached state.
 func (m *Monitor) serveReady(w http.ResponseWriter, _ *http.Request) {
-	r := m.Readiness()
-	code := http.StatusOK
-	if r.State != StateReady {
-		code = http.StatusServiceUnavailable
+	m.snapshot.Load().ready.write(w)
+}
+
+// snapshot is one Readiness and the /readyz and /livez answers rendered
+// from it once, when it is made: requests only copy bytes.
+type snapshot struct {
+	r           Readiness
+	ready, live answer
+}
+
+func newSnapshot(r Readiness) *snapshot {
+	s := &snapshot{r: r}
+	switch {
+	case r.State == StateReady:
+		s.ready = newAnswer(http.StatusOK, r.Reason)
+	default:
+		s.ready = newAnswer(http.StatusServiceUnavailable, r.Reason)
 	}
-	writeText(w, code, r.Reason)
+	switch {
+	case r.State == StateFailed:
+		s.live = newAnswer(http.StatusServiceUnavailable, r.Reason)
+	case r.Wedged != "":
+		s.live = newAnswer(http.StatusServiceUnavailable, r.Wedged)
+	default:
+		s.live = newAnswer(http.StatusOK, "ok: "+r.State.String())
+	}
+	return s
+}
+
+// answer is one pre-rendered plain-text response.
+type answer struct {
+	code int
+	body []byte
+	// length is the Content-Length header's value: net/http would otherwise
+	// format it per response.
+	length []string
+}
+
+func newAnswer(code int, text string) answer {
+	body := []byte(text + "\n")
+	return answer{code: code, body: body, length: []string{strconv.Itoa(len(body))}}
+}
+
+// Header values shared by every plain-text answer. net/http only reads
+// them; a handler that added a value would append to a full slice, which
+// copies it, so sharing them is safe.
+var (
+	textPlain = []string{"text/plain; charset=utf-8"}
+	noStore   = []string{"no-store"}
+)
+
+func (a answer) write(w http.ResponseWriter) {
+	h := w.Header()
+	h["Content-Type"] = textPlain
+	h["Cache-Control"] = noStore
+	h["Content-Length"] = a.length
+	w.WriteHeader(a.code)
+	_, _ = w.Write(a.body)
 }
 
 func writeText(w http.ResponseWriter, code int, body string) {
 	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = textPlain
+	h["Cache-Control"] = noStore
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, body+"\n")
 }

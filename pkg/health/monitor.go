@@ -136,7 +136,7 @@ type Monitor struct {
 	started  time.Time
 	kick     chan struct{} // wakes the probe loop early; capacity 1
 	scraped  chan struct{} // a /metrics scrape ended (releaseLoop); capacity 1
-	snapshot atomic.Pointer[Readiness]
+	snapshot atomic.Pointer[snapshot]
 	token    atomic.Pointer[string] // the /status bearer token; see SetStatusToken
 
 	mu      sync.Mutex
@@ -234,7 +234,7 @@ func New(cfg Config) (*Monitor, error) {
 	}
 	m.token.Store(&cfg.StatusToken)
 	first := derive(m.in, cfg.Mode == ModePlain, cfg.UseNotify)
-	m.snapshot.Store(&first)
+	m.snapshot.Store(newSnapshot(first))
 	met.setState(first.State)
 	m.handler = m.newHandler()
 
@@ -280,7 +280,7 @@ func (m *Monitor) NotifySocket() string {
 func (m *Monitor) Handler() http.Handler { return m.handler }
 
 // Readiness returns the current state and reason without blocking.
-func (m *Monitor) Readiness() Readiness { return *m.snapshot.Load() }
+func (m *Monitor) Readiness() Readiness { return m.snapshot.Load().r }
 
 // Run serves HTTP, runs the probe loop and (with UseNotify) the notify listener
 // until ctx is done or one of them fails, then shuts the server down (in-flight
@@ -347,7 +347,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 func (m *Monitor) WaitReady(ctx context.Context) error {
 	for {
 		m.mu.Lock()
-		r := *m.snapshot.Load()
+		r := m.snapshot.Load().r
 		changed := m.changed
 		m.mu.Unlock()
 		if r.Answers() {
@@ -380,11 +380,11 @@ func (m *Monitor) update(fn func(in *inputs, st *statusRecord)) {
 			m.in.servingSince = time.Now()
 		}
 	}
-	prev := m.snapshot.Load()
+	prev := &m.snapshot.Load().r
 	if *prev == next {
 		return
 	}
-	m.snapshot.Store(&next)
+	m.snapshot.Store(newSnapshot(next))
 	if prev.State != next.State {
 		m.met.setState(next.State)
 		m.log.Info("readiness changed", zap.Stringer("from", prev.State), zap.Stringer("to", next.State),

@@ -84,7 +84,7 @@ func CreateFeature(builtinDir, customDir, name, component string) (string, error
 	}
 	tmpl := "feature.json"
 	if component != "" {
-		if !moduleNameRE.MatchString(component) || !subdomainRE.MatchString(base) {
+		if !moduleNameRE().MatchString(component) || !subdomainRE().MatchString(base) {
 			return "", fmt.Errorf("component %q of %s: %w: the type is a module name and the feature's name becomes the subdomain (a-z, 0-9, -)", component, name, ErrBadName)
 		}
 		tmpl = "component.json"

@@ -8,10 +8,11 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // legacyModule matches the quoted module names of a legacy modules.d list.
-var legacyModule = regexp.MustCompile(`"([A-Za-z0-9_]+)"`)
+var legacyModule = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`"([A-Za-z0-9_]+)"`) })
 
 // LegacyMigration is what the legacy modules.d lists come to in features.
 type LegacyMigration struct {
@@ -80,7 +81,7 @@ func MigrateLegacy(configDir, legacyDir string, plan *Plan) (*LegacyMigration, e
 			if strings.HasPrefix(strings.TrimSpace(line), "--") {
 				continue
 			}
-			for _, m := range legacyModule.FindAllStringSubmatch(line, -1) {
+			for _, m := range legacyModule().FindAllStringSubmatch(line, -1) {
 				mod := m[1]
 				feat, known := fm.Modules[mod]
 				switch {

@@ -8,21 +8,24 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Names the tree may use. Module names are what Prosody's plugin loader accepts; option
 // names must be Lua identifiers because they are rendered as `name = value`.
 var (
-	moduleNameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
-	identifierRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	credentialNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
-	subdomainRE      = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
-	toggleRE         = regexp.MustCompile(`^PROSODY_FEATURES_[A-Z0-9_]+$`)
+	moduleNameRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`) })
+	identifierRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
+	credentialNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`) })
+	subdomainRE      = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+	})
+	toggleRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^PROSODY_FEATURES_[A-Z0-9_]+$`) })
 )
 
 // IsLuaIdentifier reports whether s is a Lua 5.1 name that is not a keyword.
 func IsLuaIdentifier(s string) bool {
-	if !identifierRE.MatchString(s) {
+	if !identifierRE().MatchString(s) {
 		return false
 	}
 	switch s {
@@ -48,7 +51,7 @@ func validateFeature(path string, f *Feature) []error {
 		errs = append(errs, fmt.Errorf("%s: key \"stability\" is %q: accepted are stable, beta, experimental, unsupported", path, f.Stability))
 	}
 	for _, tg := range f.Toggles {
-		if !toggleRE.MatchString(tg) {
+		if !toggleRE().MatchString(tg) {
 			errs = append(errs, fmt.Errorf("%s: key \"toggles\": %q is not a PROSODY_FEATURES_<NAME> variable name (A-Z, 0-9, _)", path, tg))
 		}
 	}
@@ -59,11 +62,11 @@ func validateFeature(path string, f *Feature) []error {
 	}
 	for _, pn := range sortedKeys(f.Parts) {
 		p := f.Parts[pn]
-		if !identifierRE.MatchString(pn) && !moduleNameRE.MatchString(pn) {
+		if !identifierRE().MatchString(pn) && !moduleNameRE().MatchString(pn) {
 			errs = append(errs, fmt.Errorf("%s: key \"parts.%s\": part names use a-z, 0-9, _ and -", path, pn))
 		}
 		for _, tg := range p.Toggles {
-			if !toggleRE.MatchString(tg) {
+			if !toggleRE().MatchString(tg) {
 				errs = append(errs, fmt.Errorf("%s: key \"parts.%s.toggles\": %q is not a PROSODY_FEATURES_<NAME> variable name", path, pn, tg))
 			}
 		}
@@ -149,13 +152,13 @@ func validateLayer(path, prefix string, l *Layer) []error {
 	for _, name := range sortedKeys(l.Components) {
 		c := l.Components[name]
 		key := prefix + "components." + name
-		if !moduleNameRE.MatchString(name) {
+		if !moduleNameRE().MatchString(name) {
 			errs = append(errs, fmt.Errorf("%s: key %q: component names use a-z, 0-9, _, . and -", path, key))
 		}
 		if c.Type != "" {
 			errs = append(errs, checkModuleName(path, key+".type", c.Type)...)
 		}
-		if c.Subdomain != "" && !subdomainRE.MatchString(c.Subdomain) {
+		if c.Subdomain != "" && !subdomainRE().MatchString(c.Subdomain) {
 			errs = append(errs, fmt.Errorf("%s: key %q: subdomain %q is not a DNS label (a-z, 0-9, -, dots between labels)", path, key+".subdomain", c.Subdomain))
 		}
 		for _, m := range c.Modules {
@@ -216,7 +219,7 @@ func checkModuleName(path, key, m string) []error {
 	switch {
 	case strings.HasPrefix(m, "mod_"):
 		return []error{fmt.Errorf("%s: key %q: %q: write module names without the mod_ prefix (%q)", path, key, m, strings.TrimPrefix(m, "mod_"))}
-	case !moduleNameRE.MatchString(m):
+	case !moduleNameRE().MatchString(m):
 		return []error{fmt.Errorf("%s: key %q: %q is not a module name (a-z, 0-9, _, . and -)", path, key, m)}
 	}
 	return nil
@@ -311,7 +314,7 @@ func checkValue(v any) error {
 				return fmt.Errorf("$var %q is not a plan input (the inputs are listed in docs/config-format.md)", s)
 			}
 		case "$credential":
-			if !credentialNameRE.MatchString(s) {
+			if !credentialNameRE().MatchString(s) {
 				return fmt.Errorf("$credential %q is not a credential file name (A-Z, a-z, 0-9, _, . and -)", s)
 			}
 		case "$lua":

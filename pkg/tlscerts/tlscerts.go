@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -148,7 +149,9 @@ func ValidProfile(s string) bool {
 
 // hostPattern is a DNS name as Prosody hosts are written: it also becomes a
 // file name, so no slashes or leading dots.
-var hostPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$`)
+var hostPattern = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$`)
+})
 
 // Prepare finds, checks and, if needed, stages or generates a certificate for
 // every host in opts.Hosts. It returns a *Error listing every host's problem
@@ -172,7 +175,7 @@ func Prepare(opts Options) (*Result, error) {
 	}
 	var problems []Problem
 	for _, h := range opts.Hosts {
-		if !hostPattern.MatchString(h) {
+		if !hostPattern().MatchString(h) {
 			problems = append(problems, Problem{Host: h, Reason: ReasonBadHost,
 				Fix: "use a lowercase DNS name such as example.com or conference.example.com"})
 		}
