@@ -44,6 +44,7 @@ func (m *Monitor) releaseLoop(ctx context.Context) {
 			armed = false
 			if releasable() >= minRelease {
 				debug.FreeOSMemory()
+				m.releases.Add(1)
 			}
 		}
 	}

@@ -136,6 +136,7 @@ type Monitor struct {
 	started  time.Time
 	kick     chan struct{} // wakes the probe loop early; capacity 1
 	scraped  chan struct{} // a /metrics scrape ended (releaseLoop); capacity 1
+	releases atomic.Int64  // releases releaseLoop ran (its tests read it)
 	snapshot atomic.Pointer[snapshot]
 	token    atomic.Pointer[string] // the /status bearer token; see SetStatusToken
 

@@ -318,9 +318,10 @@ func (r *run) settle() (int, bool) {
 	}
 	attempt, ok := r.restarts.next(s.cfg.Restart, time.Now())
 	if !ok {
+		// The observer first: once the log says so, /livez already answers 503.
+		s.obs.GaveUp(r.lastCode)
 		s.log.Error("child keeps failing, giving up",
 			zap.Int("code", r.lastCode), zap.Int("restarts", attempt), zap.Duration("window", s.cfg.Restart.Window))
-		s.obs.GaveUp(r.lastCode)
 		return r.lastCode, true
 	}
 	d := s.cfg.Restart.delay(attempt)

@@ -281,13 +281,14 @@ func TestLivezFailsAfterGiveUp(t *testing.T) {
 	// must say 503. Poll tightly: it must never answer 200 once the log says so.
 	var saw503 bool
 	for {
+		logged := strings.Contains(s.Stderr(), "giving up") // read before the request is sent
 		code, _, err := s.Get("/livez")
 		if err != nil {
 			break // the entrypoint is gone
 		}
 		if code == 503 {
 			saw503 = true
-		} else if code == 200 && strings.Contains(s.Stderr(), "giving up") {
+		} else if code == 200 && logged {
 			t.Fatal("/livez 200 after the supervisor logged that it gives up")
 		}
 		if _, done := s.Wait(time.Millisecond); done {
