@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -234,37 +235,26 @@ func forkWithEmptyMask(path string, argv []string, attr *syscall.ProcAttr) (int,
 }
 
 // forkWithUmask is forkWithEmptyMask with the file mode creation mask umask
-// for the child, without changing the entrypoint's own. The umask belongs to
-// the process (every thread shares it through CLONE_FS), so setting it
-// around the fork would also give it to any file another goroutine creates
-// meanwhile (the entrypoint writes its own files all the time: configs,
-// certificates, secrets). Instead the fork runs on a fresh goroutine locked
-// to its thread, which first unshares its filesystem attributes
-// (unshare(CLONE_FS)), so the umask it sets is that thread's alone, and the
-// forked child inherits it. The goroutine then ends still locked, so the Go
-// runtime terminates that thread instead of reusing it with its own umask
-// (runtime.LockOSThread's documented behaviour).
+// for the child. The umask belongs to the process (threads share it through
+// CLONE_FS), and a thread of its own (unshare(CLONE_FS)) is what Docker's and
+// Kubernetes' default seccomp profiles refuse without CAP_SYS_ADMIN, so the
+// entrypoint's umask is set for the fork and restored right after it: Go's
+// fork returns once the child has exec'd, a fraction of a millisecond. A
+// file the entrypoint creates in that moment would get the child's umask,
+// which only ever removes permissions (the value is Prosody's `umask`, 027
+// by default); the entrypoint sets the mode of what it writes explicitly
+// (pkg/atomicfile), so none of its files depends on its umask.
 func forkWithUmask(path string, argv []string, attr *syscall.ProcAttr, umask uint32) (int, error) {
-	type result struct {
-		pid int
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		// No UnlockOSThread: this thread's filesystem attributes are its
-		// own now; it must die with the goroutine.
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			done <- result{err: fmt.Errorf("unshare the umask of the forking thread: %w", err)}
-			return
-		}
-		unix.Umask(int(umask & 0o777))
-		pid, err := forkWithEmptyMask(path, argv, attr)
-		done <- result{pid, err}
-	}()
-	r := <-done
-	return r.pid, r.err
+	umaskMu.Lock()
+	defer umaskMu.Unlock()
+	old := unix.Umask(int(umask & 0o777))
+	defer unix.Umask(old)
+	return forkWithEmptyMask(path, argv, attr)
 }
+
+// umaskMu keeps two forks with a umask (two supervisors) from restoring each
+// other's value.
+var umaskMu sync.Mutex
 
 // childStdout is the descriptor the child gets as fd 1: the tap's write end
 // while Config.Stdout is tapped, else the entrypoint's own stdout.

@@ -54,6 +54,12 @@ func TestImageRunsLogsInStopsAndKeepsData(t *testing.T) {
 			if err := xmppLogin(t, c1.ports.C2S, jid, "not-the-password"); err == nil {
 				t.Fatalf("login with a wrong password succeeded: the login check proves nothing")
 			}
+			// Prosody's server never applies its own `umask` option; the entrypoint starts it
+			// with it (027 by default), under Docker's default seccomp profile too, and keeps
+			// its own.
+			if got := processUmasks(t, c1.name); got["prosody"] != "0027" || got["entrypoint"] != "0022" {
+				t.Errorf("umasks in the container = %v, want prosody 0027 and the entrypoint (pid 1) its own 0022", got)
+			}
 			// The image carries what `entrypoint backup` needs (sqlite3 for the online copy),
 			// and it works however the container runs.
 			mustDocker(t, 60*time.Second, "exec", c1.name, "entrypoint", "backup", "--out", "/var/lib/prosody/image-test-backup.tar.gz")
@@ -200,4 +206,22 @@ func TestImageHasNoPackageCaches(t *testing.T) {
 	if out != "" {
 		t.Errorf("package caches left in the image:\n%s", out)
 	}
+}
+
+// processUmasks reads, inside the container, the umask of pid 1 (the
+// entrypoint) and of the process running /usr/bin/prosody.
+func processUmasks(t *testing.T, container string) map[string]string {
+	t.Helper()
+	const script = `for p in /proc/[0-9]*; do
+  if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q '^[^ ]*lua[^ ]* /usr/bin/prosody'; then echo "prosody $(sed -n 's/^Umask:[[:space:]]*//p' "$p/status")"; fi
+done
+echo "entrypoint $(sed -n 's/^Umask:[[:space:]]*//p' /proc/1/status)"`
+	out := mustDocker(t, 30*time.Second, "exec", container, "sh", "-c", script)
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if name, umask, ok := strings.Cut(line, " "); ok {
+			got[name] = umask
+		}
+	}
+	return got
 }
