@@ -18,28 +18,13 @@ func (a *app) runProsodyctl(args, env []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "entrypoint: internal error: signals not registered")
 		return exitSoftware
 	}
-	s := initsteps.New(initsteps.Config{Env: env, Stderr: stderr, ConfigName: "prosodyctl.cfg.lua",
-		Logger: initsteps.RootLogger(stderr, "warn")})
-	_, err := initsteps.Run(context.Background(), initsteps.Preamble(), s, nil, nil)
-	if err == nil {
-		_, err = initsteps.Run(context.Background(), initsteps.ConfigStages(s.Settings), s, nil, nil)
-	}
-	defer s.Log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	cfg, err := initsteps.Prosodyctl(context.Background(), env, args, stderr)
 	if err != nil {
 		return stageFailure(stderr, err)
 	}
-	// As prosody from the start: run as root, prosodyctl would load the
-	// config (and any Lua in the tree) before switching to the prosody user.
-	sup, err := supervise.New(supervise.Config{
-		Path:        "prosodyctl",
-		Args:        append([]string{"--config", s.Paths.Config}, args...),
-		Env:         s.ChildEnv(""),
-		Cred:        s.Cred,
-		StopTimeout: s.Settings.StopTimeout,
-		Signals:     a.signals,
-		Logger:      s.Log.Named("supervise"),
-		Stderr:      stderr,
-	})
+	defer cfg.Logger.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	cfg.Signals = a.signals
+	sup, err := supervise.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
 		return exitSoftware
@@ -62,12 +47,7 @@ func (a *app) runLiveProsodyctl(args, env []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "entrypoint: no running server's config; rendering one from the environment")
 		return a.runProsodyctl(args, env, stderr)
 	}
-	return execFailure(stderr, supervise.ExecReplace("prosodyctl", c.Args, c.Env, c.Cred))
-}
-
-// execFailure reports a program that could not replace the entrypoint: 127
-// when it is not found, 126 otherwise (a shell's codes, as tini gives them).
-func execFailure(stderr io.Writer, err error) int {
+	err = supervise.ExecReplace("prosodyctl", c.Args, c.Env, c.Cred)
 	fmt.Fprintf(stderr, "entrypoint: %v\n", err)
 	return supervise.StartFailureCode(err)
 }

@@ -190,12 +190,11 @@ func runPFE(verb string, args, env []string, stdout, stderr io.Writer) int {
 	// validate runs the tree's Lua (prosodyctl check config): as prosody, and
 	// in production only from a tree nobody but root can change.
 	v.prepare = func(v *pfeVerbs) int {
-		warnings, err := initsteps.CheckTrees(st)
+		var warnings []string
+		var err error
+		v.cred, warnings, err = initsteps.ValidateCredential(st)
 		for _, w := range warnings {
 			fmt.Fprintf(stderr, "entrypoint: warning: %s\n", w)
-		}
-		if err == nil {
-			v.cred, err = initsteps.ChildCredential(st)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "entrypoint: %v\n", err)

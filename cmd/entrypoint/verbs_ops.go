@@ -9,7 +9,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 	"github.com/prosody-pfe/prosody-pfe/pkg/backup"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
@@ -30,10 +29,7 @@ func runBackup(args, env []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-	cfg := backup.Config{DataDir: st.DataDir, Storage: st.Storage, Profile: st.Profile, Hosts: st.Domains(),
-		Version: buildVersion(), Logger: log,
-		Postgres: backup.Postgres{Host: st.DBHost, Port: st.DBPort, Name: st.DBName, User: st.DBUser, Password: st.DBPassword.Reveal()}}
-	m, err := backup.CreateFile(context.Background(), cfg, *out, stdout)
+	m, err := backup.CreateFile(context.Background(), initsteps.BackupConfig(st, buildVersion(), log), *out, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: backup to %s: %v\n", *out, err)
 		return exitFailed
@@ -62,21 +58,9 @@ func runRestore(args, env []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok, %d files, created %s, storage %s\n", file, len(m.Files), m.Created.Format(time.RFC3339), m.Storage)
 		return exitOK
 	}
-	s := initsteps.New(initsteps.Config{Env: env, Stderr: stderr, Logger: initsteps.RootLogger(stderr, "info")})
-	_, err := initsteps.Run(context.Background(), []initsteps.Stage[*initsteps.State]{initsteps.ValidateEnv, initsteps.Plan}, s, nil, nil)
-	defer s.Log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	res, st, err := initsteps.Restore(context.Background(), env, stderr, file)
 	if err != nil {
 		return stageFailure(stderr, err)
-	}
-	st := s.Settings
-	res, err := backup.Restore(context.Background(), backup.RestoreConfig{DataDir: st.DataDir, AdminSocket: s.AdminSocket(),
-		C2SAddr: st.C2SProbeAddr(), UID: s.UID, GID: s.GID, Logger: s.Log}, file)
-	if err != nil {
-		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
-		if atomicfile.IsNoSpace(err) {
-			return exitNoSpace
-		}
-		return exitFailed
 	}
 	res.WriteText(stdout, file, st.DataDir, st.Storage)
 	return exitOK
@@ -95,15 +79,9 @@ func runModules(args, env []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitConfig
 	}
-	tree, err := pfe.Load(st.ConfigDir, st.CustomDir)
+	mods, err := initsteps.Modules(st)
 	if err != nil {
-		fmt.Fprintf(stderr, "entrypoint: load the config tree (PROSODY_CONFIG_DIR=%s): %v\n", st.ConfigDir, err)
-		return exitConfig
-	}
-	mods, err := tree.Inventory(st.PluginDir, pfe.DpkgList)
-	if err != nil {
-		fmt.Fprintf(stderr, "entrypoint: modules: %v\n", err)
-		return exitFailed
+		return stageFailure(stderr, err)
 	}
 	if *asJSON {
 		err = pfe.WriteModulesJSON(stdout, mods)

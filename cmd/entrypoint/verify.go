@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
@@ -38,14 +36,10 @@ func runVerify(args, env []string, stdout, stderr io.Writer) int {
 		}
 		return exitFailed
 	}
-	var roots *x509.CertPool
-	if *caFile != "" {
-		pem, err := os.ReadFile(*caFile)
-		roots = x509.NewCertPool()
-		if err != nil || !roots.AppendCertsFromPEM(pem) {
-			fmt.Fprintf(stderr, "entrypoint: verify: --ca %q: not a readable PEM file of certificates (%v)\n", *caFile, err)
-			return exitUsage
-		}
+	roots, err := initsteps.CertPool(*caFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "entrypoint: verify: %v\n", err)
+		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()

@@ -7,6 +7,7 @@
 package plaininit
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/health"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
+	"github.com/prosody-pfe/prosody-pfe/pkg/rungroup"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
@@ -118,6 +120,33 @@ func (s *Setup) Supervisor(argv []string, sigs *supervise.Signals, stderr io.Wri
 		cfg.Observer = s.Monitor
 	}
 	return cfg
+}
+
+// Run supervises argv (the command and its arguments) under the settings,
+// with the health monitor beside it as one group, and returns the command's
+// exit code (128+N for a signal, 126/127 when it cannot be executed). A part
+// that fails ends the group; that failure is the error, already logged, and
+// the code is then the command's if it ran, else 0. Run returns once every
+// part has ended; sigs is the entrypoint's registration.
+func (s *Setup) Run(ctx context.Context, argv []string, sigs *supervise.Signals, stderr io.Writer) (int, error) {
+	code := 0
+	var g rungroup.Group
+	if s.Monitor != nil {
+		g.Go("health", s.Monitor.Run)
+	}
+	g.Main("command", func(ctx context.Context) error {
+		sup, err := supervise.New(s.Supervisor(argv, sigs, stderr))
+		if err != nil {
+			return err
+		}
+		code = sup.Run(ctx)
+		return nil
+	})
+	err := g.Run(ctx)
+	if err != nil {
+		s.Log.Error("entrypoint part failed; stopping", zap.Error(err))
+	}
+	return code, err
 }
 
 // Close removes the notify socket's directory, once the monitor has ended.

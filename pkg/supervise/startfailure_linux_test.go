@@ -1,7 +1,6 @@
-package main
+package supervise_test
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,11 +8,12 @@ import (
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
 
-// A program the prosodyctl wrapper could not exec exits as a shell's would:
+// A program that could not replace the entrypoint (the prosodyctl wrapper)
+// exits as a shell's would:
 // 127 when it does not exist, 126 when it exists but cannot run. The code
 // comes from the error's values: a path that merely reads "not found" (a
 // directory so named) holding a file that is not executable is 126.
-func TestExecFailureCodes(t *testing.T) {
+func TestStartFailureCodeOfExecReplace(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "not found")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -40,8 +40,8 @@ func TestExecFailureCodes(t *testing.T) {
 			if err == nil {
 				t.Fatal("ExecReplace returned no error")
 			}
-			if got := execFailure(io.Discard, err); got != tc.want {
-				t.Errorf("execFailure(%v) = %d, want %d", err, got, tc.want)
+			if got := supervise.StartFailureCode(err); got != tc.want {
+				t.Errorf("StartFailureCode(%v) = %d, want %d", err, got, tc.want)
 			}
 		})
 	}
