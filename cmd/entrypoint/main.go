@@ -13,6 +13,7 @@ import (
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/cmdroute"
 	"github.com/prosody-pfe/prosody-pfe/pkg/earlysignal"
+	"github.com/prosody-pfe/prosody-pfe/pkg/exitcode"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
@@ -20,17 +21,6 @@ import (
 // version is set at build time with -ldflags "-X main.version=..."; otherwise the
 // module's build information is used.
 var version = ""
-
-// Exit codes: the one table every verb uses. A supervised child's own code
-// (or 128+N, 126, 127) passes through as it is.
-const (
-	exitOK       = 0
-	exitFailed   = 1  // the operation failed, or found differences (diff, validate)
-	exitUsage    = 2  // wrong arguments
-	exitSoftware = 70 // EX_SOFTWARE: the entrypoint itself failed
-	exitNoSpace  = 73 // EX_CANTCREAT: a volume is full; nothing half-written is left
-	exitConfig   = 78 // EX_CONFIG: bad environment or configuration
-)
 
 func main() {
 	// Without handlers a Go PID 1 exits 2 on an early SIGTERM: package
@@ -131,15 +121,15 @@ func (a *app) run(argv0 string, args []string, env []string, stdout, stderr io.W
 		fmt.Fprintf(stdout, usage, buildVersion())
 		if err := settings.Usage(stdout); err != nil {
 			fmt.Fprintf(stderr, "entrypoint: %v\n", err)
-			return exitSoftware
+			return exitcode.Software
 		}
-		return exitOK
+		return exitcode.OK
 	case cmdroute.Version:
 		fmt.Fprintf(stdout, "entrypoint %s\n", buildVersion())
-		return exitOK
+		return exitcode.OK
 	case cmdroute.Usage:
 		fmt.Fprintf(stderr, "entrypoint: %s\n", r.Reason)
-		return exitUsage
+		return exitcode.Usage
 	}
 	return a.runPlain(r.Args, env, stderr)
 }

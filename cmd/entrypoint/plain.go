@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/exitcode"
 	"github.com/prosody-pfe/prosody-pfe/pkg/plaininit"
 )
 
@@ -14,7 +15,7 @@ import (
 func (a *app) runPlain(argv, env []string, stderr io.Writer) int {
 	if a.signals == nil {
 		fmt.Fprintln(stderr, "entrypoint: internal error: signals not registered")
-		return exitSoftware
+		return exitcode.Software
 	}
 	p, err := plaininit.Prepare(env, stderr, time.Now())
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/exitcode"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/server"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
@@ -17,17 +18,17 @@ import (
 func (a *app) runProsody(args, env []string, stderr io.Writer) int {
 	if a.signals == nil {
 		fmt.Fprintln(stderr, "entrypoint: internal error: signals not registered")
-		return exitSoftware
+		return exitcode.Software
 	}
 	return orSoftware(server.Run(context.Background(), server.Config{Env: env, Args: args, Signals: a.signals,
 		Stdout: os.Stdout, Stderr: stderr, Fail: func(err error) int { return stageFailure(stderr, err) }}))
 }
 
 // orSoftware is the exit code of a run whose part failed (err, already
-// logged): the child's code if it ran, else exitSoftware.
+// logged): the child's code if it ran, else exitcode.Software.
 func orSoftware(code int, err error) int {
 	if err != nil && code == 0 {
-		return exitSoftware
+		return exitcode.Software
 	}
 	return code
 }
@@ -39,14 +40,14 @@ func stageFailure(stderr io.Writer, err error) int {
 	var probs *settings.Problems
 	if errors.As(err, &probs) {
 		printSettingsError(stderr, probs)
-		return exitConfig
+		return exitcode.Config
 	}
 	fmt.Fprintf(stderr, "entrypoint: %v\n", err)
 	switch {
 	case initsteps.IsNoSpace(err):
-		return exitNoSpace
+		return exitcode.NoSpace
 	case initsteps.IsConfig(err):
-		return exitConfig
+		return exitcode.Config
 	}
-	return exitFailed
+	return exitcode.Failed
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/exitcode"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
@@ -16,7 +17,7 @@ import (
 func (a *app) runProsodyctl(args, env []string, stderr io.Writer) int {
 	if a.signals == nil {
 		fmt.Fprintln(stderr, "entrypoint: internal error: signals not registered")
-		return exitSoftware
+		return exitcode.Software
 	}
 	cfg, err := initsteps.Prosodyctl(context.Background(), env, args, stderr)
 	if err != nil {
@@ -27,7 +28,7 @@ func (a *app) runProsodyctl(args, env []string, stderr io.Writer) int {
 	sup, err := supervise.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: %v\n", err)
-		return exitSoftware
+		return exitcode.Software
 	}
 	return sup.Run(context.Background())
 }

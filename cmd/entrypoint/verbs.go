@@ -6,14 +6,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/cmdroute"
+	"github.com/prosody-pfe/prosody-pfe/pkg/exitcode"
 	"github.com/prosody-pfe/prosody-pfe/pkg/health"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
+	"github.com/prosody-pfe/prosody-pfe/pkg/pfecli"
 	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
+	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
 
 // loadSettings reads and validates the environment. Problems are printed to
@@ -59,7 +62,7 @@ func runHealthcheck(args, env []string, stdout, stderr io.Writer) int {
 	url := fs.String("url", "", "the endpoint to ask (default: from PROSODY_HEALTH_LISTEN)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return exitcode.Usage
 	}
 	target := *url
 	if target == "" {
@@ -70,7 +73,7 @@ func runHealthcheck(args, env []string, stdout, stderr io.Writer) int {
 		var err error
 		if target, err = health.URLFromEnv(env, path); err != nil {
 			fmt.Fprintf(stderr, "healthcheck: %v\n", err)
-			return exitFailed
+			return exitcode.Failed
 		}
 	}
 	return health.Healthcheck(context.Background(), target, *timeout, stdout)
@@ -84,30 +87,30 @@ func runEnv(args, env []string, stdout, stderr io.Writer) int {
 		case "-h", "--help", "help":
 			if err := settings.Usage(stdout); err != nil {
 				fmt.Fprintf(stderr, "entrypoint env: %v\n", err)
-				return exitSoftware
+				return exitcode.Software
 			}
-			return exitOK
+			return exitcode.OK
 		case "--markdown":
 			if err := settings.Markdown(stdout); err != nil {
 				fmt.Fprintf(stderr, "entrypoint env: %v\n", err)
-				return exitSoftware
+				return exitcode.Software
 			}
-			return exitOK
+			return exitcode.OK
 		case "generate":
 			return runEnvGenerate(args[1:], env, stdout, stderr)
 		default:
 			fmt.Fprintf(stderr, "entrypoint env: unknown argument %q; accepted: --help, --markdown, generate\n", args[0])
-			return exitUsage
+			return exitcode.Usage
 		}
 	}
 	st, ok := loadSettings(env, stderr)
 	if !ok {
-		return exitConfig
+		return exitcode.Config
 	}
 	if err := st.WriteTable(stdout); err != nil {
-		return exitSoftware
+		return exitcode.Software
 	}
-	return exitOK
+	return exitcode.OK
 }
 
 // runEnvGenerate writes the .env file of a profile and environment (the design's env
@@ -119,10 +122,10 @@ func runEnvGenerate(args, env []string, stdout, stderr io.Writer) int {
 	environment := fs.String("environment", "production", "environment to generate for (or the second argument)")
 	out := fs.String("out", "", "write DIR/.env.PROFILE.ENVIRONMENT instead of stdout")
 	all := fs.Bool("all", false, "every environment of the profile (needs --out)")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := cmdroute.ParseInterspersed(fs, args)
 	if err != nil || len(pos) > 2 || *all && (*out == "" || len(pos) > 1) {
 		fmt.Fprintln(stderr, "usage: entrypoint env generate [PROFILE [ENVIRONMENT]] [--out DIR] [--all]  (--all needs --out)")
-		return exitUsage
+		return exitcode.Usage
 	}
 	for i, dst := range []*string{profile, environment} {
 		if i < len(pos) {
@@ -132,7 +135,7 @@ func runEnvGenerate(args, env []string, stdout, stderr io.Writer) int {
 	tree, err := initsteps.TreeFromEnv(env)
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint env generate: %v\n", err)
-		return exitConfig
+		return exitcode.Config
 	}
 	if *out == "" {
 		err = initsteps.GenerateEnv(stdout, tree, *profile, *environment)
@@ -149,58 +152,20 @@ func runEnvGenerate(args, env []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint env generate: %v\n", err)
-		return exitConfig
+		return exitcode.Config
 	}
-	return exitOK
-}
-
-// parseInterspersed parses flags anywhere among args and returns the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
+	return exitcode.OK
 }
 
 // runPFE runs a profile-manager verb with the plan inputs taken from the environment.
 func runPFE(verb string, args, env []string, stdout, stderr io.Writer) int {
 	st, ok := loadSettings(env, stderr)
 	if !ok {
-		return exitConfig
+		return exitcode.Config
 	}
-	if st.ConfigFile != "" {
-		switch verb {
-		case "explain":
-			// The tree explains nothing about a file it did not make.
-			fmt.Fprintf(stdout, "Prosody runs your own config, PROSODY_CONFIG_FILE=%q: the PFE tree is not used, so nothing in it explains %s; read that file (/status shows config_source \"file\")\n",
-				st.ConfigFile, strings.Join(args, " "))
-			return exitOK
-		case "render", "diff":
-			fmt.Fprintf(stderr, "entrypoint: note: Prosody runs PROSODY_CONFIG_FILE=%q, not what the PFE tree renders\n", st.ConfigFile)
-		}
-	}
-	v := pfeVerbs{in: initsteps.PlanInputs(st), builtinDir: st.ConfigDir, customDir: st.CustomDir, legacyDir: st.LegacyDir}
-	// validate runs the tree's Lua (prosodyctl check config): as prosody, and
-	// in production only from a tree nobody but root can change.
-	v.prepare = func(v *pfeVerbs) int {
-		var warnings []string
-		var err error
-		v.cred, warnings, err = initsteps.ValidateCredential(st)
-		for _, w := range warnings {
-			fmt.Fprintf(stderr, "entrypoint: warning: %s\n", w)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "entrypoint: %v\n", err)
-			return exitConfig
-		}
-		return exitOK
-	}
-	return v.run(verb, args, stdout, stderr)
+	return pfecli.Run(verb, args, pfecli.Config{
+		Inputs: initsteps.PlanInputs(st), BuiltinDir: st.ConfigDir, CustomDir: st.CustomDir, LegacyDir: st.LegacyDir,
+		ConfigFile: st.ConfigFile,
+		Credential: func() (*supervise.Credential, []string, error) { return initsteps.ValidateCredential(st) },
+	}, stdout, stderr)
 }

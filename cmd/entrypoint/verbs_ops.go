@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/backup"
+	"github.com/prosody-pfe/prosody-pfe/pkg/exitcode"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 )
@@ -22,20 +23,20 @@ func runBackup(args, env []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "-", "archive to write (.tar.gz); - is stdout")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "usage: entrypoint backup [--out FILE]")
-		return exitUsage
+		return exitcode.Usage
 	}
 	st, log, ok := begin(env, stderr, "info")
 	if !ok {
-		return exitConfig
+		return exitcode.Config
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 	m, err := backup.CreateFile(context.Background(), initsteps.BackupConfig(st, buildVersion(), log), *out, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: backup to %s: %v\n", *out, err)
-		return exitFailed
+		return exitcode.Failed
 	}
 	log.Info("backup written", zap.String("to", *out), zap.Int("files", len(m.Files)), zap.String("database", m.Database))
-	return exitOK
+	return exitcode.OK
 }
 
 // runRestore is `entrypoint restore FILE`: verify, then restore into the
@@ -46,24 +47,24 @@ func runRestore(args, env []string, stdout, stderr io.Writer) int {
 	verifyOnly := fs.Bool("verify", false, "only verify the archive's checksums")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "usage: entrypoint restore [--verify] FILE")
-		return exitUsage
+		return exitcode.Usage
 	}
 	file := fs.Arg(0)
 	if *verifyOnly {
 		m, err := backup.VerifyFile(file)
 		if err != nil {
 			fmt.Fprintf(stderr, "entrypoint: verify %s: %v\n", file, err)
-			return exitFailed
+			return exitcode.Failed
 		}
 		fmt.Fprintf(stdout, "%s: ok, %d files, created %s, storage %s\n", file, len(m.Files), m.Created.Format(time.RFC3339), m.Storage)
-		return exitOK
+		return exitcode.OK
 	}
 	res, st, err := initsteps.Restore(context.Background(), env, stderr, file)
 	if err != nil {
 		return stageFailure(stderr, err)
 	}
 	res.WriteText(stdout, file, st.DataDir, st.Storage)
-	return exitOK
+	return exitcode.OK
 }
 
 // runModules is `entrypoint modules list [--json]`.
@@ -73,11 +74,11 @@ func runModules(args, env []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print JSON")
 	if len(args) == 0 || args[0] != "list" || fs.Parse(args[1:]) != nil || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "usage: entrypoint modules list [--json]")
-		return exitUsage
+		return exitcode.Usage
 	}
 	st, ok := loadSettings(env, stderr)
 	if !ok {
-		return exitConfig
+		return exitcode.Config
 	}
 	mods, err := initsteps.Modules(st)
 	if err != nil {
@@ -89,7 +90,7 @@ func runModules(args, env []string, stdout, stderr io.Writer) int {
 		err = pfe.WriteModules(stdout, mods)
 	}
 	if err != nil {
-		return exitFailed
+		return exitcode.Failed
 	}
-	return exitOK
+	return exitcode.OK
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/exitcode"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 )
 
@@ -22,31 +23,31 @@ func runVerify(args, env []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "usage: entrypoint verify [--json] [--ca FILE] [--timeout 60s]")
-		return exitUsage
+		return exitcode.Usage
 	}
 	st, ok := loadSettings(env, stderr)
 	if !ok {
-		return exitConfig
+		return exitcode.Config
 	}
 	plan, err := initsteps.ServedPlan(context.Background(), st)
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: verify: %v\n", err)
 		if initsteps.IsConfig(err) {
-			return exitConfig
+			return exitcode.Config
 		}
-		return exitFailed
+		return exitcode.Failed
 	}
 	roots, err := initsteps.CertPool(*caFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: verify: %v\n", err)
-		return exitUsage
+		return exitcode.Usage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	rep, err := initsteps.Verify(ctx, st, plan, roots)
 	if rep == nil {
 		fmt.Fprintf(stderr, "entrypoint: verify: %v\n", err)
-		return exitFailed
+		return exitcode.Failed
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "entrypoint: verify: %v\n", err)
@@ -59,7 +60,7 @@ func runVerify(args, env []string, stdout, stderr io.Writer) int {
 		err = rep.Print(stdout)
 	}
 	if err != nil || !rep.OK() {
-		return exitFailed
+		return exitcode.Failed
 	}
-	return exitOK
+	return exitcode.OK
 }

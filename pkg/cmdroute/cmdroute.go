@@ -6,6 +6,7 @@
 package cmdroute
 
 import (
+	"flag"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -102,4 +103,21 @@ func Classify(argv0 string, args []string, isVerb func(string) bool) Route {
 		return Route{Kind: Server, Args: args}
 	}
 	return Route{Kind: Plain, Args: args}
+}
+
+// ParseInterspersed parses flags anywhere among args with fs and returns the
+// positional arguments in order (the flag package stops at the first one).
+// The error is fs.Parse's; what fs prints on it is set by fs.SetOutput.
+func ParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }

@@ -1,6 +1,8 @@
 package cmdroute
 
 import (
+	"flag"
+	"io"
 	"slices"
 	"testing"
 )
@@ -66,6 +68,33 @@ func TestProsodyctlCommandsAreReal(t *testing.T) {
 	for _, c := range append(ProsodyctlCommands(), daemonCommands()...) {
 		if !containsCommand(data, c) {
 			t.Errorf("prosodyctl has no command %q", c)
+		}
+	}
+}
+
+// A verb's flags may come before, between or after its arguments (`profiles
+// show NAME --json`, `render --out FILE --profile P`); the arguments keep their order.
+func TestParseInterspersed(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		pos      []string
+		json     bool
+		out      string
+		wantsErr bool
+	}{
+		{nil, nil, false, "", false},
+		{[]string{"show", "full", "--json"}, []string{"show", "full"}, true, "", false},
+		{[]string{"--json", "show", "--out", "f", "full"}, []string{"show", "full"}, true, "f", false},
+		{[]string{"a", "--", "--json"}, []string{"a", "--json"}, false, "", false},
+		{[]string{"a", "--bogus"}, nil, false, "", true},
+	} {
+		fs := flag.NewFlagSet("verb", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		asJSON := fs.Bool("json", false, "")
+		out := fs.String("out", "", "")
+		pos, err := ParseInterspersed(fs, tc.args)
+		if (err != nil) != tc.wantsErr || !slices.Equal(pos, tc.pos) || *asJSON != tc.json || *out != tc.out {
+			t.Errorf("%q: positional %q, json %t, out %q, err %v; want %q, %t, %q, error %t", tc.args, pos, *asJSON, *out, err, tc.pos, tc.json, tc.out, tc.wantsErr)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package pfecli
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/exitcode"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 )
@@ -32,7 +33,7 @@ func verbInputs(t *testing.T) pfe.Inputs {
 func runVerb(t *testing.T, in pfe.Inputs, builtin, custom string, verb string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := runPFEVerb(verb, args, in, builtin, custom, &out, &errOut)
+	code := Run(verb, args, Config{Inputs: in, BuiltinDir: builtin, CustomDir: custom}, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -225,15 +226,15 @@ func TestRenderOutRefusesNonRegularTargets(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("render --out %s blocked", target)
 		}
-		if code != exitFailed || !strings.Contains(stderr, target) || !strings.Contains(stderr, "not a regular file") {
-			t.Errorf("render --out %s: exit %d, %q; want %d naming it as not a regular file", target, code, stderr, exitFailed)
+		if code != exitcode.Failed || !strings.Contains(stderr, target) || !strings.Contains(stderr, "not a regular file") {
+			t.Errorf("render --out %s: exit %d, %q; want %d naming it as not a regular file", target, code, stderr, exitcode.Failed)
 		}
 	}
 	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
 		t.Errorf("the FIFO was replaced: %v %v", fi, err)
 	}
 	code, out, _ := runVerb(t, in, testTree, "", "render", "--out", "-")
-	if code != exitOK || !strings.Contains(out, `VirtualHost "example.com"`) {
+	if code != exitcode.OK || !strings.Contains(out, `VirtualHost "example.com"`) {
 		t.Errorf("render --out -: exit %d, %q; want the config on stdout", code, out)
 	}
 }
@@ -265,14 +266,5 @@ func TestExplainAnswersTheDesignsQuestions(t *testing.T) {
 		if tc.not != "" && strings.Contains(out, tc.not) {
 			t.Errorf("explain %s suggests %q:\n%s", tc.name, tc.not, out)
 		}
-	}
-}
-
-// With a bring-your-own config, explain says the tree does not describe what Prosody runs.
-func TestExplainWithOwnConfig(t *testing.T) {
-	var out, errb bytes.Buffer
-	code := runPFE("explain", []string{"mam"}, []string{"PROSODY_CONFIG_FILE=/etc/prosody/prosody.cfg.lua"}, &out, &errb)
-	if code != exitOK || !strings.Contains(out.String(), `PROSODY_CONFIG_FILE="/etc/prosody/prosody.cfg.lua"`) || !strings.Contains(out.String(), "not used") {
-		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }

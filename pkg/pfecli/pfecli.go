@@ -1,4 +1,9 @@
-package main
+// Package pfecli is the command line of the PFE tree: the verbs profiles,
+// features, render, generate, explain, diff and validate, with their usage
+// text, flag parsing, printing and exit codes (pkg/exitcode). They form one
+// command family over one tree, so they are one package with one entry
+// point, Run; cmd/entrypoint builds its Config from the settings.
+package pfecli
 
 import (
 	"context"
@@ -13,15 +18,16 @@ import (
 	"strings"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
-
+	"github.com/prosody-pfe/prosody-pfe/pkg/cmdroute"
+	"github.com/prosody-pfe/prosody-pfe/pkg/exitcode"
 	"github.com/prosody-pfe/prosody-pfe/pkg/initsteps"
 	"github.com/prosody-pfe/prosody-pfe/pkg/luacfg"
 	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
 
-// pfeUsage is printed for usage errors.
-const pfeUsage = `usage:
+// usageText is printed for usage errors.
+const usageText = `usage:
   entrypoint profiles list|ls [--json] | show NAME [--json] | create|new NAME [FROM] | validate|check [NAME | --all] [--json]
                       | generate|gen [PROFILE [ENVIRONMENT [OUT]]] | features | migrate NAME | help
   entrypoint features list [--json] | show NAME [--json] | create GROUP/NAME [--component TYPE]
@@ -31,23 +37,50 @@ const pfeUsage = `usage:
   entrypoint diff [--against FILE]
   entrypoint validate [--json]`
 
-// runPFEVerb runs one PFE verb (profiles, features, render, explain, diff, validate) with
-// its arguments. in holds the plan inputs from the settings; builtinDir is the config tree,
-// customDir the user's tree (may be missing). It writes results to stdout, problems to
-// stderr, and returns the exit code: 0 ok, 1 differences or failed validation, 2 usage,
-// 78 configuration errors. It reads no environment variables.
-func runPFEVerb(verb string, args []string, in pfe.Inputs, builtinDir, customDir string, stdout, stderr io.Writer) int {
-	v := pfeVerbs{in: in, builtinDir: builtinDir, customDir: customDir}
-	return v.run(verb, args, stdout, stderr)
+// Config is what the verbs work on, taken from the settings by the caller.
+type Config struct {
+	// Inputs are the plan inputs: the profile and environment the verbs
+	// default to, the toggles, the domains, ports and directories.
+	Inputs pfe.Inputs
+	// BuiltinDir is the config tree; CustomDir the user's tree over it (may be
+	// missing; "": none).
+	BuiltinDir, CustomDir string
+	// LegacyDir is PROSODY_LEGACY_DIR; "": the tree's.
+	LegacyDir string
+	// ConfigFile is PROSODY_CONFIG_FILE; "": Prosody runs what the tree renders.
+	// When set, explain says the tree explains nothing about that file (exit 0),
+	// and render and diff note on stderr that Prosody does not run their output.
+	ConfigFile string
+	// Credential, when set, is called by validate before it checks anything:
+	// it returns who runs the checkers (prosody) and warnings, which are
+	// printed; an error is printed and ends the verb with exit 78. nil: the
+	// checkers run as the entrypoint.
+	Credential func() (*supervise.Credential, []string, error)
 }
 
-// run is runPFEVerb with the verbs' settings in v (cred among them).
-func (v pfeVerbs) run(verb string, args []string, stdout, stderr io.Writer) int {
-	v.stdout, v.stderr = stdout, stderr
+// Run runs one PFE verb (profiles, features, render, generate, explain, diff,
+// validate) with its arguments over cfg. It writes results to stdout, problems
+// to stderr, and returns the exit code: 0 ok, 1 differences or failed
+// validation, 2 usage, 78 configuration errors. It reads no environment
+// variables (validate hands the process's environment to the checkers).
+func Run(verb string, args []string, cfg Config, stdout, stderr io.Writer) int {
+	if cfg.ConfigFile != "" {
+		switch verb {
+		case "explain":
+			// The tree explains nothing about a file it did not make.
+			fmt.Fprintf(stdout, "Prosody runs your own config, PROSODY_CONFIG_FILE=%q: the PFE tree is not used, so nothing in it explains %s; read that file (/status shows config_source \"file\")\n",
+				cfg.ConfigFile, strings.Join(args, " "))
+			return exitcode.OK
+		case "render", "diff":
+			fmt.Fprintf(stderr, "entrypoint: note: Prosody runs PROSODY_CONFIG_FILE=%q, not what the PFE tree renders\n", cfg.ConfigFile)
+		}
+	}
+	v := verbs{in: cfg.Inputs, builtinDir: cfg.BuiltinDir, customDir: cfg.CustomDir, legacyDir: cfg.LegacyDir, credential: cfg.Credential,
+		stdout: stdout, stderr: stderr}
 	return v.dispatch(verb, args)
 }
 
-func (v *pfeVerbs) dispatch(verb string, args []string) int {
+func (v *verbs) dispatch(verb string, args []string) int {
 	switch verb {
 	case "profiles":
 		return v.profiles(args)
@@ -71,30 +104,31 @@ func (v *pfeVerbs) dispatch(verb string, args []string) int {
 	return v.usage("unknown verb %q", verb)
 }
 
-type pfeVerbs struct {
+// verbs is one call of Run: its Config, its writers and what the verb parsed.
+type verbs struct {
 	in                    pfe.Inputs
 	builtinDir, customDir string
 	legacyDir             string    // PROSODY_LEGACY_DIR; "": the tree's
 	tree                  *pfe.Tree // set by load
-	// prepare, when set, is called by validate before it checks anything: it
-	// sets cred, or returns the non-zero exit code that ends the verb.
-	prepare func(v *pfeVerbs) int
+	// credential is Config.Credential: validate calls it before it checks
+	// anything, for cred.
+	credential func() (*supervise.Credential, []string, error)
 	// cred is who validate runs the checkers as (prosody); nil: the entrypoint.
 	cred           *supervise.Credential
 	stdout, stderr io.Writer
 	asJSON         bool
 }
 
-func (v *pfeVerbs) usage(format string, a ...any) int {
-	fmt.Fprintf(v.stderr, "error: "+format+"\n%s\n", append(a, pfeUsage)...)
-	return exitUsage
+func (v *verbs) usage(format string, a ...any) int {
+	fmt.Fprintf(v.stderr, "error: "+format+"\n%s\n", append(a, usageText)...)
+	return exitcode.Usage
 }
 
 // parse parses flags anywhere among args and returns the positional arguments.
-func (v *pfeVerbs) parse(fs *flag.FlagSet, args []string) ([]string, bool) {
+func (v *verbs) parse(fs *flag.FlagSet, args []string) ([]string, bool) {
 	fs.SetOutput(io.Discard)
 	fs.BoolVar(&v.asJSON, "json", false, "print JSON")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := cmdroute.ParseInterspersed(fs, args)
 	if err != nil {
 		v.usage("%s: %v", fs.Name(), err)
 		return nil, false
@@ -102,37 +136,37 @@ func (v *pfeVerbs) parse(fs *flag.FlagSet, args []string) ([]string, bool) {
 	return pos, true
 }
 
-func (v *pfeVerbs) load() (*pfe.Tree, int) {
+func (v *verbs) load() (*pfe.Tree, int) {
 	t, err := pfe.Load(v.builtinDir, v.customDir)
 	if err == nil {
 		t, err = t.WithLegacyDir(v.legacyDir)
 	}
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
-		return nil, exitConfig
+		return nil, exitcode.Config
 	}
 	v.tree = t
-	return t, exitOK
+	return t, exitcode.OK
 }
 
-func (v *pfeVerbs) printJSON(x any) int {
+func (v *verbs) printJSON(x any) int {
 	enc := json.NewEncoder(v.stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(x); err != nil {
 		fmt.Fprintf(v.stderr, "error: encode JSON: %v\n", err)
-		return exitFailed
+		return exitcode.Failed
 	}
-	return exitOK
+	return exitcode.OK
 }
 
-func (v *pfeVerbs) profiles(args []string) int {
+func (v *verbs) profiles(args []string) int {
 	fs := flag.NewFlagSet("profiles", flag.ContinueOnError)
 	from := fs.String("from", "", "profile to copy (or the second argument)")
 	all := fs.Bool("all", false, "validate every profile")
 	out := fs.String("out", "", "generate: write here")
 	pos, ok := v.parse(fs, args)
 	if !ok {
-		return exitUsage
+		return exitcode.Usage
 	}
 	if len(pos) == 0 {
 		return v.usage("profiles needs a subcommand")
@@ -141,7 +175,7 @@ func (v *pfeVerbs) profiles(args []string) int {
 	switch {
 	case sub == "help":
 		fmt.Fprintln(v.stdout, pfe.ManagerHelp)
-		return exitOK
+		return exitcode.OK
 	case sub == "list" && len(rest) == 0:
 		t, code := v.load()
 		if t == nil {
@@ -151,7 +185,7 @@ func (v *pfeVerbs) profiles(args []string) int {
 			return v.printJSON(t.ProfileList())
 		}
 		t.WriteProfileList(v.stdout)
-		return exitOK
+		return exitcode.OK
 	case sub == "show" && len(rest) == 1:
 		t, code := v.load()
 		if t == nil {
@@ -160,13 +194,13 @@ func (v *pfeVerbs) profiles(args []string) int {
 		p := t.Profile(rest[0])
 		if p == nil {
 			fmt.Fprintf(v.stderr, "error: profile %q does not exist; profiles: %s\n", rest[0], strings.Join(t.Profiles(), ", "))
-			return exitConfig
+			return exitcode.Config
 		}
 		if v.asJSON {
 			return v.printJSON(p)
 		}
 		t.WriteProfileText(v.stdout, p)
-		return exitOK
+		return exitcode.OK
 	case sub == "create" && (len(rest) == 1 || len(rest) == 2 && *from == ""):
 		if len(rest) == 2 {
 			*from = rest[1]
@@ -192,25 +226,25 @@ func (v *pfeVerbs) profiles(args []string) int {
 }
 
 // created prints where CreateProfile or CreateFeature wrote, or why they did not.
-func (v *pfeVerbs) created(kind, name string) func(string, error) int {
+func (v *verbs) created(kind, name string) func(string, error) int {
 	return func(path string, err error) int {
 		switch {
 		case errors.Is(err, pfe.ErrBadName):
 			return v.usage("%v", err)
 		case errors.Is(err, pfe.ErrExists):
 			fmt.Fprintf(v.stderr, "error: %v\n", err)
-			return exitFailed
+			return exitcode.Failed
 		case err != nil:
 			fmt.Fprintf(v.stderr, "error: %v\n", err)
-			return exitConfig
+			return exitcode.Config
 		}
 		fmt.Fprintf(v.stdout, "created %s %s at %s\n", kind, name, path)
-		return exitOK
+		return exitcode.OK
 	}
 }
 
 // migrate writes profile name from the legacy modules.d lists over the plan's profile.
-func (v *pfeVerbs) migrate(name string) int {
+func (v *verbs) migrate(name string) int {
 	p, _, code := v.planAndRender(v.in)
 	if p == nil {
 		return code
@@ -224,7 +258,7 @@ func (v *pfeVerbs) migrate(name string) int {
 
 // generate renders profile P in environment E (the design's `generate P E [OUT]`),
 // defaulting to PROSODY_PROFILE and PROSODY_ENVIRONMENT, into OUT or stdout.
-func (v *pfeVerbs) generate(pos []string, out string) int {
+func (v *verbs) generate(pos []string, out string) int {
 	in := v.in
 	for i, dst := range []*string{&in.Profile, &in.Environment, &out} {
 		if i < len(pos) {
@@ -234,12 +268,12 @@ func (v *pfeVerbs) generate(pos []string, out string) int {
 	return v.renderTo(in, out)
 }
 
-func (v *pfeVerbs) features(args []string) int {
+func (v *verbs) features(args []string) int {
 	fs := flag.NewFlagSet("features", flag.ContinueOnError)
 	component := fs.String("component", "", "create: a feature adding a Component of this type")
 	pos, ok := v.parse(fs, args)
 	if !ok {
-		return exitUsage
+		return exitcode.Usage
 	}
 	if len(pos) == 2 && pos[0] == "create" {
 		return v.created("feature", pos[1])(pfe.CreateFeature(v.builtinDir, v.customDir, pos[1], *component))
@@ -255,23 +289,23 @@ func (v *pfeVerbs) features(args []string) int {
 		f := t.Feature(pos[1])
 		if f == nil {
 			fmt.Fprintf(v.stderr, "error: feature %q does not exist; see entrypoint features list\n", pos[1])
-			return exitConfig
+			return exitcode.Config
 		}
 		if v.asJSON {
 			return v.printJSON(f)
 		}
 		f.WriteText(v.stdout)
-		return exitOK
+		return exitcode.OK
 	}
 	if v.asJSON {
 		return v.printJSON(t.FeatureSummaries())
 	}
 	t.WriteFeatureList(v.stdout)
-	return exitOK
+	return exitcode.OK
 }
 
 // planAndRender loads the tree, plans in and renders it.
-func (v *pfeVerbs) planAndRender(in pfe.Inputs) (*pfe.Plan, []byte, int) {
+func (v *verbs) planAndRender(in pfe.Inputs) (*pfe.Plan, []byte, int) {
 	t, code := v.load()
 	if t == nil {
 		return nil, nil, code
@@ -279,17 +313,17 @@ func (v *pfeVerbs) planAndRender(in pfe.Inputs) (*pfe.Plan, []byte, int) {
 	p, err := t.Plan(in)
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: plan profile %s, environment %s:\n%v\n", in.Profile, in.Environment, err)
-		return nil, nil, exitConfig
+		return nil, nil, exitcode.Config
 	}
 	out, err := luacfg.Render(p)
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
-		return nil, nil, exitConfig
+		return nil, nil, exitcode.Config
 	}
-	return p, out, exitOK
+	return p, out, exitcode.OK
 }
 
-func (v *pfeVerbs) render(args []string) int {
+func (v *verbs) render(args []string) int {
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
 	in := v.in
 	fs.StringVar(&in.Profile, "profile", in.Profile, "profile")
@@ -297,7 +331,7 @@ func (v *pfeVerbs) render(args []string) int {
 	out := fs.String("out", "", `write here instead of stdout ("-" is stdout); a directory, FIFO or device is refused`)
 	pos, ok := v.parse(fs, args)
 	if !ok {
-		return exitUsage
+		return exitcode.Usage
 	}
 	if len(pos) > 0 {
 		return v.usage("render takes no arguments, got %q", pos)
@@ -306,7 +340,7 @@ func (v *pfeVerbs) render(args []string) int {
 }
 
 // renderTo plans and renders in, and writes the config to out ("" or "-": stdout).
-func (v *pfeVerbs) renderTo(in pfe.Inputs, out string) int {
+func (v *verbs) renderTo(in pfe.Inputs, out string) int {
 	p, data, code := v.planAndRender(in)
 	if p == nil {
 		return code
@@ -323,18 +357,18 @@ func (v *pfeVerbs) renderTo(in pfe.Inputs, out string) int {
 	changed, err := atomicfile.WriteOrStdout(out, v.stdout, data, 0o644, -1, -1)
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
-		return exitFailed
+		return exitcode.Failed
 	}
 	if out != atomicfile.Stdout {
 		fmt.Fprintf(v.stderr, "wrote %s (changed: %t)\n", out, changed)
 	}
-	return exitOK
+	return exitcode.OK
 }
 
-func (v *pfeVerbs) explain(args []string) int {
+func (v *verbs) explain(args []string) int {
 	pos, ok := v.parse(flag.NewFlagSet("explain", flag.ContinueOnError), args)
 	if !ok {
-		return exitUsage
+		return exitcode.Usage
 	}
 	if len(pos) != 1 {
 		return v.usage("explain needs one module, option or feature name")
@@ -348,25 +382,25 @@ func (v *pfeVerbs) explain(args []string) int {
 		if ex == nil {
 			ex = []pfe.Explanation{}
 		}
-		if c := v.printJSON(ex); c != exitOK || len(ex) > 0 {
+		if c := v.printJSON(ex); c != exitcode.OK || len(ex) > 0 {
 			return c
 		}
-		return exitFailed
+		return exitcode.Failed
 	}
 	if len(ex) == 0 {
 		fmt.Fprintf(v.stdout, "%s: not mentioned by profile %s, its features, any other feature or environment %s\n", pos[0], p.Profile, p.Environment)
-		return exitFailed
+		return exitcode.Failed
 	}
 	luacfg.WriteExplanations(v.stdout, ex)
-	return exitOK
+	return exitcode.OK
 }
 
-func (v *pfeVerbs) diff(args []string) int {
+func (v *verbs) diff(args []string) int {
 	set := flag.NewFlagSet("diff", flag.ContinueOnError)
 	against := set.String("against", filepath.Join(v.in.RuntimeDir, "prosody.cfg.lua"), "file Prosody runs")
 	pos, ok := v.parse(set, args)
 	if !ok {
-		return exitUsage
+		return exitcode.Usage
 	}
 	if len(pos) > 0 {
 		return v.usage("diff takes no arguments, got %q", pos)
@@ -378,32 +412,41 @@ func (v *pfeVerbs) diff(args []string) int {
 	old, err := os.ReadFile(*against)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(v.stderr, "error: read %s: %v\n", *against, err)
-		return exitFailed
+		return exitcode.Failed
 	}
 	if string(old) == string(data) {
 		fmt.Fprintf(v.stderr, "no differences: %s is what the tree renders now\n", *against)
-		return exitOK
+		return exitcode.OK
 	}
 	if _, err := io.WriteString(v.stdout, luacfg.Diff(*against, "rendered now", old, data, 3)); err != nil {
-		return exitFailed
+		return exitcode.Failed
 	}
-	return exitFailed
+	return exitcode.Failed
 }
 
 // validate plans, renders and checks every profile (or only profile) in every environment.
-func (v *pfeVerbs) validate(args []string, profile string) int {
+func (v *verbs) validate(args []string, profile string) int {
 	if args != nil {
 		pos, ok := v.parse(flag.NewFlagSet("validate", flag.ContinueOnError), args)
 		if !ok {
-			return exitUsage
+			return exitcode.Usage
 		}
 		if len(pos) > 0 {
 			return v.usage("validate takes no arguments (use profiles validate NAME for one profile)")
 		}
 	}
-	if v.prepare != nil {
-		if code := v.prepare(v); code != exitOK {
-			return code
+	if v.credential != nil {
+		// validate runs the tree's Lua (prosodyctl check config): as prosody, and
+		// in production only from a tree nobody but root can change.
+		var warnings []string
+		var err error
+		v.cred, warnings, err = v.credential()
+		for _, w := range warnings {
+			fmt.Fprintf(v.stderr, "entrypoint: warning: %s\n", w)
+		}
+		if err != nil {
+			fmt.Fprintf(v.stderr, "entrypoint: %v\n", err)
+			return exitcode.Config
 		}
 	}
 	t, code := v.load()
@@ -413,7 +456,7 @@ func (v *pfeVerbs) validate(args []string, profile string) int {
 	results, err := initsteps.Validate(context.Background(), t, v.in, profile, os.Environ(), v.cred)
 	if err != nil {
 		fmt.Fprintf(v.stderr, "error: %v\n", err)
-		return exitConfig
+		return exitcode.Config
 	}
 	if v.asJSON {
 		v.printJSON(results)
@@ -422,8 +465,8 @@ func (v *pfeVerbs) validate(args []string, profile string) int {
 	}
 	for _, r := range results {
 		if !r.OK {
-			return exitFailed
+			return exitcode.Failed
 		}
 	}
-	return exitOK
+	return exitcode.OK
 }
