@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
+	"github.com/prosody-pfe/prosody-pfe/internal/wait"
 )
 
 // collector gathers messages delivered by Run for assertions with a deadline.
@@ -34,25 +35,22 @@ func (c *collector) at(i int) Message {
 	return c.msgs[i]
 }
 
-// waitFor polls until a message matching ok arrived after index from, and returns its index.
+// waitFor waits until a message matching ok arrived after index from, and returns its index.
 func (c *collector) waitFor(t *testing.T, from int, what string, ok func(Message) bool) int {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	found := -1
+	wait.Until(t, 15*time.Second, "a "+what+" message", func() error {
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		for i := from; i < len(c.msgs); i++ {
 			if ok(c.msgs[i]) {
-				c.mu.Unlock()
-				return i
+				found = i
+				return nil
 			}
 		}
-		c.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t.Fatalf("no %s message within 15s; got %+v", what, c.msgs)
-	return -1
+		return fmt.Errorf("got %+v", c.msgs[from:])
+	})
+	return found
 }
 
 func runListener(t *testing.T, l *Listener) *collector {
