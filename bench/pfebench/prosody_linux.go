@@ -100,7 +100,8 @@ func (b *bench) measureReady() error {
 	if r > readyTarget {
 		b.note(`Time to ready: of the entrypoint's %s, init stages take %s (the check stage, cached after the
 warm-up pair, is in the table below), Prosody answers c2s %s after exec, and /readyz turns 200 %s after
-that (Prosody's READY=1 over NOTIFY_SOCKET wakes the probe, which then needs one c2s stream). Bare prosody
+that (Prosody's READY=1 over NOTIFY_SOCKET starts the check of the loaded modules, one admin-socket command
+that Prosody answers line by line, beside the c2s probe; /readyz waits for both). Bare prosody
 answers at %s. See the figure for the split.`, ms(ep.Median()), ms(stages.Median()), ms(epC2S.Median()), ms(ep.Median()-epC2S.Median()), ms(bare.Median()))
 	}
 	var rows strings.Builder

@@ -91,6 +91,81 @@ func (c *Conn) LoadedModules(ctx context.Context, host string) (map[string]bool,
 	return set, nil
 }
 
+// LoadedModulesOf is LoadedModules for several hosts in one command (one round trip on the
+// socket, module:list with the hosts as a table): for each host of hosts, the modules of the
+// global host and of the host itself, as a set. A host Prosody does not know (not active) has
+// only the global ones; an empty host name is refused before anything is sent.
+func (c *Conn) LoadedModulesOf(ctx context.Context, hosts []string) (map[string]map[string]bool, error) {
+	var cmd strings.Builder
+	cmd.WriteString(`module:list({"*"`)
+	for _, h := range hosts {
+		if h == "" {
+			return nil, fmt.Errorf("list prosody modules: empty host name (use \"*\" for the global host)")
+		}
+		cmd.WriteString(", " + LuaQuote(h))
+	}
+	cmd.WriteString("})")
+	res, err := c.Exec(ctx, cmd.String())
+	if err != nil {
+		return nil, err
+	}
+	if !res.OK {
+		return nil, &CommandError{Command: "module:list", Message: res.Message}
+	}
+	lists, err := parseModuleLists(res.Output)
+	if err != nil {
+		return nil, err
+	}
+	global, ok := lists["*"]
+	if !ok {
+		return nil, &CommandError{Command: "module:list", Message: "no list for the global host"}
+	}
+	out := make(map[string]map[string]bool, len(hosts))
+	for _, h := range hosts {
+		set := make(map[string]bool, len(global)+len(lists[h]))
+		for _, m := range global {
+			set[m] = true
+		}
+		for _, m := range lists[h] { // nil for a host Prosody does not know
+			set[m] = true
+		}
+		out[h] = set
+	}
+	return out, nil
+}
+
+// parseModuleLists reads the output of module:list for several hosts: for each host a header
+// line "host:" ("Global:" for "*"), then its modules as parseModuleList reads them. A host
+// that is "Host not found" is left out of the map.
+func parseModuleLists(lines []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for i := 0; i < len(lines); {
+		header := lines[i]
+		if strings.HasPrefix(header, " ") || !strings.HasSuffix(header, ":") {
+			return nil, &CommandError{Command: "module:list", Message: fmt.Sprintf("unexpected line %q where a host header belongs", header)}
+		}
+		host := strings.TrimSuffix(header, ":")
+		if host == "Global" { // Prosody's name for "*"; a host name is lowercase
+			host = "*"
+		}
+		j := i + 1
+		for j < len(lines) && (lines[j] == "" || strings.HasPrefix(lines[j], " ")) {
+			j++
+		}
+		mods, err := parseModuleList("module:list", lines[i:j])
+		var cerr *CommandError
+		switch {
+		case errors.As(err, &cerr) && cerr.Message == "host not found":
+		case err != nil:
+			return nil, err
+		default:
+			out[host] = mods
+		}
+		i = j
+	}
+	return out, nil
+}
+
 // parseModuleList reads the output of module:list(host): a "host:" line, then one module per
 // line indented by four spaces, possibly followed by " (warn: …)" or " (error: …)".
 func parseModuleList(cmd string, lines []string) ([]string, error) {

@@ -2,6 +2,7 @@ package adminsock
 
 import (
 	"errors"
+	"maps"
 	"os/exec"
 	"slices"
 	"testing"
@@ -53,6 +54,22 @@ func TestParseModuleList(t *testing.T) {
 				t.Errorf("modules = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseModuleLists(t *testing.T) {
+	lines := []string{"Global:", "    admin_socket", "    cron", "conference.localhost:", "    No modules loaded",
+		"localhost:", "    c2s", "    tls (warn: no certificate)", "nowhere.localhost:", "    Host not found"}
+	got, err := parseModuleLists(lines)
+	if err != nil {
+		t.Fatalf("parseModuleLists: %v", err)
+	}
+	want := map[string][]string{"*": {"admin_socket", "cron"}, "conference.localhost": {}, "localhost": {"c2s", "tls"}}
+	if !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("parseModuleLists = %q, want %q", got, want)
+	}
+	if _, err := parseModuleLists([]string{"    c2s"}); err == nil {
+		t.Errorf("a module line without a host header was accepted")
 	}
 }
 

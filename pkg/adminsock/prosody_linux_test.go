@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +207,35 @@ func TestModuleLoadListUnload(t *testing.T) {
 	global, err := c.ModuleList(ctx, "*")
 	if err != nil || len(global) == 0 {
 		t.Errorf("ModuleList(\"*\") = %v, %v; want the global modules", global, err)
+	}
+}
+
+// TestLoadedModulesOfOneCommand: the one-command form answers exactly what
+// LoadedModules answers host by host, for an active host and one Prosody
+// does not know, and the global modules are in both.
+func TestLoadedModulesOfOneCommand(t *testing.T) {
+	s := startProsody(t)
+	c := dial(t, s)
+	ctx := testCtx(t)
+	hosts := []string{"localhost", "nowhere.localhost"}
+	got, err := c.LoadedModulesOf(ctx, hosts)
+	if err != nil {
+		t.Fatalf("LoadedModulesOf(%q): %v", hosts, err)
+	}
+	for _, h := range hosts {
+		want, err := c.LoadedModules(ctx, h)
+		if err != nil {
+			t.Fatalf("LoadedModules(%s): %v", h, err)
+		}
+		if !maps.Equal(got[h], want) {
+			t.Errorf("LoadedModulesOf[%s] = %v, want what LoadedModules says: %v", h, slices.Sorted(maps.Keys(got[h])), slices.Sorted(maps.Keys(want)))
+		}
+	}
+	if !got["localhost"]["admin_shell"] {
+		t.Errorf("localhost's modules %v lack admin_shell, which the config enables", slices.Sorted(maps.Keys(got["localhost"])))
+	}
+	if len(got["nowhere.localhost"]) == 0 {
+		t.Errorf("a host Prosody does not know has no modules at all; want the global ones")
 	}
 }
 

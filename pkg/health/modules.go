@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -108,7 +109,8 @@ func firstErrors(hosts []hostModuleJSON) string {
 }
 
 // compareModules lists the loaded modules of every host in want (plus the
-// global host's, which a VirtualHost shares) and compares.
+// global host's, which a VirtualHost shares) and compares. The lists come in
+// one admin command: the check sits between READY=1 and /readyz 200.
 func compareModules(ctx context.Context, sock string, want []HostModules, plog *ProsodyLog) (modulesJSON, error) {
 	rec := modulesJSON{}
 	conn, err := adminsock.Dial(ctx, sock)
@@ -116,11 +118,16 @@ func compareModules(ctx context.Context, sock string, want []HostModules, plog *
 		return rec, err
 	}
 	defer conn.Close()
+	hosts := make([]string, len(want))
+	for i, hw := range want {
+		hosts[i] = hw.Host
+	}
+	sets, err := conn.LoadedModulesOf(ctx, hosts)
+	if err != nil {
+		return rec, fmt.Errorf("list the loaded modules: %w", err)
+	}
 	for _, hw := range want {
-		set, err := conn.LoadedModules(ctx, hw.Host)
-		if err != nil {
-			return rec, err
-		}
+		set := sets[hw.Host]
 		loaded := slices.Sorted(maps.Keys(set))
 		h := hostModuleJSON{Host: hw.Host, Planned: slices.Clone(hw.Modules), Loaded: loaded}
 		for _, mod := range hw.Modules {

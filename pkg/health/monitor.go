@@ -135,6 +135,7 @@ type Monitor struct {
 	handler  http.Handler
 	started  time.Time
 	kick     chan struct{} // wakes the probe loop early; capacity 1
+	modKick  chan struct{} // wakes the module check loop; capacity 1
 	scraped  chan struct{} // a /metrics scrape ended (releaseLoop); capacity 1
 	releases atomic.Int64  // releases releaseLoop ran (its tests read it)
 	snapshot atomic.Pointer[snapshot]
@@ -226,6 +227,7 @@ func New(cfg Config) (*Monitor, error) {
 		met:     met,
 		started: time.Now(),
 		kick:    make(chan struct{}, 1),
+		modKick: make(chan struct{}, 1),
 		scraped: make(chan struct{}, 1),
 		changed: make(chan struct{}),
 	}
@@ -283,10 +285,11 @@ func (m *Monitor) Handler() http.Handler { return m.handler }
 // Readiness returns the current state and reason without blocking.
 func (m *Monitor) Readiness() Readiness { return m.snapshot.Load().r }
 
-// Run serves HTTP, runs the probe loop and (with UseNotify) the notify listener
-// until ctx is done or one of them fails, then shuts the server down (in-flight
-// requests get up to 2s) and returns when all three have ended. It returns nil
-// after ctx ended, else the first failure. Call it once.
+// Run serves HTTP, runs the probe loop, the module check loop and (with
+// UseNotify) the notify listener until ctx is done or one of them fails, then
+// shuts the server down (in-flight requests get up to 2s) and returns when all
+// of them have ended. It returns nil after ctx ended, else the first failure.
+// Call it once.
 func (m *Monitor) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -314,6 +317,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { m.probeLoop(ctx) })
+	wg.Go(func() { m.modulesLoop(ctx) })
 	wg.Go(func() { m.releaseLoop(ctx) })
 	if m.notify != nil {
 		wg.Go(func() {
@@ -395,11 +399,52 @@ func (m *Monitor) update(fn func(in *inputs, st *statusRecord)) {
 	m.changed = make(chan struct{})
 }
 
-// wake makes the probe loop probe now (and restart its startup backoff).
+// wake makes the probe loop probe now (and restart its startup backoff), and
+// the module check loop look whether a check is due.
 func (m *Monitor) wake() {
 	select {
 	case m.kick <- struct{}{}:
 	default:
+	}
+	m.wakeModules()
+}
+
+// wakeModules makes the module check loop look whether a check is due.
+func (m *Monitor) wakeModules() {
+	select {
+	case m.modKick <- struct{}{}:
+	default:
+	}
+}
+
+// probing reports whether the loops may talk to Prosody: a child runs past
+// the init stages and no shutdown began.
+func (m *Monitor) probing() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.in.stagesDone && m.in.childRunning && !m.in.stopping && !m.in.gaveUp
+}
+
+// modulesLoop runs the check of the loaded modules whenever one is due
+// (modulesDue), beside the probe loop rather than in it: after READY=1 the
+// check (admin socket) and the c2s probe run at the same time, so /readyz
+// turns 200 when the slower of the two is done, not after both in turn, and
+// a probe that hangs does not hold the check back. Woken by wake (READY=1,
+// a new child, new info, a reload's end) and by every probe, which retries a
+// check whose wake-up found it not yet due.
+func (m *Monitor) modulesLoop(ctx context.Context) {
+	if m.cfg.Mode == ModePlain {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.modKick:
+		}
+		if m.probing() && m.modulesDue() {
+			m.checkModules(ctx)
+		}
 	}
 }
 
@@ -423,14 +468,10 @@ func (m *Monitor) probeLoop(ctx context.Context) {
 			backoff = m.cfg.StartupInterval
 		case <-timer.C:
 		}
-		m.mu.Lock()
-		due := m.in.stagesDone && m.in.childRunning && !m.in.stopping && !m.in.gaveUp
-		m.mu.Unlock()
+		due := m.probing()
 		next := m.cfg.Interval
-		if due && m.modulesDue() {
-			m.checkModules(ctx)
-		}
 		if due {
+			m.wakeModules()
 			start := time.Now()
 			ok, detail, err := ProbeC2S(ctx, m.cfg.C2SAddr, m.cfg.Domain, m.cfg.ProbeTimeout)
 			d := time.Since(start)

@@ -3,6 +3,8 @@ package health
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prosody-pfe/prosody-pfe/internal/prosodytest"
+	"github.com/prosody-pfe/prosody-pfe/internal/wait"
 )
 
 // TestProsodyLifecycle walks one real Prosody 13 through start, readiness (c2s
@@ -253,4 +256,53 @@ func TestNoListenStillTracksReadiness(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
+}
+
+// TestModuleCheckDoesNotWaitForTheProbe: after READY=1 the check of the
+// loaded modules runs at once, beside a c2s probe still in flight, not after
+// it: /readyz waits for the slower of the two, not for both in turn. The c2s
+// address is a listener that never accepts (a probe hangs there until its
+// timeout, as one does on a Prosody whose loop is not running yet: the real
+// one cannot be held there on demand); the admin socket is a real Prosody's.
+// Readiness still needs the probe: /readyz stays 503 with the modules loaded.
+func TestModuleCheckDoesNotWaitForTheProbe(t *testing.T) {
+	dir := prosodytest.Dir(t, "data", "certs")
+	uid, gid := prosodytest.IDs(t)
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = silent.Close() })
+	const probeTimeout = 5 * time.Second
+	m := startMonitor(t, Config{
+		Interval: 10 * time.Second, StartupInterval: 50 * time.Millisecond, ProbeTimeout: probeTimeout,
+		C2SAddr: silent.Addr().String(), Domain: "example.test",
+		UseNotify: true, NotifyPath: filepath.Join(dir, "notify.sock"), NotifyUID: uid, NotifyGID: gid,
+	})
+	sock := filepath.Join(dir, "admin.sock")
+	m.SetInfo(Info{AdminSocket: sock, Modules: []HostModules{{Host: "example.test", Modules: []string{"admin_shell", "ping"}}}})
+	m.SetStagesDone()
+
+	cfg := prosodytest.MinimalConfig(filepath.Join(dir, "data"), prosodytest.FreePort(t))
+	cfg = strings.Replace(cfg, `modules_enabled = { "saslauth", "ping" }`,
+		fmt.Sprintf("modules_enabled = { \"saslauth\", \"ping\", \"admin_shell\" }\nadmin_socket = %q", sock), 1)
+	p := prosodytest.Start(t, prosodytest.Options{Dir: dir, Config: cfg, Env: []string{"NOTIFY_SOCKET=" + m.NotifySocket()}})
+	start := time.Now()
+	m.ChildStarted(p.PID()) // the probe starts now and hangs on the silent listener
+	var mods *modulesJSON
+	wait.Until(t, 15*time.Second, "the module check after READY=1", func() error {
+		if mods = m.Status().Modules; mods == nil {
+			return errors.New("no module check yet")
+		}
+		return nil
+	})
+	took := time.Since(start)
+	t.Logf("module check recorded %s after the child started (probe timeout %s)", took, probeTimeout)
+	if took >= probeTimeout {
+		t.Errorf("module check recorded %s after the start: it waited for the hung probe (timeout %s)", took, probeTimeout)
+	}
+	if mods.Error != "" || mods.Planned != 2 || mods.Missing != 0 {
+		t.Errorf("module check = %+v, want both planned modules loaded", mods)
+	}
+	expect(t, m, ReadyPath, 503, "starting: waiting for c2s")
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 	"github.com/prosody-pfe/prosody-pfe/pkg/checkcache"
@@ -196,11 +197,21 @@ func (s *State) writable(dir string) error {
 	return nil
 }
 
+// stagePlan checks who can change the config trees (CheckTrees) while it
+// loads and plans them: the walk and the load read the same files, and the
+// plan stage is on the way to Prosody's start. A tree the check refuses
+// fails the stage whatever the load found; the loaded tree is then dropped
+// (loading runs no code: it decodes regular files without following links).
 func stagePlan(_ context.Context, s *State) error {
 	st := s.Settings
-	warnings, err := CheckTrees(st)
-	if err != nil {
-		return err
+	var warnings []string
+	var trustErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { warnings, trustErr = CheckTrees(st) })
+	tree, plan, err := servedTree(st)
+	wg.Wait()
+	if trustErr != nil {
+		return trustErr
 	}
 	if !s.treesWarned {
 		for _, w := range warnings {
@@ -208,7 +219,6 @@ func stagePlan(_ context.Context, s *State) error {
 		}
 		s.treesWarned = true // once per server, not at every reload
 	}
-	tree, plan, err := servedTree(st)
 	if err != nil {
 		return err
 	}

@@ -166,6 +166,38 @@ func TestCheckTreesRefusesInProduction(t *testing.T) {
 	}
 }
 
+// The plan stage walks the trees' trust while it loads them: a tree the walk
+// refuses still fails the stage (in production, exit 78 naming the
+// variable), although the tree itself loads and plans.
+func TestPlanStageRefusesAnUntrustedTreeItLoaded(t *testing.T) {
+	config, err := filepath.Abs(filepath.Join("..", "..", "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	custom := filepath.Join(t.TempDir(), "custom")
+	if err := os.Mkdir(custom, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, custom, 0o777)
+	s := initsteps.New(initsteps.Config{Env: []string{"PROSODY_ENVIRONMENT=production", "PROSODY_PROFILE=minimal",
+		"PROSODY_DOMAIN=example.test", "PROSODY_CONFIG_DIR=" + config, "PROSODY_CUSTOM_DIR=" + custom,
+		"PROSODY_DATA_DIR=" + t.TempDir(), "PROSODY_RUNTIME_DIR=" + t.TempDir()}})
+	if _, err := initsteps.Run(t.Context(), []initsteps.Stage[*initsteps.State]{initsteps.ValidateEnv}, s, nil, nil); err != nil {
+		t.Fatalf("validate-env: %v", err)
+	}
+	err = initsteps.Plan.Run(t.Context(), s)
+	if !initsteps.IsConfig(err) || !strings.Contains(err.Error(), "PROSODY_CUSTOM_DIR") {
+		t.Fatalf("plan stage on a custom dir others can write, production: err = %v, want a configuration error naming PROSODY_CUSTOM_DIR", err)
+	}
+	if s.Plan != nil {
+		t.Errorf("the refused tree's plan was kept: %+v", s.Plan.Features)
+	}
+	chmod(t, custom, 0o755)
+	if err := initsteps.Plan.Run(t.Context(), s); err != nil || s.Plan == nil {
+		t.Fatalf("plan stage on root's trees: err = %v, plan %v; want a plan", err, s.Plan != nil)
+	}
+}
+
 // writeFile writes "{}" to path, root's and 0644, making its directories
 // (0755), and returns path.
 func writeFile(t *testing.T, path string) string {

@@ -6,9 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Tree is a loaded, validated configuration tree. It is read-only after Load and safe for
@@ -73,12 +75,21 @@ func Load(builtinDir, customDir string) (*Tree, error) {
 	} else if !st.IsDir() {
 		return nil, fmt.Errorf("load config tree %s: not a directory", builtinDir)
 	}
-	errs = append(errs, t.loadCore(filepath.Join(builtinDir, "core"))...)
-	errs = append(errs, t.loadProfiles(filepath.Join(builtinDir, "profiles"), false)...)
-	errs = append(errs, t.loadFeatures(filepath.Join(builtinDir, "features"), false)...)
-	errs = append(errs, t.loadEnvironments(filepath.Join(builtinDir, "environments"))...)
-	errs = append(errs, t.loadLegacy(filepath.Join(builtinDir, "legacy", "modules.d"))...)
-	errs = append(errs, t.loadVHostTemplate(filepath.Join(builtinDir, "templates", VHostTemplateFile), false)...)
+	// The built-in features (most of the files) are read beside the other
+	// built-in files: each part fills fields of t the other does not touch
+	// (the built-in pass records no shadowing), and the problems are listed
+	// in the same order whichever ends first. Reading and strictly decoding
+	// the tree is most of the plan stage, which Prosody's start waits for.
+	var featureErrs []error
+	var wg sync.WaitGroup
+	wg.Go(func() { featureErrs = t.loadFeatures(filepath.Join(builtinDir, "features"), false) })
+	coreErrs := t.loadCore(filepath.Join(builtinDir, "core"))
+	profileErrs := t.loadProfiles(filepath.Join(builtinDir, "profiles"), false)
+	restErrs := t.loadEnvironments(filepath.Join(builtinDir, "environments"))
+	restErrs = append(restErrs, t.loadLegacy(filepath.Join(builtinDir, "legacy", "modules.d"))...)
+	restErrs = append(restErrs, t.loadVHostTemplate(filepath.Join(builtinDir, "templates", VHostTemplateFile), false)...)
+	wg.Wait()
+	errs = slices.Concat(errs, coreErrs, profileErrs, featureErrs, restErrs)
 	if customDir != "" {
 		if _, err := os.Stat(customDir); err == nil {
 			errs = append(errs, t.loadProfiles(filepath.Join(customDir, "profiles"), true)...)

@@ -138,3 +138,50 @@ func TestMissingModules(t *testing.T) {
 		t.Errorf("missing in %s: %+v (install the Debian packages prosody and prosody-modules)", pfe.DebianModuleDir, miss)
 	}
 }
+
+// TestLoadListsProblemsInTreeOrder: the built-in features are read beside the
+// other built-in files, yet every load lists the problems in the tree's order
+// (core, profiles, features, environments), whichever part ends first. Run
+// it with -race to check that the two parts share nothing.
+func TestLoadListsProblemsInTreeOrder(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "core/global.json"), `{"global": {"setings": {}}}`)
+	writeFile(t, filepath.Join(dir, "profiles/a/profile.json"), `{"name": "b", "features": []}`)
+	for _, n := range []string{"one", "two", "three", "four"} {
+		writeFile(t, filepath.Join(dir, "features/x", n+".json"), `{"name": "x/`+n+`", "stability": "unsupported"}`)
+	}
+	writeFile(t, filepath.Join(dir, "environments/e.json"), `{"name": "e", "log_level": "loud"}`)
+	want := []string{"core/global.json", "profiles/a/profile.json", "features/x/four.json", "features/x/one.json",
+		"features/x/three.json", "features/x/two.json", "environments/e.json"}
+	var first string
+	for i := range 20 {
+		_, err := pfe.Load(dir, "")
+		if err == nil {
+			t.Fatal("Load accepted a broken tree")
+		}
+		msg := err.Error()
+		at := -1
+		for _, w := range want {
+			j := strings.Index(msg, w)
+			if j <= at {
+				t.Fatalf("load %d: %q is missing or out of the order %q:\n%s", i, w, want, msg)
+			}
+			at = j
+		}
+		if i == 0 {
+			first = msg
+		} else if msg != first {
+			t.Fatalf("load %d listed the problems differently:\n%s\nfirst:\n%s", i, msg, first)
+		}
+	}
+}
+
+// BenchmarkLoadShippedTree loads the shipped config tree: most of the plan
+// stage, which Prosody's start waits for.
+func BenchmarkLoadShippedTree(b *testing.B) {
+	for b.Loop() {
+		if _, err := pfe.Load("../../config", ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
