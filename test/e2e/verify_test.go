@@ -156,7 +156,7 @@ func TestBrokenModuleFailsReadinessAndVerify(t *testing.T) {
 		ms.Modules.Hosts[0].Missing[0] != "pfe_broken" || len(ms.Modules.Hosts[0].ProsodyErrors) == 0 {
 		t.Errorf("/status modules = %+v, want pfe_broken missing on localhost with Prosody's error line", ms.Modules)
 	}
-	if _, m, _ := s.Get("/metrics"); !strings.Contains(m, `prosody_pfe_plan_modules{state="missing"} 1`) {
+	if _, m, _ := s.Get("/metrics"); !strings.Contains(m, `prosody_pfe_plan_modules{host="localhost",state="missing"} 1`) {
 		t.Errorf("metrics do not count the missing module:\n%s", grepLines(m, "plan_modules"))
 	}
 
