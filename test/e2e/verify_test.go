@@ -13,8 +13,9 @@ import (
 
 // verifyReport is `entrypoint verify --json`.
 type verifyReport struct {
-	Domain string `json:"domain"`
-	Lines  []struct {
+	Domains []string `json:"domains"`
+	Lines   []struct {
+		Domain   string   `json:"domain"`
 		Feature  string   `json:"feature"`
 		Result   string   `json:"result"`
 		Evidence []string `json:"evidence"`
