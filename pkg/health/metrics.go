@@ -49,8 +49,11 @@ type metrics struct {
 	acmeRenewals    *prometheus.CounterVec
 	acmeNext        prometheus.Gauge
 	acmeLastSuccess prometheus.Gauge
-	// planModules counts the modules of the plan and those of them not loaded.
+	// planModules counts, per host, the modules of the plan and those of them
+	// not loaded (setPlanModules); planHosts are the hosts it has series for.
+	// Only the probe loop writes them.
 	planModules *prometheus.GaugeVec
+	planHosts   map[string]bool
 	// dbUp is the database check's last result; registered only with a database to check.
 	dbUp prometheus.Gauge
 }
@@ -111,7 +114,7 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 		acmeLastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "acme_last_success_timestamp_seconds",
 			Help: "When the last ACME order while running succeeded, as a Unix time; 0 before the first."}),
 		planModules: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "plan_modules",
-			Help: "Modules the plan loads, summed over its hosts (state=\"planned\"), and those of them Prosody has not loaded (state=\"missing\"), as of the last check over the admin socket."}, []string{"state"}),
+			Help: "Modules the plan loads on each host, as of the last check over the admin socket: on a VirtualHost the global modules and its own, on a Component its type and its own modules (state=\"planned\"), and those of them Prosody has not loaded there (state=\"missing\"). A global module counts once on every VirtualHost, as Prosody loads it on each."}, []string{"host", "state"}),
 		dbUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "database_up",
 			Help: "1 if the last check could connect to the database (PostgreSQL storage), 0 if not."}),
 	}
@@ -140,9 +143,6 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 	for _, o := range []string{"success", "failure"} {
 		m.acmeRenewals.WithLabelValues(o)
 	}
-	for _, s := range []string{"planned", "missing"} {
-		m.planModules.WithLabelValues(s)
-	}
 	for _, l := range []string{"inherited", "bound"} {
 		m.starts.WithLabelValues(l)
 	}
@@ -150,6 +150,24 @@ func newMetrics(reg *prometheus.Registry, withDB bool) (*metrics, error) {
 		m.notifyMsgs.WithLabelValues(t)
 	}
 	return m, nil
+}
+
+// setPlanModules mirrors a module check: per host, the modules planned there
+// and those missing. A host no longer in the plan loses its series.
+func (m *metrics) setPlanModules(hosts []hostModuleJSON) {
+	seen := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		seen[h.Host] = true
+		m.planModules.WithLabelValues(h.Host, "planned").Set(float64(len(h.Planned)))
+		m.planModules.WithLabelValues(h.Host, "missing").Set(float64(len(h.Missing)))
+	}
+	for h := range m.planHosts {
+		if !seen[h] {
+			m.planModules.DeleteLabelValues(h, "planned")
+			m.planModules.DeleteLabelValues(h, "missing")
+		}
+	}
+	m.planHosts = seen
 }
 
 // setState mirrors s into the ready_state gauge.

@@ -32,6 +32,7 @@ func exercise(m *Monitor) {
 	m.RenderDone(4 * time.Millisecond)
 	m.CertExpiry("example.test", time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	m.met.probeSeconds.Observe(0.001) // the probe loop does not run in plain mode
+	m.met.setPlanModules([]hostModuleJSON{{Host: "example.test", Planned: []string{"roster"}}})
 }
 
 func scrape(t *testing.T, m *Monitor) string {
@@ -101,6 +102,49 @@ func TestMetricNamesGolden(t *testing.T) {
 			t.Errorf("/metrics lacks %q", name)
 		}
 	}
+}
+
+// prosody_pfe_plan_modules is per host, as its help says: a VirtualHost
+// counts the global modules it loads and its own, so two VirtualHosts that
+// share the global modules each count them, and the series says which host
+// misses a module. A host that leaves the plan loses its series.
+func TestPlanModulesPerHost(t *testing.T) {
+	m := startMonitor(t, Config{Mode: ModePlain})
+	m.met.setPlanModules([]hostModuleJSON{
+		{Host: "one.example", Planned: []string{"disco", "pfe_onehost", "roster"}},
+		{Host: "two.example", Planned: []string{"disco", "pfe_onehost", "roster"}, Missing: []string{"pfe_onehost"}},
+		{Host: "conference.two.example", Planned: []string{"muc"}},
+	})
+	body := scrape(t, m)
+	for _, want := range []string{
+		`prosody_pfe_plan_modules{host="one.example",state="planned"} 3`,
+		`prosody_pfe_plan_modules{host="one.example",state="missing"} 0`,
+		`prosody_pfe_plan_modules{host="two.example",state="planned"} 3`,
+		`prosody_pfe_plan_modules{host="two.example",state="missing"} 1`,
+		`prosody_pfe_plan_modules{host="conference.two.example",state="planned"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", want, grepMetric(body, "plan_modules"))
+		}
+	}
+	if !strings.Contains(body, "# HELP prosody_pfe_plan_modules Modules the plan loads on each host") {
+		t.Errorf("the help does not say the count is per host:\n%s", grepMetric(body, "plan_modules"))
+	}
+	m.met.setPlanModules([]hostModuleJSON{{Host: "one.example", Planned: []string{"disco", "roster"}}})
+	body = scrape(t, m)
+	if strings.Contains(body, "two.example") || !strings.Contains(body, `prosody_pfe_plan_modules{host="one.example",state="planned"} 2`) {
+		t.Errorf("after two.example left the plan:\n%s", grepMetric(body, "plan_modules"))
+	}
+}
+
+func grepMetric(body, sub string) string {
+	var out []string
+	for line := range strings.SplitSeq(body, "\n") {
+		if strings.Contains(line, sub) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func TestExitLabelBounded(t *testing.T) {

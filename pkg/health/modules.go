@@ -27,7 +27,9 @@ type modulesJSON struct {
 	Skipped string    `json:"skipped,omitempty"`
 	At      time.Time `json:"at,omitzero"`
 	// Error is why the last check could not run (not a missing module).
-	Error   string           `json:"error,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Planned and Missing add up the hosts' lists: a global module counts
+	// once on every VirtualHost (the metric plan_modules has them per host).
 	Planned int              `json:"planned"`
 	Missing int              `json:"missing"`
 	Hosts   []hostModuleJSON `json:"hosts,omitempty"`
@@ -71,8 +73,7 @@ func (m *Monitor) checkModules(ctx context.Context) {
 		rec.Error = err.Error()
 		m.log.Warn("cannot check the loaded modules against the plan", zap.Error(err))
 	} else {
-		m.met.planModules.WithLabelValues("planned").Set(float64(rec.Planned))
-		m.met.planModules.WithLabelValues("missing").Set(float64(rec.Missing))
+		m.met.setPlanModules(rec.Hosts)
 	}
 	if len(missing) > 0 {
 		for _, h := range rec.Hosts {

@@ -19,10 +19,14 @@ type VerifySummary struct {
 	At              time.Time `json:"at"`
 	DurationSeconds float64   `json:"duration_seconds"`
 	OK              bool      `json:"ok"`
-	Passed          int       `json:"passed"`
-	Failed          int       `json:"failed"`
-	NotCheckable    int       `json:"not_checkable"`
-	// FailedFeatures names the features that failed ("login" for the session).
+	// Domains are the domains checked, each with its own throwaway account.
+	Domains      []string `json:"domains,omitempty"`
+	Passed       int      `json:"passed"`
+	Failed       int      `json:"failed"`
+	NotCheckable int      `json:"not_checkable"`
+	// FailedFeatures names the features that failed ("login" for the
+	// session): the names alone when one domain was checked, else each as
+	// "<feature> on <domain>".
 	FailedFeatures []string `json:"failed_features,omitempty"`
 	// Error is why the run could not check anything (no admin shell, …).
 	Error string `json:"error,omitempty"`

@@ -52,7 +52,7 @@ func Verify(ctx context.Context, st *settings.Settings, plan *pfe.Plan, roots *x
 
 // VerifyOnStart runs Verify once, after waitReady says Prosody is ready,
 // when PROSODY_VERIFY_ON_START is set, and logs the result: one line per
-// feature that did not pass, and a summary. Problems are logged, not
+// feature and domain that did not pass, and a summary. Problems are logged, not
 // returned: the self-test must not stop the server.
 func VerifyOnStart(ctx context.Context, s *State, waitReady func(context.Context) error) {
 	if !s.Settings.VerifyOnStart {
@@ -71,7 +71,7 @@ func VerifyOnStart(ctx context.Context, s *State, waitReady func(context.Context
 	}
 	for _, l := range rep.Lines {
 		if l.Result == xmppcheck.Fail {
-			log.Error("verify: feature failed", zap.String("feature", l.Feature), zap.Strings("evidence", l.Evidence))
+			log.Error("verify: feature failed", zap.String("domain", l.Domain), zap.String("feature", l.Feature), zap.Strings("evidence", l.Evidence))
 		}
 	}
 	fields := []zap.Field{zap.Int("passed", rep.Passed), zap.Int("failed", rep.Failed), zap.Int("not_checkable", rep.NotCheckable),

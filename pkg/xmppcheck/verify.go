@@ -40,12 +40,13 @@ type Config struct {
 	AdminSocket string
 	// C2SAddr is the host:port of the c2s listener. Required.
 	C2SAddr string
-	// Plan is the plan the server runs. Required. Its first domain is checked.
+	// Plan is the plan the server runs. Required. Every domain of it is
+	// checked, each with its own throwaway account and block of lines.
 	Plan *pfe.Plan
 	// OwnConfig says Plan was read from the operator's own config
 	// (PROSODY_CONFIG_FILE), which plans no PFE feature: beside the login,
-	// the report has a "modules" line (every module the config enables is
-	// loaded on each host under the domain) and a "features" line, not
+	// each domain's block has a "modules" line (every module the config
+	// enables is loaded on each host under the domain) and a "features" line, not
 	// checkable, saying that the per-feature checks do not apply.
 	OwnConfig bool
 	// Timeout bounds the whole run; 0 means 60s.
@@ -56,44 +57,60 @@ type Config struct {
 	RootCAs *x509.CertPool
 }
 
-// Line is the outcome for one feature (or "login", the session itself).
+// Line is the outcome for one feature (or "login", the session itself) on one domain.
 type Line struct {
+	// Domain is the VirtualHost the line is about: its throwaway account
+	// logged in there, and its components are the ones under it.
+	Domain   string   `json:"domain"`
 	Feature  string   `json:"feature"`
 	Result   string   `json:"result"` // Pass, Fail or NotCheckable
 	Evidence []string `json:"evidence"`
 }
 
-// Report is the result of one Verify run. It holds no secret: the throwaway
-// account's password is never kept.
+// Report is the result of one Verify run: one block of lines per domain of
+// the plan. It holds no secret: the throwaway accounts' passwords are never
+// kept.
 type Report struct {
-	Domain          string    `json:"domain"`
+	// Domains are the domains checked, in the plan's order.
+	Domains         []string  `json:"domains"`
 	At              time.Time `json:"at"`
 	DurationSeconds float64   `json:"duration_seconds"`
-	Lines           []Line    `json:"lines"`
-	Passed          int       `json:"passed"`
-	Failed          int       `json:"failed"`
-	NotCheckable    int       `json:"not_checkable"`
+	// Lines are the lines of every domain, domain after domain.
+	Lines []Line `json:"lines"`
+	// Passed, Failed and NotCheckable count the lines of every domain.
+	Passed       int `json:"passed"`
+	Failed       int `json:"failed"`
+	NotCheckable int `json:"not_checkable"`
 }
 
-// OK reports whether no line failed.
+// OK reports whether no line failed, on any domain.
 func (r *Report) OK() bool { return r.Failed == 0 }
 
-// FailedFeatures lists the features (and "login") that failed.
+// FailedFeatures lists the features (and "login", "cleanup") that failed: the
+// names alone when one domain was checked, else each as "<feature> on <domain>".
 func (r *Report) FailedFeatures() []string {
 	var out []string
 	for _, l := range r.Lines {
-		if l.Result == Fail {
+		if l.Result != Fail {
+			continue
+		}
+		if len(r.Domains) > 1 {
+			out = append(out, l.Feature+" on "+l.Domain)
+		} else {
 			out = append(out, l.Feature)
 		}
 	}
 	return out
 }
 
-// Verify runs the self-test against the running server and returns its
-// report. The error is non-nil only when the check itself cannot run (a
-// missing setting, no admin socket, no account could be made); a server that
-// lacks something gives FAIL lines and a nil error. Whatever it made (the
-// account, a room) is deleted before it returns, also on failure.
+// Verify runs the self-test against the running server, on every domain of
+// the plan, and returns its report. The error is non-nil only when the check
+// itself cannot run (a missing setting, no admin socket, the loaded modules
+// cannot be read); a server that lacks something gives FAIL lines and a nil
+// error, and so does a domain where the throwaway account cannot be made
+// (its "login" line fails). Whatever it made (the accounts, a room) is
+// deleted before it returns, also on failure; what could not be deleted is a
+// FAIL "cleanup" line of its domain.
 func Verify(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.AdminSocket == "" || cfg.C2SAddr == "" || cfg.Plan == nil || len(cfg.Plan.Domains) == 0 {
 		return nil, errors.New("verify: the admin socket, the c2s address and a plan with a domain are required")
@@ -104,28 +121,50 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	start := time.Now()
-	domain := cfg.Plan.Domains[0]
-	rep := &Report{Domain: domain, At: start.UTC()}
+	rep := &Report{Domains: slices.Clone(cfg.Plan.Domains), At: start.UTC()}
 
 	admin, err := adminsock.Dial(ctx, cfg.AdminSocket)
 	if err != nil {
 		return nil, fmt.Errorf("verify needs the admin shell (the admin/shell feature): %w", err)
 	}
 	defer admin.Close()
-	loaded, err := loadedModules(ctx, admin, cfg.Plan, domain)
-	if err != nil {
-		return nil, fmt.Errorf("verify: read the loaded modules: %w", err)
+	// Every domain's modules are read before any account is made, so a
+	// broken admin shell leaves nothing behind.
+	loaded := map[string]map[string]map[string]bool{}
+	for _, domain := range cfg.Plan.Domains {
+		if loaded[domain], err = loadedModules(ctx, admin, cfg.Plan, domain); err != nil {
+			return nil, fmt.Errorf("verify: read the loaded modules of %s: %w", domain, err)
+		}
 	}
+	for _, domain := range cfg.Plan.Domains {
+		lines := verifyDomain(ctx, cfg, admin, domain, loaded[domain])
+		for i := range lines {
+			lines[i].Domain = domain
+		}
+		rep.Lines = append(rep.Lines, lines...)
+	}
+	rep.finish(start)
+	return rep, nil
+}
 
+// verifyDomain is the self-test of one domain: its own throwaway account,
+// login, disco of the domain, the account and the domain's components, and
+// every feature's checks. The account (and what the round trips made) is
+// gone when it returns; a leftover it could not remove is a FAIL "cleanup"
+// line.
+func verifyDomain(ctx context.Context, cfg Config, admin *adminsock.Conn, domain string, loaded map[string]map[string]bool) (lines []Line) {
 	user := "pfe-verify-" + randomHex(6)
 	pass := randomHex(24)
 	jid := user + "@" + domain
 	res, err := admin.Exec(ctx, "user:create("+adminsock.LuaQuote(jid)+", "+adminsock.LuaQuote(pass)+")")
-	if err != nil {
-		return nil, fmt.Errorf("verify: create the throwaway account %s: %w", jid, err)
-	}
-	if !res.OK {
-		return nil, fmt.Errorf("verify: create the throwaway account %s: prosody says: %s", jid, res.Message)
+	if err != nil || !res.OK {
+		why := ""
+		if err != nil {
+			why = err.Error()
+		} else {
+			why = "prosody says: " + res.Message
+		}
+		return []Line{{Feature: "login", Result: Fail, Evidence: []string{"could not create the throwaway account " + jid + " over the admin socket: " + why}}}
 	}
 	cleanup := []string{}
 	defer func() {
@@ -136,8 +175,7 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 			cleanup = append(cleanup, "could not delete the throwaway account "+jid)
 		}
 		if len(cleanup) > 0 {
-			rep.Lines = append(rep.Lines, Line{Feature: "cleanup", Result: Fail, Evidence: cleanup})
-			rep.Failed++
+			lines = append(lines, Line{Feature: "cleanup", Result: Fail, Evidence: cleanup})
 		}
 	}()
 
@@ -153,9 +191,7 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 	c, err := Dial(ctx, DialConfig{Addr: cfg.C2SAddr, Domain: domain, Username: user, Password: pass, Resource: "verify", TLS: tc})
 	if err != nil {
 		login.Result, login.Evidence = Fail, []string{err.Error()}
-		rep.Lines = append(rep.Lines, login)
-		rep.finish(start)
-		return rep, nil
+		return []Line{login}
 	}
 	defer c.Close()
 	tlsVer := tls.VersionName(c.TLS().Version)
@@ -168,7 +204,7 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 	} else {
 		login.Evidence = append(login.Evidence, "certificate verified for "+domain)
 	}
-	rep.Lines = append(rep.Lines, login)
+	lines = append(lines, login)
 
 	s := &session{c: c, plan: cfg.Plan, domain: domain, loaded: loaded, info: map[string]*discoResult{}}
 	s.info[domain] = s.discoInfo(ctx, domain)
@@ -180,15 +216,14 @@ func Verify(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	if cfg.OwnConfig {
-		rep.Lines = append(rep.Lines, s.ownModules(), Line{Feature: "features", Result: NotCheckable, Evidence: []string{
+		lines = append(lines, s.ownModules(), Line{Feature: "features", Result: NotCheckable, Evidence: []string{
 			"not applicable: the server runs its own config (PROSODY_CONFIG_FILE), which plans no PFE feature, so no feature's disco keys or round trips (archive, upload, MUC) are checked",
 		}})
 	}
 	for _, f := range cfg.Plan.Features {
-		rep.Lines = append(rep.Lines, s.feature(ctx, f, &cleanup))
+		lines = append(lines, s.feature(ctx, f, &cleanup))
 	}
-	rep.finish(start)
-	return rep, nil
+	return lines
 }
 
 func (r *Report) finish(start time.Time) {
@@ -226,12 +261,13 @@ func verifyCert(cs tls.ConnectionState, domain string, roots *x509.CertPool) str
 	return ""
 }
 
-// loadedModules reads module:list for each host of the plan under domain
-// (and the global host), as a set per host that includes the global modules.
+// loadedModules reads module:list for each host of the plan that belongs to
+// domain (its VirtualHost and its components, see ownerDomain), as a set per
+// host that includes the global modules.
 func loadedModules(ctx context.Context, admin *adminsock.Conn, p *pfe.Plan, domain string) (map[string]map[string]bool, error) {
 	out := map[string]map[string]bool{}
 	for _, hm := range p.ExpectedModules() {
-		if hm.Host != domain && !strings.HasSuffix(hm.Host, "."+domain) {
+		if ownerDomain(p, hm.Host) != domain {
 			continue
 		}
 		set, err := admin.LoadedModules(ctx, hm.Host)
@@ -241,6 +277,29 @@ func loadedModules(ctx context.Context, admin *adminsock.Conn, p *pfe.Plan, doma
 		out[hm.Host] = set
 	}
 	return out, nil
+}
+
+// ownerDomain is the domain of p whose block checks host: a domain itself;
+// a component planned for a domain (pfe.ComponentPlan.Domain); else (an
+// operator's own config, whose components name no domain) the longest domain
+// host is a subdomain of; "" for none. So with the domains example.org and
+// chat.example.org, conference.chat.example.org is checked with the second.
+func ownerDomain(p *pfe.Plan, host string) string {
+	if slices.Contains(p.Domains, host) {
+		return host
+	}
+	for _, c := range p.Components {
+		if c.Address == host && slices.Contains(p.Domains, c.Domain) {
+			return c.Domain
+		}
+	}
+	owner := ""
+	for _, d := range p.Domains {
+		if strings.HasSuffix(host, "."+d) && len(d) > len(owner) {
+			owner = d
+		}
+	}
+	return owner
 }
 
 type discoResult struct {
@@ -488,19 +547,49 @@ func randomHex(n int) string {
 // Summary is what /status shows of the report.
 func (r *Report) Summary() health.VerifySummary {
 	return health.VerifySummary{
-		At: r.At, DurationSeconds: r.DurationSeconds, OK: r.OK(),
+		At: r.At, DurationSeconds: r.DurationSeconds, OK: r.OK(), Domains: slices.Clone(r.Domains),
 		Passed: r.Passed, Failed: r.Failed, NotCheckable: r.NotCheckable,
 		FailedFeatures: r.FailedFeatures(),
 	}
 }
 
-// Print writes the report as text, one line per feature:
-// "PASS  messaging/archive  account advertises urn:xmpp:mam:2; …".
+// Print writes the report as text: for each domain, one line per feature
+// ("PASS  messaging/archive  account advertises urn:xmpp:mam:2; …") and the
+// domain's counts; with more than one domain each block starts with the
+// domain's name and a last line adds them up.
 func (r *Report) Print(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, l := range r.Lines {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Result, l.Feature, strings.Join(l.Evidence, "; "))
+	multi := len(r.Domains) > 1
+	for i, d := range r.Domains {
+		if multi {
+			if i > 0 {
+				fmt.Fprintln(tw)
+			}
+			fmt.Fprintf(tw, "== %s\n", d)
+		}
+		var pass, fail, nc int
+		for _, l := range r.Lines {
+			if l.Domain != d {
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Result, l.Feature, strings.Join(l.Evidence, "; "))
+			switch l.Result {
+			case Pass:
+				pass++
+			case Fail:
+				fail++
+			default:
+				nc++
+			}
+		}
+		if multi {
+			fmt.Fprintf(tw, "%s: %d passed, %d failed, %d not checkable\n", d, pass, fail, nc)
+		}
 	}
-	fmt.Fprintf(tw, "\n%s: %d passed, %d failed, %d not checkable (%.1fs)\n", r.Domain, r.Passed, r.Failed, r.NotCheckable, r.DurationSeconds)
+	name := strings.Join(r.Domains, ", ")
+	if multi {
+		name = fmt.Sprintf("all %d domains", len(r.Domains))
+	}
+	fmt.Fprintf(tw, "\n%s: %d passed, %d failed, %d not checkable (%.1fs)\n", name, r.Passed, r.Failed, r.NotCheckable, r.DurationSeconds)
 	return tw.Flush()
 }

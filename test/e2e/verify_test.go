@@ -13,8 +13,9 @@ import (
 
 // verifyReport is `entrypoint verify --json`.
 type verifyReport struct {
-	Domain string `json:"domain"`
-	Lines  []struct {
+	Domains []string `json:"domains"`
+	Lines   []struct {
+		Domain   string   `json:"domain"`
 		Feature  string   `json:"feature"`
 		Result   string   `json:"result"`
 		Evidence []string `json:"evidence"`
@@ -156,7 +157,7 @@ func TestBrokenModuleFailsReadinessAndVerify(t *testing.T) {
 		ms.Modules.Hosts[0].Missing[0] != "pfe_broken" || len(ms.Modules.Hosts[0].ProsodyErrors) == 0 {
 		t.Errorf("/status modules = %+v, want pfe_broken missing on localhost with Prosody's error line", ms.Modules)
 	}
-	if _, m, _ := s.Get("/metrics"); !strings.Contains(m, `prosody_pfe_plan_modules{state="missing"} 1`) {
+	if _, m, _ := s.Get("/metrics"); !strings.Contains(m, `prosody_pfe_plan_modules{host="localhost",state="missing"} 1`) {
 		t.Errorf("metrics do not count the missing module:\n%s", grepLines(m, "plan_modules"))
 	}
 
