@@ -25,18 +25,14 @@ func TestExplainWithOwnConfig(t *testing.T) {
 // validate through its credential, exit 78 naming the variable.
 func TestValidateRefusesAWritableTreeInProduction(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "srv")
-	if err := entrypointtest.MakeRoot(root); err != nil {
-		t.Fatal(err)
-	}
-	ports, err := entrypointtest.NewPorts()
-	if err != nil {
-		t.Fatal(err)
-	}
 	tree, err := filepath.Abs(filepath.Join("..", "..", "config"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars := entrypointtest.Env(root, tree, ports)
+	vars, _, err := entrypointtest.ServerEnv(root, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
 	vars["PROSODY_ENVIRONMENT"] = "production"
 	if err := os.Chmod(vars["PROSODY_CUSTOM_DIR"], 0o777); err != nil {
 		t.Fatal(err)

@@ -145,6 +145,20 @@ func Env(root, configDir string, p Ports) map[string]string {
 	}
 }
 
+// ServerEnv prepares a server rooted in root: it makes the directories
+// (MakeRoot), picks the ports (NewPorts) and returns the environment (Env)
+// with the config tree at configDir, and the ports.
+func ServerEnv(root, configDir string) (map[string]string, Ports, error) {
+	if err := MakeRoot(root); err != nil {
+		return nil, Ports{}, err
+	}
+	p, err := NewPorts()
+	if err != nil {
+		return nil, Ports{}, err
+	}
+	return Env(root, configDir, p), p, nil
+}
+
 // Buffer is an io.Writer safe for concurrent use, for a child's output that the
 // test reads while the child still writes. The zero value is empty and ready.
 type Buffer struct {

@@ -30,18 +30,14 @@ func server(t *testing.T, extra map[string]string) (root string, env []string) {
 		t.Fatal(err)
 	}
 	root = filepath.Join(dir, "srv")
-	if err := entrypointtest.MakeRoot(root); err != nil {
-		t.Fatal(err)
-	}
-	ports, err := entrypointtest.NewPorts()
-	if err != nil {
-		t.Fatal(err)
-	}
 	tree, err := filepath.Abs(filepath.Join("..", "..", "config"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars := entrypointtest.Env(root, tree, ports)
+	vars, _, err := entrypointtest.ServerEnv(root, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for k, v := range extra {
 		vars[k] = v
 	}

@@ -43,18 +43,14 @@ func (f *failRecorder) fail(err error) int {
 func serverEnv(t *testing.T, over ...string) ([]string, string) {
 	t.Helper()
 	root := t.TempDir()
-	if err := entrypointtest.MakeRoot(root); err != nil {
-		t.Fatal(err)
-	}
-	ports, err := entrypointtest.NewPorts()
-	if err != nil {
-		t.Fatal(err)
-	}
 	configDir, err := filepath.Abs(filepath.Join("..", "..", "config"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars := entrypointtest.Env(root, configDir, ports)
+	vars, ports, err := entrypointtest.ServerEnv(root, configDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, kv := range over {
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v

@@ -352,14 +352,10 @@ func startPFE(t *testing.T, bin, root string) *pfeServer {
 func startPFEWith(t *testing.T, bin, root string, extra map[string]string) *pfeServer {
 	t.Helper()
 	dir := t.TempDir() // MakeRoot opens its parent to the prosody user: no deeper directory
-	if err := entrypointtest.MakeRoot(dir); err != nil {
-		t.Fatal(err)
-	}
-	ports, err := entrypointtest.NewPorts()
+	env, ports, err := entrypointtest.ServerEnv(dir, filepath.Join(root, "config"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := entrypointtest.Env(dir, filepath.Join(root, "config"), ports)
 	env["PROSODY_HEALTH_INTERVAL"] = "1s"
 	env["PROSODY_RESTART_BACKOFF"] = "100ms"
 	env["PROSODY_RESTART_MAX"] = "10"

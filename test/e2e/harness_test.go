@@ -113,16 +113,13 @@ func NewServer(t testing.TB, o Options) *Server {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	if err := entrypointtest.MakeRoot(dir); err != nil {
-		t.Fatal(err)
-	}
-	ports, err := entrypointtest.NewPorts()
+	env, ports, err := entrypointtest.ServerEnv(dir, o.ConfigDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &Server{t: t, Dir: dir, Domain: o.Domain, done: make(chan struct{}),
 		C2S: ports.C2S, S2S: ports.S2S, HTTP: ports.HTTP, HTTPS: ports.HTTPS, Health: ports.Health}
-	s.Env = entrypointtest.Env(dir, o.ConfigDir, ports)
+	s.Env = env
 	s.Env["PROSODY_PROFILE"], s.Env["PROSODY_ENVIRONMENT"], s.Env["PROSODY_DOMAIN"] = o.Profile, o.Environment, o.Domain
 	for k, v := range o.Env {
 		if v == "" {
