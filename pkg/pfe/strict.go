@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -48,6 +49,21 @@ func decodeStrict(path string, v any) error {
 	if err != nil {
 		return err
 	}
+	return decodeData(path, data, v)
+}
+
+// decodeStrictIn is decodeStrict of the file name in the directory dir, open as d
+// (openTreeDir; nil: read by path).
+func decodeStrictIn(d *atomicfile.Dir, dir, name string, v any) error {
+	data, err := readTreeFileIn(d, dir, name)
+	if err != nil {
+		return err
+	}
+	return decodeData(filepath.Join(dir, name), data, v)
+}
+
+// decodeData is decodeStrict of data, read from path.
+func decodeData(path string, data []byte, v any) error {
 	// Most files are clean: quickCheck says so without checkJSON's token
 	// pass, which costs twice the decode; checkJSON explains any problem.
 	if t := reflect.TypeOf(v); !quickCheck(data, t) {
@@ -84,15 +100,42 @@ func problemError(path string, p *jsonProblem) error {
 // opened without blocking, at most MaxFileBytes.
 func readTreeFile(path string) ([]byte, error) {
 	data, err := atomicfile.ReadFile(path, atomicfile.ReadOptions{MaxBytes: MaxFileBytes})
-	switch {
-	case errors.Is(err, atomicfile.ErrTooLarge):
-		return nil, fmt.Errorf("%s: larger than %d bytes (1 MiB), the most a tree file may hold: %w", path, MaxFileBytes, err)
-	case errors.Is(err, atomicfile.ErrNotRegular):
-		return nil, fmt.Errorf("tree file: %w; want a regular file", err)
-	case err != nil:
-		return nil, fmt.Errorf("read tree file: %w", err)
+	return data, treeFileError(path, err)
+}
+
+// openTreeDir opens the tree directory dir to read the files in it with one
+// open each (see atomicfile.Dir), or returns nil when it cannot: each file is
+// then read by its path, and that read says what is wrong.
+func openTreeDir(dir string) *atomicfile.Dir {
+	d, err := atomicfile.OpenDir(dir)
+	if err != nil {
+		return nil
 	}
-	return data, nil
+	return d
+}
+
+// readTreeFileIn is readTreeFile of the file name in dir, open as d (nil: by path).
+func readTreeFileIn(d *atomicfile.Dir, dir, name string) ([]byte, error) {
+	path := filepath.Join(dir, name)
+	if d == nil {
+		return readTreeFile(path)
+	}
+	data, err := d.ReadFile(name, atomicfile.ReadOptions{MaxBytes: MaxFileBytes})
+	return data, treeFileError(path, err)
+}
+
+// treeFileError is err, of reading the tree file at path, said for the tree; nil stays nil.
+func treeFileError(path string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, atomicfile.ErrTooLarge):
+		return fmt.Errorf("%s: larger than %d bytes (1 MiB), the most a tree file may hold: %w", path, MaxFileBytes, err)
+	case errors.Is(err, atomicfile.ErrNotRegular):
+		return fmt.Errorf("tree file: %w; want a regular file", err)
+	default:
+		return fmt.Errorf("read tree file: %w", err)
+	}
 }
 
 // frame is one open object or array during checkJSON.
