@@ -163,22 +163,41 @@ func ReadFile(path string, opts ReadOptions) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readCapped(f, path, opts)
+}
+
+// readCapped reads all of f, the regular file at path, within opts.MaxBytes.
+func readCapped(f *os.File, path string, opts ReadOptions) ([]byte, error) {
 	limit := opts.MaxBytes
 	if limit == 0 {
 		limit = DefaultMaxBytes
 	}
-	if limit > 0 {
-		if fi, err := f.Stat(); err == nil && fi.Size() > limit {
-			return nil, fmt.Errorf("read %s: %d bytes, more than the %d allowed: %w", path, fi.Size(), limit, ErrTooLarge)
-		}
+	size := int64(0)
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	if limit > 0 && size > limit {
+		return nil, fmt.Errorf("read %s: %d bytes, more than the %d allowed: %w", path, size, limit, ErrTooLarge)
 	}
 	var r io.Reader = f
 	if limit > 0 {
 		r = io.LimitReader(f, limit+1)
 	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+	// Sized from fstat, as os.ReadFile is: one read and one to see the end,
+	// for a file that does not grow meanwhile.
+	b := make([]byte, 0, size+512)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
 	}
 	if limit > 0 && int64(len(b)) > limit {
 		return nil, fmt.Errorf("read %s: more than the %d bytes allowed: %w", path, limit, ErrTooLarge)

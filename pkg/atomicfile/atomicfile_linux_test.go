@@ -3,6 +3,7 @@ package atomicfile_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,6 +107,55 @@ func TestReadFileCap(t *testing.T) {
 	}
 }
 
+// TestDirReadFile: a Dir reads the files in it as ReadFile reads them by
+// path: the bytes, the cap, a FIFO refused at once, the links of a
+// Kubernetes volume followed; a name must be one path component.
+func TestDirReadFile(t *testing.T) {
+	dir := t.TempDir()
+	ts := filepath.Join(dir, "..2026_01_01")
+	if err := os.Mkdir(ts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ts, "features.json"), []byte(`{"a": 1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustSymlink(t, "..2026_01_01", filepath.Join(dir, "..data"))
+	mustSymlink(t, "..data/features.json", filepath.Join(dir, "features.json"))
+	if err := os.WriteFile(filepath.Join(dir, "plain.json"), bytes.Repeat([]byte("x"), 5000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := atomicfile.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if b, err := d.ReadFile("plain.json", atomicfile.ReadOptions{}); err != nil || len(b) != 5000 {
+		t.Errorf("plain file: %d bytes, %v; want 5000", len(b), err)
+	}
+	if b, err := d.ReadFile("features.json", atomicfile.ReadOptions{}); err != nil || string(b) != `{"a": 1}` {
+		t.Errorf("through the volume's trusted links: %q, %v", b, err)
+	}
+	if _, err := d.ReadFile("plain.json", atomicfile.ReadOptions{MaxBytes: 4999}); !errors.Is(err, atomicfile.ErrTooLarge) {
+		t.Errorf("over the cap: %v, want ErrTooLarge", err)
+	}
+	_, err = d.ReadFile("fifo.json", atomicfile.ReadOptions{})
+	var ke *atomicfile.KindError
+	if !errors.As(err, &ke) || !strings.Contains(err.Error(), filepath.Join(dir, "fifo.json")) {
+		t.Errorf("FIFO: %v, want a KindError naming it", err)
+	}
+	for _, name := range []string{"../plain.json", "..data/features.json", "", ".."} {
+		if _, err := d.ReadFile(name, atomicfile.ReadOptions{}); err == nil {
+			t.Errorf("ReadFile(%q) = nil error, want a refusal of a name that is not one component", name)
+		}
+	}
+	if _, err := atomicfile.OpenDir(filepath.Join(dir, "plain.json")); err == nil {
+		t.Error("OpenDir of a regular file: nil error")
+	}
+}
+
 // TestLinksInTrustedDirectoriesAreFollowed: Kubernetes Secret volumes are
 // root-owned links (name -> ..data/name, ..data -> ..2026_x); they must work.
 func TestLinksInTrustedDirectoriesAreFollowed(t *testing.T) {
@@ -192,6 +242,22 @@ func TestSymlinkAttackAsProsody(t *testing.T) {
 		"SetOwnerMode below": func() error { return atomicfile.SetOwnerMode(filepath.Join(data, "next", "rootfile"), 0o644, uid, gid) },
 		"ReadFile below link": func() error {
 			_, err := atomicfile.ReadFile(filepath.Join(data, "next", "rootfile"), atomicfile.ReadOptions{})
+			return err
+		},
+		"Dir.ReadFile": func() error {
+			d, err := atomicfile.OpenDir(filepath.Join(data, "secrets"))
+			if err != nil {
+				return fmt.Errorf("OpenDir of prosody's own directory: %w", err)
+			}
+			defer d.Close()
+			_, err = d.ReadFile("upload_secret", atomicfile.ReadOptions{})
+			return err
+		},
+		"OpenDir link": func() error {
+			d, err := atomicfile.OpenDir(filepath.Join(data, "next"))
+			if err == nil {
+				d.Close()
+			}
 			return err
 		},
 	}

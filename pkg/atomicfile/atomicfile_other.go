@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 )
 
 // The checks below are made on paths, not descriptors: they refuse the same
@@ -281,3 +283,33 @@ func Owner(path string) (uid, gid int, err error) {
 func Adopt(dir string, _, _, _ int) (int, error) {
 	return 0, fmt.Errorf("adopt %s: not supported off Linux", dir)
 }
+
+// Dir: see the Linux version (here a path; the checks are made per file).
+type Dir struct{ path string }
+
+// OpenDir: see the Linux version.
+func OpenDir(path string) (*Dir, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: syscall.ENOTDIR}
+	}
+	return &Dir{path: path}, nil
+}
+
+// ReadFile: see the Linux version.
+func (d *Dir) ReadFile(name string, opts ReadOptions) ([]byte, error) {
+	path := filepath.Join(d.path, name)
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return nil, fmt.Errorf("read %s: %q is not a file name in %s", path, name, d.path)
+	}
+	return ReadFile(path, opts)
+}
+
+// Path: see the Linux version.
+func (d *Dir) Path() string { return d.path }
+
+// Close: see the Linux version.
+func (d *Dir) Close() error { return nil }

@@ -425,6 +425,18 @@ func (m *Monitor) probing() bool {
 	return m.in.stagesDone && m.in.childRunning && !m.in.stopping && !m.in.gaveUp
 }
 
+// probeStart marks a c2s probe of the current child as begun and returns the
+// child's generation, or 0 when no probe may run now (see probing).
+func (m *Monitor) probeStart() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !(m.in.stagesDone && m.in.childRunning && !m.in.stopping && !m.in.gaveUp) {
+		return 0
+	}
+	m.in.probeGen = m.in.childGen
+	return m.in.probeGen
+}
+
 // modulesLoop runs the check of the loaded modules whenever one is due
 // (modulesDue), beside the probe loop rather than in it: after READY=1 the
 // check (admin socket) and the c2s probe run at the same time, so /readyz
@@ -468,9 +480,16 @@ func (m *Monitor) probeLoop(ctx context.Context) {
 			backoff = m.cfg.StartupInterval
 		case <-timer.C:
 		}
-		due := m.probing()
+		gen := m.probeStart()
 		next := m.cfg.Interval
-		if due {
+		if gen != 0 {
+			// A wake-up that came before this probe began is answered by it
+			// (the timer and a kick at once would otherwise probe twice).
+			select {
+			case <-m.kick:
+				backoff = m.cfg.StartupInterval
+			default:
+			}
 			m.wakeModules()
 			start := time.Now()
 			ok, detail, err := ProbeC2S(ctx, m.cfg.C2SAddr, m.cfg.Domain, m.cfg.ProbeTimeout)
@@ -481,9 +500,13 @@ func (m *Monitor) probeLoop(ctx context.Context) {
 			if err != nil {
 				detail = err.Error()
 			}
-			fails = m.probeDone(ok, detail, start, d, fails)
+			var again bool
+			fails, again = m.probeDone(gen, ok, detail, start, d, fails)
 			if !ok && fails < m.cfg.FailureThreshold {
 				next = m.cfg.StartupInterval // confirm quickly
+			}
+			if again {
+				backoff, next = m.cfg.StartupInterval, 0
 			}
 			if m.cfg.DBAddr != "" {
 				dbFails = m.checkDatabase(ctx, dbFails)
@@ -513,19 +536,37 @@ func (m *Monitor) modulesDue() bool {
 	return m.in.modulesPending && ready && !m.in.reloading
 }
 
-// probeDone records one c2s probe that began at start and took d; fails is
-// the count of failed probes in a row before it, and the count after it is
-// returned. A ready server turns not ready at FailureThreshold failures in a row.
-func (m *Monitor) probeDone(ok bool, detail string, start time.Time, d time.Duration, fails int) int {
+// probeDone records one c2s probe that began at start, in child generation
+// gen (probeStart), and took d; fails is the count of failed probes in a row
+// before it, and the count after it is returned. A ready server turns not
+// ready at FailureThreshold failures in a row. A probe that began before the
+// child last started or exited is counted in the metrics but says nothing
+// about the current child: it changes no state. again reports that READY=1
+// came during a probe that failed: the caller probes again at once.
+func (m *Monitor) probeDone(gen int, ok bool, detail string, start time.Time, d time.Duration, fails int) (_ int, again bool) {
 	m.met.probeSeconds.Observe(d.Seconds())
+	if !ok {
+		m.met.probeFailures.Inc()
+	}
+	m.mu.Lock()
+	stale := gen != m.in.childGen
+	again = !ok && !stale && m.in.probeAgain
+	m.in.probeGen, m.in.probeAgain = 0, false
+	m.mu.Unlock()
+	if stale {
+		m.log.Debug("probe of an earlier child dropped", zap.Bool("ok", ok), zap.String("detail", detail))
+		return fails, false
+	}
 	fails++
 	if ok {
 		fails = 0
 	} else {
-		m.met.probeFailures.Inc()
 		m.log.Debug("probe not ready", zap.String("detail", detail), zap.Duration("duration", d), zap.Int("in_a_row", fails))
 	}
 	m.update(func(in *inputs, st *statusRecord) {
+		if gen != in.childGen {
+			return // the child changed since the check above
+		}
 		st.probe = &probeJSON{OK: ok, Detail: detail, At: time.Now().UTC(), DurationSeconds: d.Seconds()}
 		switch {
 		case ok:
@@ -538,7 +579,7 @@ func (m *Monitor) probeDone(ok bool, detail string, start time.Time, d time.Dura
 		}
 		in.probeOK, in.probeDetail = ok, detail
 	})
-	return fails
+	return fails, again
 }
 
 // checkDatabase runs one database check and records it; fails is the count of
@@ -616,6 +657,7 @@ func (m *Monitor) onNotify(msg sdnotify.Message) {
 	}
 	m.met.notifyMsgs.WithLabelValues(kind).Inc()
 	m.log.Debug("notify message", zap.String("type", kind), zap.Int("pid", msg.PID), zap.String("status", msg.Status))
+	reprobe := false
 	m.update(func(in *inputs, st *statusRecord) {
 		if msg.PID != 0 && msg.PID != in.notify.pid {
 			in.notify = notifyState{pid: msg.PID}
@@ -632,10 +674,34 @@ func (m *Monitor) onNotify(msg sdnotify.Message) {
 		if msg.Status != "" {
 			st.notifyStatus = msg.Status
 		}
+		if msg.Ready {
+			reprobe = readyReprobe(in)
+		}
 	})
-	if msg.Ready {
+	switch {
+	case reprobe:
 		m.wake()
+	case msg.Ready:
+		m.wakeModules()
 	}
+}
+
+// readyReprobe decides, at READY=1, whether the c2s probe must run now. Not
+// when it already answered for this child (probeOK counts only probes of the
+// current child), nor while a probe of this child runs: its answer comes, and
+// if it fails the next probe runs at once (probeAgain). A second probe then
+// would only compete with the module check for Prosody. Otherwise (the last
+// probe failed, or none ran) probe now, not after the startup backoff.
+// Called under Monitor.mu.
+func readyReprobe(in *inputs) bool {
+	if in.probeOK {
+		return false
+	}
+	if in.probeGen != 0 && in.probeGen == in.childGen {
+		in.probeAgain = true
+		return false
+	}
+	return true
 }
 
 // dropLogEvery is the least time between two logs of dropped notify datagrams:

@@ -119,6 +119,7 @@ func (m *Monitor) ChildStarted(pid int) {
 		m.moduleCheckDue(in, st)
 		in.childPID, in.childRunning, in.restarting = pid, true, false
 		in.probeOK, in.probeDetail = false, ""
+		in.childGen++
 		in.everReady, in.probeFailSince, in.wedged = false, time.Time{}, ""
 		st.childStarted = time.Now()
 	})
@@ -138,6 +139,7 @@ func (m *Monitor) ChildExited(pid int, code int, signal string) {
 		m.met.childPID.Set(0)
 		in.childRunning, in.exited, in.lastExitCode = false, true, code
 		in.probeOK, in.probeDetail = false, ""
+		in.childGen++
 		in.everReady, in.probeFailSince, in.wedged = false, time.Time{}, ""
 		st.lastExit = &exitJSON{PID: pid, Code: code, Signal: signal, At: time.Now().UTC()}
 	})

@@ -103,6 +103,15 @@ type inputs struct {
 
 	probeOK     bool
 	probeDetail string
+	// childGen is bumped when a child starts or exits; a probe records the
+	// generation it began in (probeGen, 0 while none runs) and its answer
+	// counts only if the child is still the same, so a probe of the previous
+	// child finishing after a restart never makes the new one ready.
+	childGen int
+	probeGen int
+	// probeAgain: READY=1 came while a probe of this child was running; if
+	// that probe fails, the next one runs at once instead of after the backoff.
+	probeAgain bool
 
 	// The watchdog's view (see serving and watchdogDue).
 	everReady      bool      // the current child was ready (or degraded) at least once

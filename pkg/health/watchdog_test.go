@@ -31,8 +31,11 @@ func newProsodyMonitor(t *testing.T, cfg Config) *Monitor {
 // probes records n probe results, each begun at start.
 func probes(m *Monitor, ok bool, n int, start time.Time) {
 	fails := 0
+	m.mu.Lock()
+	gen := m.in.childGen
+	m.mu.Unlock()
 	for range n {
-		fails = m.probeDone(ok, map[bool]string{true: "features: starttls", false: "read stream: timeout"}[ok], start, 2*time.Second, fails)
+		fails, _ = m.probeDone(gen, ok, map[bool]string{true: "features: starttls", false: "read stream: timeout"}[ok], start, 2*time.Second, fails)
 	}
 }
 
@@ -114,12 +117,13 @@ func TestWatchdogNeedsReadinessToDrop(t *testing.T) {
 	m.SetStagesDone()
 	m.ChildStarted(4242)
 	probes(m, true, 1, time.Now())
-	fails := m.probeDone(false, "read stream: timeout", long, 2*time.Second, 0)
-	fails = m.probeDone(false, "read stream: timeout", long, 2*time.Second, fails)
+	gen := m.in.childGen
+	fails, _ := m.probeDone(gen, false, "read stream: timeout", long, 2*time.Second, 0)
+	fails, _ = m.probeDone(gen, false, "read stream: timeout", long, 2*time.Second, fails)
 	if due(m) {
 		t.Fatal("fired after 2 failed probes while still ready")
 	}
-	m.probeDone(false, "read stream: timeout", long, 2*time.Second, fails)
+	m.probeDone(gen, false, "read stream: timeout", long, 2*time.Second, fails)
 	if !due(m) {
 		t.Fatal("did not fire after 3 failed probes for the timeout")
 	}

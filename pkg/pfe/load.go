@@ -204,6 +204,10 @@ func (t *Tree) loadCore(dir string) []error {
 		}
 		return names[i] < names[j]
 	})
+	d := openTreeDir(dir)
+	if d != nil {
+		defer d.Close()
+	}
 	for _, n := range names {
 		if err := CheckName("core file", n); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", dir, err))
@@ -211,7 +215,7 @@ func (t *Tree) loadCore(dir string) []error {
 		}
 		path := filepath.Join(dir, n+".json")
 		var c Core
-		if err := decodeStrict(path, &c); err != nil {
+		if err := decodeStrictIn(d, dir, n+".json", &c); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -308,6 +312,8 @@ func (t *Tree) loadFeatures(dir string, custom bool) []error {
 			errs = append(errs, err)
 			continue
 		}
+		gdir := filepath.Join(dir, g.Name())
+		d := openTreeDir(gdir)
 		for _, f := range files {
 			if f.IsDir() || !strings.HasSuffix(f.Name(), ".json") {
 				continue
@@ -317,9 +323,9 @@ func (t *Tree) loadFeatures(dir string, custom bool) []error {
 				errs = append(errs, fmt.Errorf("%s: %w", filepath.Join(dir, g.Name()), err))
 				continue
 			}
-			path := filepath.Join(dir, g.Name(), f.Name())
+			path := filepath.Join(gdir, f.Name())
 			var ft Feature
-			if err := decodeStrict(path, &ft); err != nil {
+			if err := decodeStrictIn(d, gdir, f.Name(), &ft); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -334,6 +340,9 @@ func (t *Tree) loadFeatures(dir string, custom bool) []error {
 			}
 			t.features[ft.Name] = &ft
 		}
+		if d != nil {
+			_ = d.Close()
+		}
 	}
 	return errs
 }
@@ -344,6 +353,10 @@ func (t *Tree) loadEnvironments(dir string) []error {
 		return []error{err}
 	}
 	var errs []error
+	d := openTreeDir(dir)
+	if d != nil {
+		defer d.Close()
+	}
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
 			continue
@@ -354,7 +367,7 @@ func (t *Tree) loadEnvironments(dir string) []error {
 		}
 		path := filepath.Join(dir, e.Name())
 		var env Environment
-		if err := decodeStrict(path, &env); err != nil {
+		if err := decodeStrictIn(d, dir, e.Name(), &env); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -378,6 +391,10 @@ func (t *Tree) loadLegacy(dir string) []error {
 		return []error{err}
 	}
 	var errs []error
+	d := openTreeDir(dir)
+	if d != nil {
+		defer d.Close()
+	}
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".cfg.lua") {
 			continue
@@ -387,7 +404,7 @@ func (t *Tree) loadLegacy(dir string) []error {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		data, err := readTreeFile(path)
+		data, err := readTreeFileIn(d, dir, e.Name())
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 )
@@ -47,20 +49,27 @@ func decodeStrict(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	if p := checkJSON(data, reflect.TypeOf(v)); p != nil {
-		var msg string
-		switch {
-		case p.line > 0:
-			msg = fmt.Sprintf("%s:%d: invalid JSON: %s", path, p.line, p.msg)
-		case p.key != "":
-			msg = fmt.Sprintf("%s: key %s: %s", path, strconv.Quote(p.key), p.msg)
-		default:
-			msg = fmt.Sprintf("%s: %s", path, p.msg)
+	return decodeData(path, data, v)
+}
+
+// decodeStrictIn is decodeStrict of the file name in the directory dir, open as d
+// (openTreeDir; nil: read by path).
+func decodeStrictIn(d *atomicfile.Dir, dir, name string, v any) error {
+	data, err := readTreeFileIn(d, dir, name)
+	if err != nil {
+		return err
+	}
+	return decodeData(filepath.Join(dir, name), data, v)
+}
+
+// decodeData is decodeStrict of data, read from path.
+func decodeData(path string, data []byte, v any) error {
+	// Most files are clean: quickCheck says so without checkJSON's token
+	// pass, which costs twice the decode; checkJSON explains any problem.
+	if t := reflect.TypeOf(v); !quickCheck(data, t) {
+		if p := checkJSON(data, t); p != nil {
+			return problemError(path, p)
 		}
-		if p.err != nil {
-			return fmt.Errorf("%s: %w", msg, p.err)
-		}
-		return errors.New(msg)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -70,19 +79,63 @@ func decodeStrict(path string, v any) error {
 	return nil
 }
 
+// problemError is the error for problem p of the tree file at path.
+func problemError(path string, p *jsonProblem) error {
+	var msg string
+	switch {
+	case p.line > 0:
+		msg = fmt.Sprintf("%s:%d: invalid JSON: %s", path, p.line, p.msg)
+	case p.key != "":
+		msg = fmt.Sprintf("%s: key %s: %s", path, strconv.Quote(p.key), p.msg)
+	default:
+		msg = fmt.Sprintf("%s: %s", path, p.msg)
+	}
+	if p.err != nil {
+		return fmt.Errorf("%s: %w", msg, p.err)
+	}
+	return errors.New(msg)
+}
+
 // readTreeFile reads a file of the config tree through atomicfile: a regular file only,
 // opened without blocking, at most MaxFileBytes.
 func readTreeFile(path string) ([]byte, error) {
 	data, err := atomicfile.ReadFile(path, atomicfile.ReadOptions{MaxBytes: MaxFileBytes})
-	switch {
-	case errors.Is(err, atomicfile.ErrTooLarge):
-		return nil, fmt.Errorf("%s: larger than %d bytes (1 MiB), the most a tree file may hold: %w", path, MaxFileBytes, err)
-	case errors.Is(err, atomicfile.ErrNotRegular):
-		return nil, fmt.Errorf("tree file: %w; want a regular file", err)
-	case err != nil:
-		return nil, fmt.Errorf("read tree file: %w", err)
+	return data, treeFileError(path, err)
+}
+
+// openTreeDir opens the tree directory dir to read the files in it with one
+// open each (see atomicfile.Dir), or returns nil when it cannot: each file is
+// then read by its path, and that read says what is wrong.
+func openTreeDir(dir string) *atomicfile.Dir {
+	d, err := atomicfile.OpenDir(dir)
+	if err != nil {
+		return nil
 	}
-	return data, nil
+	return d
+}
+
+// readTreeFileIn is readTreeFile of the file name in dir, open as d (nil: by path).
+func readTreeFileIn(d *atomicfile.Dir, dir, name string) ([]byte, error) {
+	path := filepath.Join(dir, name)
+	if d == nil {
+		return readTreeFile(path)
+	}
+	data, err := d.ReadFile(name, atomicfile.ReadOptions{MaxBytes: MaxFileBytes})
+	return data, treeFileError(path, err)
+}
+
+// treeFileError is err, of reading the tree file at path, said for the tree; nil stays nil.
+func treeFileError(path string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, atomicfile.ErrTooLarge):
+		return fmt.Errorf("%s: larger than %d bytes (1 MiB), the most a tree file may hold: %w", path, MaxFileBytes, err)
+	case errors.Is(err, atomicfile.ErrNotRegular):
+		return fmt.Errorf("tree file: %w; want a regular file", err)
+	default:
+		return fmt.Errorf("read tree file: %w", err)
+	}
 }
 
 // frame is one open object or array during checkJSON.
@@ -220,8 +273,7 @@ func openFrame(obj bool, path string, t reflect.Type) *frame {
 	switch {
 	case t == nil:
 	case obj && t.Kind() == reflect.Struct:
-		f.fields = map[string]reflect.Type{}
-		structFields(t, f.fields)
+		f.fields = fieldsOf(t)
 	case obj && t.Kind() == reflect.Map:
 		f.elem = t.Elem()
 	case !obj && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
@@ -242,6 +294,20 @@ func shape(t reflect.Type) reflect.Type {
 		return nil
 	}
 	return t
+}
+
+// fieldCache holds the JSON keys of each struct type (fieldsOf), computed once per process.
+var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
+
+// fieldsOf returns the JSON keys of struct t and their types; the map is shared: read only.
+func fieldsOf(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	f := map[string]reflect.Type{}
+	structFields(t, f)
+	fieldCache.Store(t, f)
+	return f
 }
 
 // structFields adds the JSON keys of struct t (embedded structs included) to out.
@@ -292,4 +358,181 @@ func checkNumber(n json.Number) string {
 		return fmt.Sprintf("number %s is out of the range of a 64-bit float", s)
 	}
 	return ""
+}
+
+// quickCheck is checkJSON's fast path, over the bytes rather than through
+// json.Decoder's tokens (which allocate for every key and value, and cost
+// twice the decode itself): true when data is one valid JSON value in which
+// checkJSON finds nothing (no duplicate or unknown key, nesting at most
+// MaxDepth, every number within range). It never explains: when it is not
+// sure (a problem, or a key with an escape or a non-ASCII byte, which
+// json.Decoder would unescape or replace before comparing) it answers false
+// and checkJSON runs, so every message still comes from checkJSON.
+func quickCheck(data []byte, t reflect.Type) bool {
+	if !json.Valid(data) {
+		return false
+	}
+	q := quickScan{data: data}
+	return q.value(t, 1)
+}
+
+// quickScan walks JSON already known to be valid (json.Valid).
+type quickScan struct {
+	data []byte
+	i    int
+}
+
+func (q *quickScan) ws() {
+	for q.i < len(q.data) {
+		switch q.data[q.i] {
+		case ' ', '\t', '\n', '\r':
+			q.i++
+		default:
+			return
+		}
+	}
+}
+
+// value checks the value at q.i, of Go type t (nil: free-form); depth is the
+// nesting level an object or array there would have (the file's own: 1).
+func (q *quickScan) value(t reflect.Type, depth int) bool {
+	q.ws()
+	switch c := q.data[q.i]; c {
+	case '{', '[':
+		if depth > MaxDepth {
+			return false
+		}
+		if c == '{' {
+			return q.object(t, depth)
+		}
+		return q.array(t, depth)
+	case '"':
+		q.str() // a value's escapes do not matter
+	case 't', 'n':
+		q.i += 4
+	case 'f':
+		q.i += 5
+	default:
+		start := q.i
+		for q.i < len(q.data) && strings.IndexByte("+-.eE0123456789", q.data[q.i]) >= 0 {
+			q.i++
+		}
+		return checkNumber(json.Number(q.data[start:q.i])) == ""
+	}
+	return true
+}
+
+// str skips the string at q.i and returns its raw bytes; ok is false when
+// they hold an escape or a non-ASCII byte (the decoded key could differ).
+func (q *quickScan) str() (raw []byte, ok bool) {
+	q.i++ // "
+	start, ok := q.i, true
+	for {
+		switch c := q.data[q.i]; {
+		case c == '"':
+			raw = q.data[start:q.i]
+			q.i++
+			return raw, ok
+		case c == '\\':
+			ok = false
+			q.i += 2
+		default:
+			if c >= 0x80 {
+				ok = false
+			}
+			q.i++
+		}
+	}
+}
+
+func (q *quickScan) object(t reflect.Type, depth int) bool {
+	t = shape(t)
+	var fields map[string]reflect.Type
+	var elem reflect.Type
+	switch {
+	case t == nil:
+	case t.Kind() == reflect.Struct:
+		fields = fieldsOf(t)
+	case t.Kind() == reflect.Map:
+		elem = t.Elem()
+	}
+	q.i++ // {
+	q.ws()
+	if q.data[q.i] == '}' {
+		q.i++
+		return true
+	}
+	var seen [][]byte
+	var seenSet map[string]bool // past a few keys, instead of seen
+	for {
+		q.ws()
+		key, ok := q.str()
+		if !ok {
+			return false
+		}
+		if seenSet != nil {
+			if seenSet[string(key)] {
+				return false
+			}
+			seenSet[string(key)] = true
+		} else {
+			for _, k := range seen {
+				if bytes.Equal(k, key) {
+					return false
+				}
+			}
+			if seen = append(seen, key); len(seen) > 16 {
+				seenSet = make(map[string]bool, 2*len(seen))
+				for _, k := range seen {
+					seenSet[string(k)] = true
+				}
+			}
+		}
+		child := elem
+		if fields != nil {
+			ft, known := fields[string(key)]
+			if !known {
+				return false
+			}
+			child = ft
+		}
+		q.ws()
+		q.i++ // :
+		if !q.value(child, depth+1) {
+			return false
+		}
+		q.ws()
+		if q.data[q.i] == ',' {
+			q.i++
+			continue
+		}
+		q.i++ // }
+		return true
+	}
+}
+
+func (q *quickScan) array(t reflect.Type, depth int) bool {
+	t = shape(t)
+	var elem reflect.Type
+	if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+		elem = t.Elem()
+	}
+	q.i++ // [
+	q.ws()
+	if q.data[q.i] == ']' {
+		q.i++
+		return true
+	}
+	for {
+		if !q.value(elem, depth+1) {
+			return false
+		}
+		q.ws()
+		if q.data[q.i] == ',' {
+			q.i++
+			continue
+		}
+		q.i++ // ]
+		return true
+	}
 }
