@@ -88,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	quick := fs.Bool("quick", false, "few repetitions: checks that every measurement works (CI)")
 	only := fs.String("only", strings.Join(allMeasures, ","), "comma-separated measurements to run")
 	root := fs.String("root", ".", "the repository (config/ and pkg/ are read from it)")
-	ep := fs.String("entrypoint", "bin/entrypoint", "the entrypoint binary to measure")
+	ep := fs.String("entrypoint", "dist/entrypoint", "the entrypoint binary to measure (make static-host: the binary the image ships)")
 	md := fs.String("md", "", "write the report here (default ROOT/BENCHMARKS.md)")
 	figs := fs.String("figures", "", "write SVG figures here (default ROOT/bench/figures)")
 	goFloor := fs.String("gofloor", "", "bench/gofloor binary: the Go floor of exec overhead (bench/run builds it)")
@@ -151,15 +151,21 @@ func newBench(quick bool, root, ep, figs string, log io.Writer) (*bench, error) 
 		return nil, err
 	}
 	if _, err := os.Stat(b.entrypoint); err != nil {
-		return nil, fmt.Errorf("entrypoint binary: %w (build it with make build)", err)
+		return nil, fmt.Errorf("entrypoint binary: %w (build it with make static-host)", err)
 	}
 	if b.self, err = os.Executable(); err != nil {
 		return nil, err
 	}
+	// tini-static is what Docker's --init runs, and like the entrypoint's shipped
+	// binary it is static: the like-for-like comparison. Plain tini otherwise.
+	tini := "tini"
+	if _, err := exec.LookPath("tini-static"); err == nil {
+		tini = "tini-static"
+	}
 	for _, need := range []struct {
 		dst      *string
 		bin, pkg string
-	}{{&b.tini, "tini", "tini"}, {&b.dumbInit, "dumb-init", "dumb-init"}} {
+	}{{&b.tini, tini, "tini"}, {&b.dumbInit, "dumb-init", "dumb-init"}} {
 		if *need.dst, err = exec.LookPath(need.bin); err != nil {
 			return nil, fmt.Errorf("%s not found: install Debian package %s (scripts/install-deps test)", need.bin, need.pkg)
 		}
