@@ -194,7 +194,7 @@ func (b *bench) versions() map[string]string {
 	}
 	v["entrypoint"] = first(b.entrypoint, "version")
 	v["prosody"] = first("dpkg-query", "-W", "-f", "${Version}", "prosody")
-	v["tini"] = first(b.tini, "--version")
+	v["tini"] = filepath.Base(b.tini) + ": " + first(b.tini, "--version")
 	v["dumb-init"] = first(b.dumbInit, "--version")
 	if b.wrk != "" {
 		v["wrk"] = first("dpkg-query", "-W", "-f", "${Version}", "wrk")
