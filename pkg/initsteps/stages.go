@@ -423,8 +423,11 @@ func stageTLSAndInstall(ctx context.Context, s *State) error {
 // InstallCerts puts every host's pair where the rendered `certificates`
 // option points (Paths.Certs).
 func (s *State) InstallCerts() error {
+	// Hosts often share one pair (a generated or multi-name certificate):
+	// each source file is read once, however many hosts it serves.
+	read := map[string][]byte{}
 	for _, h := range s.Certs.Hosts {
-		if err := installCert(h, s.Paths.Certs, s.UID, s.GID); err != nil {
+		if err := installCert(h, s.Paths.Certs, s.UID, s.GID, read); err != nil {
 			return err
 		}
 	}
@@ -437,7 +440,9 @@ const maxCertFile = 1 << 20
 
 // installCert copies a host's pair to <dir>/<host>.crt and .key (Prosody's own
 // lookup layout), unless it is already there. Copies keep the key private.
-func installCert(h tlscerts.HostCert, dir string, uid, gid int) error {
+// read holds the bytes of the source files already read by path, and gets
+// those this call reads.
+func installCert(h tlscerts.HostCert, dir string, uid, gid int, read map[string][]byte) error {
 	for _, f := range []struct {
 		src, dst string
 		mode     os.FileMode
@@ -448,9 +453,13 @@ func installCert(h tlscerts.HostCert, dir string, uid, gid int) error {
 		if filepath.Clean(f.src) == filepath.Clean(f.dst) {
 			continue
 		}
-		data, err := atomicfile.ReadFile(f.src, atomicfile.ReadOptions{MaxBytes: maxCertFile})
-		if err != nil {
-			return fmt.Errorf("read certificate file for %s: %w", h.Host, err)
+		data, ok := read[f.src]
+		if !ok {
+			var err error
+			if data, err = atomicfile.ReadFile(f.src, atomicfile.ReadOptions{MaxBytes: maxCertFile}); err != nil {
+				return fmt.Errorf("read certificate file for %s: %w", h.Host, err)
+			}
+			read[f.src] = data
 		}
 		if _, err := atomicfile.Write(f.dst, data, f.mode, uid, gid); err != nil {
 			return fmt.Errorf("install certificate file for %s: %w", h.Host, err)

@@ -21,7 +21,7 @@ import (
 
 // server is the environment of a development server under a fresh root, with
 // the shipped config tree; extra overrides it.
-func server(t *testing.T, extra map[string]string) (root string, env []string) {
+func server(t testing.TB, extra map[string]string) (root string, env []string) {
 	t.Helper()
 	// The checks run as prosody: it must reach the rendered file, so the
 	// test's directory (private by default) is opened for search.

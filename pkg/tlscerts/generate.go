@@ -25,29 +25,31 @@ const generatedValidity = 365 * 24 * time.Hour
 // within renewWithin of its end. An existing one that qualifies is kept as
 // is (clients may have pinned it); otherwise a new one replaces it. Files
 // are owned by uid:gid when uid >= 0; the key is 0600, the certificate 0644.
-func selfSigned(dataDir string, hosts []string, uid, gid int, now time.Time, renewWithin time.Duration, log *zap.Logger) (crt, key string, created bool, err error) {
+// leaf is the kept certificate as checked, nil for a new one (the caller
+// reads back what was written).
+func selfSigned(dataDir string, hosts []string, uid, gid int, now time.Time, renewWithin time.Duration, log *zap.Logger) (crt, key string, leaf *x509.Certificate, created bool, err error) {
 	if dataDir == "" {
-		return "", "", false, fmt.Errorf("no data directory set to keep a generated certificate in")
+		return "", "", nil, false, fmt.Errorf("no data directory set to keep a generated certificate in")
 	}
 	dir := filepath.Join(dataDir, "certs")
 	crt, key = filepath.Join(dir, "selfsigned.crt"), filepath.Join(dir, "selfsigned.key")
 	if err := privateDir(dir, uid, gid); err != nil {
-		return "", "", false, err
+		return "", "", nil, false, err
 	}
-	why := reuseProblem(crt, key, hosts, now, renewWithin)
+	leaf, why := reuseProblem(crt, key, hosts, now, renewWithin)
 	if why == "" {
 		// Re-assert owner and mode: the data volume may have been copied.
 		for path, mode := range map[string]uint32{crt: 0o644, key: 0o600} {
 			if err := fixOwnerMode(path, mode, uid, gid); err != nil {
-				return "", "", false, err
+				return "", "", nil, false, err
 			}
 		}
-		return crt, key, false, nil
+		return crt, key, leaf, false, nil
 	}
 	log.Info("generating self-signed certificate", zap.String("path", crt), zap.String("reason", why), zap.Strings("hosts", hosts))
 	certPEM, keyPEM, err := generate(hosts, now)
 	if err != nil {
-		return "", "", false, err
+		return "", "", nil, false, err
 	}
 	// Both or neither: a new key beside the old certificate (a full volume
 	// between the two writes) would make the next start regenerate, or serve
@@ -56,31 +58,31 @@ func selfSigned(dataDir string, hosts []string, uid, gid int, now time.Time, ren
 		uid, gid = -1, -1
 	}
 	if err := atomicfile.WriteAll([]atomicfile.File{{Path: key, Data: keyPEM, Mode: 0o600}, {Path: crt, Data: certPEM, Mode: 0o644}}, uid, gid); err != nil {
-		return "", "", false, err
+		return "", "", nil, false, err
 	}
-	return crt, key, true, nil
+	return crt, key, nil, true, nil
 }
 
 // reuseProblem says why the existing generated pair cannot be kept, or ""
-// when it can.
-func reuseProblem(crt, key string, hosts []string, now time.Time, renewWithin time.Duration) string {
+// and the pair's leaf certificate when it can.
+func reuseProblem(crt, key string, hosts []string, now time.Time, renewWithin time.Duration) (*x509.Certificate, string) {
 	chain, p := loadChain(crt)
 	if p != nil {
-		return "no usable existing certificate"
+		return nil, "no usable existing certificate"
 	}
 	k, p := loadKey(key)
 	if p != nil {
-		return "no usable existing key"
+		return nil, "no usable existing key"
 	}
 	for _, h := range hosts {
 		if p := checkPair(crt, key, chain, k, h, now); p != nil {
-			return fmt.Sprintf("existing one refused for %s: %s", h, p.Reason)
+			return nil, fmt.Sprintf("existing one refused for %s: %s", h, p.Reason)
 		}
 	}
 	if chain[0].NotAfter.Sub(now) < renewWithin {
-		return "existing one expires soon"
+		return nil, "existing one expires soon"
 	}
-	return ""
+	return chain[0], ""
 }
 
 // generate makes the PEM certificate and PKCS#8 key of a self-signed ECDSA

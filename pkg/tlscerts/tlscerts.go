@@ -376,7 +376,7 @@ func generateFor(res *Result, idx []int, now time.Time, opts *Options, log *zap.
 	hosts := slices.Clone(opts.Hosts)
 	slices.Sort(hosts)
 	hosts = slices.Compact(hosts)
-	crt, key, _, err := selfSigned(opts.DataDir, hosts, opts.UID, opts.GID, now, opts.WarnWithin, log)
+	crt, key, leaf, _, err := selfSigned(opts.DataDir, hosts, opts.UID, opts.GID, now, opts.WarnWithin, log)
 	if err != nil {
 		fix := "set a writable data directory (PROSODY_DATA_DIR)"
 		if atomicfile.IsNoSpace(err) {
@@ -385,18 +385,22 @@ func generateFor(res *Result, idx []int, now time.Time, opts *Options, log *zap.
 		return &Problem{Host: strings.Join(hosts, ","), Path: opts.DataDir, Reason: ReasonGeneration, Detail: err.Error(),
 			Fix: fix, Err: err}
 	}
-	chain, p := loadChain(crt)
-	if p != nil {
-		return p
+	if leaf == nil { // new: read back what Prosody will read
+		chain, p := loadChain(crt)
+		if p != nil {
+			return p
+		}
+		leaf = chain[0]
 	}
+	fingerprint := fingerprintOf(leaf)
 	for _, i := range idx {
 		hc := &res.Hosts[i]
 		hc.CertFile, hc.KeyFile = crt, key
 		hc.SourceCert, hc.SourceKey = crt, key
 		hc.Source = SourceGenerated
-		hc.NotAfter = chain[0].NotAfter
+		hc.NotAfter = leaf.NotAfter
 		hc.SelfSigned = true
-		hc.Fingerprint = fingerprintOf(chain[0])
+		hc.Fingerprint = fingerprint
 	}
 	return nil
 }
