@@ -77,9 +77,13 @@ func TestRenderedConfigTamper(t *testing.T) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
+		// Ready, and for the new child: the pid is read on both sides of the probe, since
+		// right after the kill /readyz can still say 200 for the old one while /status has
+		// no child (pid 0) yet.
 		s.WaitFor(30*time.Second, "a new prosody, ready", func() bool {
+			before := s.ProsodyPID()
 			code, _, err := s.Get("/readyz")
-			return err == nil && code == 200 && s.ProsodyPID() != pid
+			return err == nil && code == 200 && before > 0 && before != pid && s.ProsodyPID() == before
 		})
 		if s.RenderedConfig() != good {
 			t.Fatal("prosody was restarted with the tampered file left in place")
