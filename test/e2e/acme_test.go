@@ -148,7 +148,7 @@ func TestACMEProduction(t *testing.T) {
 	if again[acmeDomain].SerialNumber.Cmp(leaf.SerialNumber) != 0 || strings.Contains(s2.Stderr(), "acme certificate issued") {
 		t.Fatal("the restart ordered a new certificate; want the stored one reused")
 	}
-	if !strings.Contains(s2.Stderr(), "acme certificate reused") {
+	if !s2.Logged("acme certificate reused") {
 		t.Fatal("the restart does not log the reuse")
 	}
 	pid := s2.ProsodyPID()

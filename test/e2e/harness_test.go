@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -213,6 +214,21 @@ func (s *Server) ExitCode() int {
 
 func (s *Server) Stdout() string { return s.stdout.String() }
 func (s *Server) Stderr() string { return s.stderr.String() }
+
+// Logged reports whether the entrypoint's log shows every one of wants within
+// a few seconds: a line the entrypoint wrote before an event the test saw
+// (a metric, a reload outcome) still has to come through the pipe.
+func (s *Server) Logged(wants ...string) bool {
+	s.t.Helper()
+	return wait.For(5*time.Second, func() error {
+		for _, w := range wants {
+			if !strings.Contains(s.Stderr(), w) {
+				return fmt.Errorf("no %q", w)
+			}
+		}
+		return nil
+	}) == nil
+}
 
 // URL is an endpoint of the health server.
 func (s *Server) URL(path string) string {

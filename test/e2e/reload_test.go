@@ -207,7 +207,7 @@ func TestReloadModuleAddedThenRemoved(t *testing.T) {
 	if !contains(discoFeatures(t, s, "admin@localhost", pw), feature) {
 		t.Fatal("mod_external_services added to the profile but " + feature + " is not in disco#info")
 	}
-	if !strings.Contains(s.Stderr(), `"msg":"module loaded","module":"external_services"`) {
+	if !s.Logged(`"msg":"module loaded","module":"external_services"`) {
 		t.Error("the entrypoint did not log loading mod_external_services")
 	}
 
@@ -357,7 +357,7 @@ func TestReloadRestartClassChange(t *testing.T) {
 				if got := s.ProsodyPID(); got != pid {
 					t.Fatalf("prosody restarted under PROSODY_RELOAD_RESTART=never (pid %d, was %d)", got, pid)
 				}
-				if !strings.Contains(s.Stderr(), "change needs a restart") || !strings.Contains(s.Stderr(), `"why":"option umask changed"`) {
+				if !s.Logged("change needs a restart", `"why":"option umask changed"`) {
 					t.Error("the log does not say which change needs a restart")
 				}
 				return

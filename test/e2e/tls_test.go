@@ -231,7 +231,7 @@ func TestProductionCertificateRenewal(t *testing.T) {
 		if st.LastReload == nil || st.LastReload.Outcome != "refused" || !strings.Contains(st.LastReload.Error, b.want) {
 			t.Fatalf("%s: /status last_reload = %+v, want refused naming %q", b.name, st.LastReload, b.want)
 		}
-		if !strings.Contains(s.Stderr(), "refused; prosody keeps") {
+		if !s.Logged("refused; prosody keeps") {
 			t.Fatalf("%s: the refusal is not logged", b.name)
 		}
 		if !presents(102)() {

@@ -48,7 +48,7 @@ func TestWatchdogRestartsWedgedProsody(t *testing.T) {
 	if v, _ := metric(t, s, "prosody_pfe_watchdog_restarts_total"); v != 1 {
 		t.Errorf("prosody_pfe_watchdog_restarts_total = %v, want 1", v)
 	}
-	if !strings.Contains(s.Stderr(), "watchdog: prosody is wedged, restarting it") {
+	if !s.Logged("watchdog: prosody is wedged, restarting it") {
 		t.Error("the entrypoint did not log why it restarted prosody")
 	}
 	// SIGCONT after SIGTERM lets the stopped process shut down by itself,
