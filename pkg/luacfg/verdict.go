@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
 )
@@ -25,7 +26,11 @@ var prosodySourceFiles = []string{
 // upgraded or removed. Absent elsewhere, which the identity records too.
 const packageDB = "/var/lib/dpkg/status"
 
-var sourceDirRe = regexp.MustCompile(`(?m)^\s*CFG_SOURCEDIR\s*=\s*'([^']*)'`)
+// sourceDirRe is compiled at first use, like every pattern of the product: init
+// time is every command's start-up.
+var sourceDirRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^\s*CFG_SOURCEDIR\s*=\s*'([^']*)'`)
+})
 
 // CheckerFiles returns the files whose identity (path, inode, size, times)
 // stands for the checkers Check would run with opt: the luac it finds, every
@@ -83,7 +88,7 @@ func sourceDir(path string) string {
 	defer f.Close()
 	head := make([]byte, 4096)
 	n, _ := io.ReadFull(f, head)
-	if m := sourceDirRe.FindSubmatch(head[:n]); m != nil {
+	if m := sourceDirRe().FindSubmatch(head[:n]); m != nil {
 		return string(m[1])
 	}
 	return ""
