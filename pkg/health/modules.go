@@ -63,24 +63,21 @@ func (m *Monitor) checkModules(ctx context.Context) {
 		return // shutting down
 	}
 	rec.At = time.Now().UTC()
-	var missing []string
-	for _, h := range rec.Hosts {
-		for _, mod := range h.Missing {
-			missing = append(missing, mod+" on "+h.Host)
-		}
-	}
 	if err != nil {
 		rec.Error = err.Error()
 		m.log.Warn("cannot check the loaded modules against the plan", zap.Error(err))
 	} else {
 		m.met.setPlanModules(rec.Hosts)
 	}
-	if len(missing) > 0 {
-		for _, h := range rec.Hosts {
-			if len(h.Missing) > 0 {
-				m.log.Error("modules of the plan are not loaded", zap.String("host", h.Host), zap.Strings("missing", h.Missing),
-					zap.Strings("prosody_errors", h.ProsodyErrors))
-			}
+	var missing []string
+	for _, h := range rec.Hosts {
+		if len(h.Missing) == 0 {
+			continue
+		}
+		m.log.Error("modules of the plan are not loaded", zap.String("host", h.Host), zap.Strings("missing", h.Missing),
+			zap.Strings("prosody_errors", h.ProsodyErrors))
+		for _, mod := range h.Missing {
+			missing = append(missing, mod+" on "+h.Host)
 		}
 	}
 	m.update(func(in *inputs, st *statusRecord) {

@@ -422,7 +422,12 @@ func (m *Monitor) wakeModules() {
 func (m *Monitor) probing() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.in.stagesDone && m.in.childRunning && !m.in.stopping && !m.in.gaveUp
+	return m.in.probing()
+}
+
+// probing is Monitor.probing of in, read under m.mu.
+func (in *inputs) probing() bool {
+	return in.stagesDone && in.childRunning && !in.stopping && !in.gaveUp
 }
 
 // probeStart marks a c2s probe of the current child as begun and returns the
@@ -430,7 +435,7 @@ func (m *Monitor) probing() bool {
 func (m *Monitor) probeStart() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !(m.in.stagesDone && m.in.childRunning && !m.in.stopping && !m.in.gaveUp) {
+	if !m.in.probing() {
 		return 0
 	}
 	m.in.probeGen = m.in.childGen

@@ -96,8 +96,9 @@ func (m *Monitor) SetInfo(info Info) {
 func (m *Monitor) moduleCheckDue(in *inputs, st *statusRecord) {
 	in.modulesGen++
 	in.modulesMissing = ""
-	in.modulesPending = m.cfg.Mode == ModeProsody && st.info.AdminSocket != "" && len(st.info.Modules) > 0
-	if m.cfg.Mode == ModeProsody && st.info.AdminSocket == "" && len(st.info.Modules) > 0 {
+	planned := m.cfg.Mode == ModeProsody && len(st.info.Modules) > 0
+	in.modulesPending = planned && st.info.AdminSocket != ""
+	if planned && st.info.AdminSocket == "" {
 		st.modules = &modulesJSON{Skipped: "the admin shell is off (admin/shell feature): the loaded modules cannot be read"}
 	}
 }

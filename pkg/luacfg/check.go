@@ -37,6 +37,22 @@ type CheckOptions struct {
 	Run RunFunc
 }
 
+// luac is the Lua compiler Check runs: opt.Luac, or luac5.4 from PATH.
+func (opt CheckOptions) luac() string {
+	if opt.Luac == "" {
+		return "luac5.4"
+	}
+	return opt.Luac
+}
+
+// prosodyctl is the prosodyctl Check runs: opt.Prosodyctl, or prosodyctl from PATH.
+func (opt CheckOptions) prosodyctl() string {
+	if opt.Prosodyctl == "" {
+		return "prosodyctl"
+	}
+	return opt.Prosodyctl
+}
+
 // RunFunc runs cmd to completion and returns its combined output and exit
 // code; err only when it could not run (supervise.Supervisor.Exec is one).
 type RunFunc func(ctx context.Context, cmd supervise.AuxCommand) (out []byte, code int, err error)
@@ -55,10 +71,7 @@ func Check(ctx context.Context, path string, opt CheckOptions) (warnings []strin
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
-	luac := opt.Luac
-	if luac == "" {
-		luac = "luac5.4"
-	}
+	luac := opt.luac()
 	luacPath, err := supervise.LookPath(luac, opt.Env)
 	if err != nil {
 		return nil, fmt.Errorf("check %s: %s not found (install the Debian package lua5.4): %w", path, luac, err)
@@ -76,10 +89,7 @@ func Check(ctx context.Context, path string, opt CheckOptions) (warnings []strin
 	if opt.SkipProsodyctl {
 		return nil, nil
 	}
-	ctl := opt.Prosodyctl
-	if ctl == "" {
-		ctl = "prosodyctl"
-	}
+	ctl := opt.prosodyctl()
 	ctlPath, err := supervise.LookPath(ctl, opt.Env)
 	if err != nil {
 		if opt.Prosodyctl != "" {

@@ -39,10 +39,7 @@ var sourceDirRe = sync.OnceValue(func() *regexp.Regexp {
 // names in CFG_SOURCEDIR, and the package database. A change to any of them
 // may change the verdict. The error is luac not found, as Check reports it.
 func CheckerFiles(opt CheckOptions) ([]string, error) {
-	luac := opt.Luac
-	if luac == "" {
-		luac = "luac5.4"
-	}
+	luac := opt.luac()
 	luacPath, err := supervise.LookPath(luac, opt.Env)
 	if err != nil {
 		return nil, fmt.Errorf("%s not found: %w", luac, err)
@@ -58,8 +55,8 @@ func CheckerFiles(opt CheckOptions) ([]string, error) {
 	if opt.Prosodyctl != "" && strings.Contains(opt.Prosodyctl, "/") {
 		ctls = append(ctls, opt.Prosodyctl)
 	}
-	name := opt.Prosodyctl
-	if name == "" || strings.Contains(name, "/") {
+	name := opt.prosodyctl()
+	if strings.Contains(name, "/") {
 		name = "prosodyctl"
 	}
 	for _, dir := range filepath.SplitList(envValue(opt.Env, "PATH")) {

@@ -66,7 +66,7 @@ func Load(builtinDir, customDir string) (*Tree, error) {
 	}
 	var errs []error
 	for _, dir := range []string{builtinDir, customDir} {
-		if !printable(dir) {
+		if !Printable(dir) {
 			return nil, fmt.Errorf("load config tree: directory %s has a control character or is not UTF-8: name a directory without them", strconv.Quote(dir))
 		}
 	}

@@ -67,9 +67,9 @@ func nameProblem(s string) string {
 	return ""
 }
 
-// printable reports whether s is valid UTF-8 without control or other non-printing
+// Printable reports whether s is valid UTF-8 without control or other non-printing
 // characters (what %q would escape), so it can be shown in a message as it is.
-func printable(s string) bool {
+func Printable(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
@@ -84,7 +84,7 @@ func printable(s string) bool {
 // prose returns free text from a tree file (a reason, a hint) for a message: as it is when
 // printable, quoted when it holds a control character, so it stays readable and safe.
 func prose(s string) string {
-	if printable(s) {
+	if Printable(s) {
 		return s
 	}
 	return strconv.Quote(s)

@@ -266,20 +266,28 @@ func joinKey(path, key string) string {
 // openFrame starts an object or array whose Go type is t (nil: free-form).
 func openFrame(obj bool, path string, t reflect.Type) *frame {
 	f := &frame{obj: obj, path: path, wantKey: obj}
-	t = shape(t)
 	if obj {
 		f.keys = map[string]bool{}
 	}
+	f.fields, f.elem = members(obj, t)
+	return f
+}
+
+// members is what an object (obj) or array of Go type t (nil: free-form) may hold, for
+// checkJSON and quickCheck alike: the keys of a struct and their types (fields), or the
+// type of every member of a map or slice (elem); both nil when the value is free-form.
+func members(obj bool, t reflect.Type) (fields map[string]reflect.Type, elem reflect.Type) {
+	t = shape(t)
 	switch {
 	case t == nil:
 	case obj && t.Kind() == reflect.Struct:
-		f.fields = fieldsOf(t)
+		fields = fieldsOf(t)
 	case obj && t.Kind() == reflect.Map:
-		f.elem = t.Elem()
+		elem = t.Elem()
 	case !obj && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
-		f.elem = t.Elem()
+		elem = t.Elem()
 	}
-	return f
+	return fields, elem
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
@@ -446,16 +454,7 @@ func (q *quickScan) str() (raw []byte, ok bool) {
 }
 
 func (q *quickScan) object(t reflect.Type, depth int) bool {
-	t = shape(t)
-	var fields map[string]reflect.Type
-	var elem reflect.Type
-	switch {
-	case t == nil:
-	case t.Kind() == reflect.Struct:
-		fields = fieldsOf(t)
-	case t.Kind() == reflect.Map:
-		elem = t.Elem()
-	}
+	fields, elem := members(true, t)
 	q.i++ // {
 	q.ws()
 	if q.data[q.i] == '}' {
@@ -512,11 +511,7 @@ func (q *quickScan) object(t reflect.Type, depth int) bool {
 }
 
 func (q *quickScan) array(t reflect.Type, depth int) bool {
-	t = shape(t)
-	var elem reflect.Type
-	if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
-		elem = t.Elem()
-	}
+	_, elem := members(false, t)
 	q.i++ // [
 	q.ws()
 	if q.data[q.i] == ']' {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 )
 
 // parser collects problems and warnings while Load reads and converts values.
@@ -127,7 +129,7 @@ func (p *parser) path(name, val string, optional bool) string {
 	case !filepath.IsAbs(val):
 		p.problem(name, val, "not an absolute path", "an absolute path such as /var/lib/prosody")
 		return ""
-	case !printable(val):
+	case !pfe.Printable(val):
 		p.problem(name, val, "has a control character or is not UTF-8", "an absolute path of printable characters")
 		return ""
 	}

@@ -3,7 +3,6 @@ package settings
 import (
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/prosody-pfe/prosody-pfe/pkg/suggest"
 )
@@ -72,20 +71,6 @@ func varName(s string) string {
 		}
 	}
 	return s
-}
-
-// printable reports whether s is valid UTF-8 without control or other non-printing
-// characters (what %q would escape).
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !strconv.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }
 
 // Suggest returns the candidate nearest to name, or "" when none is a plausible

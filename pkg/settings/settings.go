@@ -31,6 +31,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/pfe"
 )
 
 // Source says where an effective value came from.
@@ -443,7 +445,7 @@ func (p *parser) lookup(v variable) (string, Source) {
 				p.problem(v.Key, "", fmt.Sprintf("set together with %s; set only one", fileVar), "")
 			case path == "":
 				p.problem(fileVar, "", "set but empty", "the path of a file holding the secret")
-			case !printable(path):
+			case !pfe.Printable(path):
 				// Refused before it is opened: the path reaches messages of other packages.
 				p.problem(fileVar, path, "has a control character or is not UTF-8", "the path of a file holding the secret, of printable characters")
 			default:
