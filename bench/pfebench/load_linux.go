@@ -14,6 +14,24 @@ import (
 // probeCount is how many readiness probes the entrypoint has sent Prosody.
 const probeCount = "prosody_pfe_probe_duration_seconds_count"
 
+// The entrypoint's Go runtime counters read around a load run: collections,
+// their total stop-the-world pause, and bytes allocated.
+const (
+	gcCount    = "go_gc_duration_seconds_count"
+	gcPause    = "go_gc_duration_seconds_sum"
+	allocBytes = "go_memstats_alloc_bytes_total"
+)
+
+// gcStats reads the entrypoint's runtime counters (gcCount, gcPause, allocBytes).
+func gcStats(s *server) (v [3]float64, err error) {
+	for i, name := range []string{gcCount, gcPause, allocBytes} {
+		if v[i], err = s.metric(name); err != nil {
+			return v, err
+		}
+	}
+	return v, nil
+}
+
 // measureLoad drives /readyz from a second process (wrk when installed, and
 // this binary's Go client) and counts the probes Prosody saw meanwhile.
 func (b *bench) measureLoad(s *server) error {
@@ -23,6 +41,7 @@ func (b *bench) measureLoad(s *server) error {
 	type run struct {
 		res    loadResult
 		probes float64
+		gc     [3]float64 // change of gcStats during the run
 	}
 	var runs []run
 	tools := []string{"go"}
@@ -36,6 +55,10 @@ func (b *bench) measureLoad(s *server) error {
 	}
 	for _, tool := range tools {
 		before, err := s.metric(probeCount)
+		if err != nil {
+			return fmt.Errorf("readyz load: %w", err)
+		}
+		gcBefore, err := gcStats(s)
 		if err != nil {
 			return fmt.Errorf("readyz load: %w", err)
 		}
@@ -82,9 +105,28 @@ func (b *bench) measureLoad(s *server) error {
 		if err != nil {
 			return fmt.Errorf("readyz load: %w", err)
 		}
-		runs = append(runs, run{res, after - before})
+		gcAfter, err := gcStats(s)
+		if err != nil {
+			return fmt.Errorf("readyz load: %w", err)
+		}
+		var gc [3]float64
+		for i := range gc {
+			gc[i] = gcAfter[i] - gcBefore[i]
+		}
+		runs = append(runs, run{res, after - before, gc})
 	}
 	primary := runs[0].res
+	pgc := runs[0].gc
+	var gcPerSec, pauseMS, bytesPerReq float64
+	if primary.Elapsed > 0 {
+		gcPerSec = pgc[0] / primary.Elapsed.Seconds()
+	}
+	if pgc[0] > 0 {
+		pauseMS = pgc[1] / pgc[0] * 1000
+	}
+	if primary.Requests > 0 {
+		bytesPerReq = pgc[2] / float64(primary.Requests)
+	}
 	b.figure(Figure{What: "/readyz throughput under load (" + primary.Tool + ", 32 connections)", Result: fmt.Sprintf("%.0f req/s", primary.rate()),
 		Target: "≥ 20000 req/s", Verdict: verdict(primary.rate() >= 20000), Command: "bench/run --only load"})
 	b.figure(Figure{What: "/readyz p99 latency under that load", Result: ms(primary.P99),
@@ -97,21 +139,26 @@ func (b *bench) measureLoad(s *server) error {
 		load, _ := os.ReadFile("/proc/loadavg")
 		b.note(`/readyz p99: %s with %s. The load generator and the server share %d CPUs (load average during the run: %s),
 so the tail is scheduling delay, not the handler: p50 is %s, and the handler answers from bodies rendered at
-each state change with no allocation (~80 ns, pkg/health BenchmarkProbeHandlers, TestProbeHandlersDoNotAllocate).
-What the server still allocates per request is net/http's own (connection read, request, header map: ~2 KiB),
-which at this rate makes a GC cycle about 27 times a second (4 MiB minimum goal, ~2 ms each, STW phases
-0.1-0.2 ms). %s`, ms(primary.P99), primary.Tool, nproc(), strings.Join(strings.Fields(string(load))[:3], " "), ms(primary.P50), pinnedTxt)
+each state change with no allocation (~80 ns: `+"`go test -run '^$' -bench ProbeHandlers ./pkg/health/`"+`; TestProbeHandlersDoNotAllocate).
+What the server still allocates per request is net/http's own (connection read, request, header map):
+%.0f bytes a request during the run (go_memstats_alloc_bytes_total over requests), which at this rate
+made %.0f GC cycles a second (go_gc_duration_seconds_count; 4 MiB minimum goal), with a mean
+stop-the-world pause of %.2f ms each. %s`, ms(primary.P99), primary.Tool, nproc(), strings.Join(strings.Fields(string(load))[:3], " "), ms(primary.P50),
+			bytesPerReq, gcPerSec, pauseMS, pinnedTxt)
 	}
 	var rows strings.Builder
-	rows.WriteString("| load generator | requests | req/s | p50 | p99 | probes Prosody saw |\n|---|---|---|---|---|---|\n")
+	rows.WriteString("| load generator | requests | req/s | p50 | p99 | probes Prosody saw | GC cycles/s | allocated/request |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range runs {
-		fmt.Fprintf(&rows, "| %s | %d | %.0f | %s | %s | %.0f |\n", r.res.Tool, r.res.Requests, r.res.rate(), ms(r.res.P50), ms(r.res.P99), r.probes)
+		fmt.Fprintf(&rows, "| %s | %d | %.0f | %s | %s | %.0f | %.0f | %.0f B |\n", r.res.Tool, r.res.Requests, r.res.rate(), ms(r.res.P50), ms(r.res.P99), r.probes,
+			r.gc[0]/r.res.Elapsed.Seconds(), r.gc[2]/float64(max(r.res.Requests, 1)))
 	}
 	b.section("/readyz under load", fmt.Sprintf(`A second process on loopback keeps %d connections busy with GET /readyz for %s against a
 running entrypoint + Prosody (development profile; the server and the load generator share the
 machine's %d CPUs). Every answer must be 200. The entrypoint answers from the cached result of
 its one probe loop (here PROSODY_HEALTH_INTERVAL=1s), so Prosody sees about one c2s probe per
-second whatever the request rate: the last column is the change of %s during the run.
+second whatever the request rate: "probes Prosody saw" is the change of %s during the run; the
+last two columns are the entrypoint's own collections a second and bytes allocated per request
+(the change of `+"`"+gcCount+"`"+` and `+"`"+allocBytes+"`"+` in its /metrics during the run).
 wrk: `+"`wrk -t2 -c%d -d%ds --latency URL`"+` (pinned: `+"`taskset -a -p -c 0 PID`"+` for the entrypoint, `+"`taskset -c 1 wrk -t1 …`"+`); Go client: `+"`pfebench load -url URL -c %d -d %s`"+`.
 
 %s`, conns, dur, nproc(), "`"+probeCount+"`", conns, int(dur.Seconds()), conns, dur, rows.String()))

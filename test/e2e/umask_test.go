@@ -22,7 +22,7 @@ import (
 func TestProsodyFilesAreNotWorldReadable(t *testing.T) {
 	// The umask of a container's PID 1 (Docker's default): without the fix
 	// every file Prosody made got it.
-	unix.Umask(0o022)
+	defer unix.Umask(unix.Umask(0o022))
 	const pw = "umask-Private-pw-7"
 	s := NewServer(t, Options{Env: opsAccountsEnv(map[string]string{"PROSODY_STORAGE": "internal"}, pw)}).Start()
 	s.WaitReady(20 * time.Second)
