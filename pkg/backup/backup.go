@@ -41,6 +41,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prosody-pfe/prosody-pfe/pkg/atomicfile"
 	"github.com/prosody-pfe/prosody-pfe/pkg/checkcache"
 	"github.com/prosody-pfe/prosody-pfe/pkg/migrate"
 	"github.com/prosody-pfe/prosody-pfe/pkg/supervise"
@@ -271,8 +272,12 @@ type archiveWriter struct {
 	now time.Time
 }
 
+// addFile opens path as atomicfile does: the data directory is prosody's, and
+// a backup run as root (`docker exec ... entrypoint backup`) must not read,
+// through a link prosody swapped in after the walk saw a regular file, a
+// file prosody cannot read, nor block on a FIFO.
 func (a *archiveWriter) addFile(name, path string, mode os.FileMode) error {
-	f, err := os.Open(path)
+	f, err := atomicfile.Open(path)
 	if err != nil {
 		return err
 	}
@@ -340,7 +345,7 @@ func isSQLiteSidecar(name string) bool {
 
 // isSQLite reports whether path starts with the SQLite 3 file header.
 func isSQLite(path string) (bool, error) {
-	f, err := os.Open(path)
+	f, err := atomicfile.Open(path) // as addFile: no link, no FIFO
 	if err != nil {
 		return false, err
 	}

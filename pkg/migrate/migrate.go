@@ -113,9 +113,12 @@ type Record struct {
 }
 
 // ReadRecord reads the record of dataDir; a missing file is an empty record.
+// The data directory is prosody's: the record is read as atomicfile reads (a
+// link prosody planted there is refused, as is a FIFO or device), so a root
+// entrypoint never reads another file through it nor blocks on it.
 func ReadRecord(dataDir string) (Record, error) {
 	var r Record
-	b, err := os.ReadFile(filepath.Join(dataDir, RecordFile))
+	b, err := atomicfile.ReadFile(filepath.Join(dataDir, RecordFile), atomicfile.ReadOptions{})
 	if errors.Is(err, os.ErrNotExist) {
 		return r, nil
 	}

@@ -24,13 +24,11 @@ func run(ctx context.Context, cfg Config, from string) error {
 	defer os.RemoveAll(tmp)
 	for _, h := range plan(from, cfg.To, cfg.DataDir, tmp) {
 		if h.toDir == tmp {
-			if err := os.Mkdir(tmp, 0o750); err != nil {
-				return fmt.Errorf("create %s: %w", tmp, err)
-			}
-			if cfg.UID >= 0 {
-				if err := os.Chown(tmp, cfg.UID, cfg.GID); err != nil {
-					return fmt.Errorf("give %s to uid %d: %w", tmp, cfg.UID, err)
-				}
+			// Owned on the new directory's descriptor: prosody, who owns
+			// the data directory, could swap tmp for a link between a
+			// mkdir and a chown by path, and have root chown its target.
+			if err := atomicfile.MkdirOwned(tmp, 0o750, cfg.UID, cfg.GID); err != nil {
+				return fmt.Errorf("create %s for uid %d: %w", tmp, cfg.UID, err)
 			}
 		}
 		if err := runOnce(ctx, cfg, h); err != nil {
