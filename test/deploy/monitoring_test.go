@@ -2,12 +2,16 @@ package deploy
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 )
 
 // metricName finds the series names in a PromQL expression: the entrypoint's (prosody_pfe_*,
@@ -31,7 +35,29 @@ func TestPrometheusConfigPassesPromtool(t *testing.T) {
 	runTool(t, root, os.Environ(), nil, promtool, "test", "rules", "docker/configs/prometheus/tests/prosody-pfe.test.yml")
 }
 
+// TestPrometheusScrapesEntrypointAndProsody: prometheus.yml scrapes the ports the entrypoint
+// listens on, as its own settings loader derives them from the environment compose gives the
+// prosody service (base.yml + monitoring.yml), not from a port list kept here.
 func TestPrometheusScrapesEntrypointAndProsody(t *testing.T) {
+	cfg := composeConfig(t, "base", "monitoring")
+	envAny, _ := dig(cfg, "services", "prosody", "environment")
+	envMap, _ := envAny.(map[string]any)
+	var environ []string
+	for k, v := range envMap {
+		if v != nil { // a bare name passes the operator's value through; unset here
+			environ = append(environ, k+"="+asString(v))
+		}
+	}
+	st, _, err := settings.Load(environ)
+	if err != nil {
+		t.Fatalf("the entrypoint refuses the compose prosody service's environment: %v", err)
+	}
+	_, healthPort, err := net.SplitHostPort(st.HealthListen)
+	if err != nil {
+		t.Fatalf("PROSODY_HEALTH_LISTEN %q: %v", st.HealthListen, err)
+	}
+	wantTargets := []string{"prosody:" + healthPort, "prosody:" + strconv.Itoa(st.HTTPPort)}
+
 	data, err := os.ReadFile(filepath.Join(repoRoot(t), "docker/configs/prometheus/prometheus.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +74,7 @@ func TestPrometheusScrapesEntrypointAndProsody(t *testing.T) {
 			targets[target.(string)] = digString(j, "metrics_path")
 		}
 	}
-	for _, want := range []string{"prosody:5282", "prosody:5280"} {
+	for _, want := range wantTargets {
 		if targets[want] != "/metrics" {
 			t.Errorf("prometheus.yml does not scrape %s/metrics (targets: %v)", want, targets)
 		}
