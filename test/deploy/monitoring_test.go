@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 )
 
 // metricName finds the series names in a PromQL expression: the entrypoint's (prosody_pfe_*,
@@ -39,24 +36,8 @@ func TestPrometheusConfigPassesPromtool(t *testing.T) {
 // listens on, as its own settings loader derives them from the environment compose gives the
 // prosody service (base.yml + monitoring.yml), not from a port list kept here.
 func TestPrometheusScrapesEntrypointAndProsody(t *testing.T) {
-	cfg := composeConfig(t, "base", "monitoring")
-	envAny, _ := dig(cfg, "services", "prosody", "environment")
-	envMap, _ := envAny.(map[string]any)
-	var environ []string
-	for k, v := range envMap {
-		if v != nil { // a bare name passes the operator's value through; unset here
-			environ = append(environ, k+"="+asString(v))
-		}
-	}
-	st, _, err := settings.Load(environ)
-	if err != nil {
-		t.Fatalf("the entrypoint refuses the compose prosody service's environment: %v", err)
-	}
-	_, healthPort, err := net.SplitHostPort(st.HealthListen)
-	if err != nil {
-		t.Fatalf("PROSODY_HEALTH_LISTEN %q: %v", st.HealthListen, err)
-	}
-	wantTargets := []string{"prosody:" + healthPort, "prosody:" + strconv.Itoa(st.HTTPPort)}
+	ports := entrypointPorts(t, composeServiceEnviron(composeConfig(t, "base", "monitoring"), "prosody"))
+	wantTargets := []string{"prosody:" + strconv.Itoa(ports["health"]), "prosody:" + strconv.Itoa(ports["http"])}
 
 	data, err := os.ReadFile(filepath.Join(repoRoot(t), "docker/configs/prometheus/prometheus.yml"))
 	if err != nil {
