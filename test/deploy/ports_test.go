@@ -36,7 +36,8 @@ func entrypointPorts(t *testing.T, environ []string) map[string]int {
 }
 
 // composeServiceEnviron is the environment compose gives a service, as `docker-compose config`
-// merges it; a bare name (null: the operator's value passed through) is left unset.
+// merges it; a bare name (null: the operator's value passed through) is left unset, as in a
+// container whose operator did not set it.
 func composeServiceEnviron(cfg map[string]any, service string) []string {
 	envAny, _ := dig(cfg, "services", service, "environment")
 	envMap, _ := envAny.(map[string]any)
@@ -47,6 +48,25 @@ func composeServiceEnviron(cfg map[string]any, service string) []string {
 		}
 	}
 	return environ
+}
+
+// withSecretStandIns replaces the value of every *_FILE variable (a compose secret's path in
+// the container) with a file in dir holding a stand-in secret, so the settings loader can read it.
+func withSecretStandIns(t *testing.T, environ []string, dir string) []string {
+	t.Helper()
+	out := slices.Clone(environ)
+	for i, kv := range out {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasSuffix(name, "_FILE") {
+			continue
+		}
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte("stand-in-secret-7\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out[i] = name + "=" + f
+	}
+	return out
 }
 
 // The image EXPOSEs exactly the ports the entrypoint listens on by default.
