@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/prosody-pfe/prosody-pfe/pkg/settings"
 )
 
 // composeConfig runs `docker-compose config` on the given compose/ files (Compose v1, as
@@ -72,6 +74,16 @@ func TestComposeCombinations(t *testing.T) {
 			p, ok := dig(cfg, "services", "prosody")
 			if !ok {
 				t.Fatal("no prosody service")
+			}
+			// Every variable the files set for the entrypoint is one its settings loader knows
+			// and accepts (a misspelt name or a bad value stops the container with exit 78).
+			for _, svc := range []string{"prosody", "backup"} {
+				if _, ok := dig(cfg, "services", svc); !ok {
+					continue
+				}
+				if _, _, err := settings.Load(withSecretStandIns(t, composeServiceEnviron(cfg, svc), t.TempDir())); err != nil {
+					t.Errorf("service %s: the entrypoint refuses the environment compose gives it: %v", svc, err)
+				}
 			}
 			if got := digString(p, "environment", "PROSODY_DOMAIN"); got != "xmpp.example.org" {
 				t.Errorf("PROSODY_DOMAIN = %q, want the value from the environment", got)

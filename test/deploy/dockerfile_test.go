@@ -21,7 +21,6 @@ func TestDockerfileContract(t *testing.T) {
 		`ENTRYPOINT ["entrypoint"]`,
 		`CMD ["prosody"]`,
 		`CMD ["entrypoint", "healthcheck"]`,
-		`EXPOSE 5222 5269 5280 5281 5282`,
 		`VOLUME ["/var/lib/prosody", "/etc/prosody/certs", "/etc/prosody-pfe/custom"]`,
 		`COPY config/ /usr/share/prosody-pfe/config/`,
 		`FROM ${BASE_IMAGE} AS runtime`,

@@ -2,10 +2,13 @@ package deploy
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -31,7 +34,13 @@ func TestPrometheusConfigPassesPromtool(t *testing.T) {
 	runTool(t, root, os.Environ(), nil, promtool, "test", "rules", "docker/configs/prometheus/tests/prosody-pfe.test.yml")
 }
 
+// TestPrometheusScrapesEntrypointAndProsody: prometheus.yml scrapes the ports the entrypoint
+// listens on, as its own settings loader derives them from the environment compose gives the
+// prosody service (base.yml + monitoring.yml), not from a port list kept here.
 func TestPrometheusScrapesEntrypointAndProsody(t *testing.T) {
+	ports := entrypointPorts(t, composeServiceEnviron(composeConfig(t, "base", "monitoring"), "prosody"))
+	wantTargets := []string{"prosody:" + strconv.Itoa(ports["health"]), "prosody:" + strconv.Itoa(ports["http"])}
+
 	data, err := os.ReadFile(filepath.Join(repoRoot(t), "docker/configs/prometheus/prometheus.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +57,7 @@ func TestPrometheusScrapesEntrypointAndProsody(t *testing.T) {
 			targets[target.(string)] = digString(j, "metrics_path")
 		}
 	}
-	for _, want := range []string{"prosody:5282", "prosody:5280"} {
+	for _, want := range wantTargets {
 		if targets[want] != "/metrics" {
 			t.Errorf("prometheus.yml does not scrape %s/metrics (targets: %v)", want, targets)
 		}
@@ -144,5 +153,45 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 	if path == "" || !strings.Contains(string(mon), "grafana/dashboards:"+path+":ro") {
 		t.Errorf("dashboard provider path %q is not where compose/monitoring.yml mounts the dashboards", path)
+	}
+}
+
+// TestJobLabelsAreScrapeJobs: every job label the alert rules, the promtool rule tests and the
+// dashboards filter on is a job_name of the shipped prometheus.yml. A renamed scrape job would
+// otherwise leave up{job="…"} == 0 alerts (entrypoint down, Prosody metrics down) matching no
+// series: they would never fire.
+func TestJobLabelsAreScrapeJobs(t *testing.T) {
+	root := repoRoot(t)
+	data, err := os.ReadFile(filepath.Join(root, "docker/configs/prometheus/prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := map[string]bool{}
+	list, _ := dig(yamlDocs(t, data)[0], "scrape_configs")
+	for _, j := range list.([]any) {
+		jobs[digString(j, "job_name")] = true
+	}
+	jobMatcher := regexp.MustCompile(`\bjob\s*(=~|=)\s*\\?"([^"\\]*)\\?"`)
+	n := 0
+	texts := monitoringTexts(t, root)
+	for _, f := range slices.Sorted(maps.Keys(texts)) {
+		if strings.HasSuffix(f, ".md") {
+			continue
+		}
+		for _, m := range jobMatcher.FindAllStringSubmatch(texts[f], -1) {
+			n++
+			alts := []string{m[2]}
+			if m[1] == "=~" {
+				alts = strings.Split(m[2], "|")
+			}
+			for _, a := range alts {
+				if !jobs[a] {
+					t.Errorf("%s: %s names job %q; prometheus.yml scrapes the jobs %v", f, m[0], a, slices.Sorted(maps.Keys(jobs)))
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no job label found in the rules: this test checks nothing")
 	}
 }

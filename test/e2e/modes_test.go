@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -175,5 +176,23 @@ func TestOwnLegacyDirAndMigrationVerb(t *testing.T) {
 	code, out, errOut = designCLI(t, custom, []string{"PROSODY_PROFILE=ours"}, "explain", "carbons")
 	if code != 0 || !strings.Contains(out, "IN  module carbons") {
 		t.Errorf("the migrated profile does not load carbons without legacy mode: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// A command that starts with a flag is the Prosody pipeline with that flag for
+// prosody (the README's command table, as the official image passes flags):
+// the real Prosody runs with it after the pipeline's own arguments and
+// becomes ready.
+func TestFlagCommandGoesToProsody(t *testing.T) {
+	t.Parallel()
+	s := NewServer(t, Options{Args: []string{"--no-daemonize"}}).Start()
+	s.WaitReady(60 * time.Second)
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(s.ProsodyPID()), "cmdline"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if args[len(args)-1] != "--no-daemonize" || !slices.Contains(args, "--config") {
+		t.Errorf("prosody runs as %q, want the pipeline's --config and the command's --no-daemonize last", args)
 	}
 }

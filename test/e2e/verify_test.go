@@ -206,3 +206,26 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// PROSODY_VERIFY_ON_START runs the self-test once after the first readiness,
+// against the real Prosody the entrypoint started: its result is logged and
+// shown in /status, and the server keeps serving.
+func TestVerifyOnStartReportsInStatusAndLog(t *testing.T) {
+	t.Parallel()
+	s := NewServer(t, Options{Env: map[string]string{"PROSODY_VERIFY_ON_START": "true"}}).Start()
+	s.WaitReady(60 * time.Second)
+	var ms moduleStatus
+	s.WaitFor(90*time.Second, "/status verify from the run on start", func() bool {
+		ms = s.moduleStatus()
+		return ms.Verify != nil
+	})
+	if !ms.Verify.OK || ms.Verify.Failed != 0 {
+		t.Errorf("/status verify = %+v, want the passed run on start", ms.Verify)
+	}
+	if !s.Logged(`"msg":"verify passed"`, `"failed":0`) {
+		t.Errorf("the entrypoint log does not report verify on start:\n%s", tail(s.Stderr(), 4000))
+	}
+	if code, _, err := s.Get("/readyz"); err != nil || code != 200 {
+		t.Errorf("/readyz after verify on start: %d %v, want 200", code, err)
+	}
+}
