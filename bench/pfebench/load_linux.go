@@ -138,12 +138,12 @@ func (b *bench) measureLoad(s *server) error {
 	if primary.P99 > 5*time.Millisecond {
 		load, _ := os.ReadFile("/proc/loadavg")
 		b.note(`/readyz p99: %s with %s. The load generator and the server share %d CPUs (load average during the run: %s),
-so the tail is scheduling delay, not the handler: p50 is %s, and the handler answers from bodies rendered at
+and the tail is not the handler: p50 is %s, and the handler answers from bodies rendered at
 each state change with no allocation (~80 ns: `+"`go test -run '^$' -bench ProbeHandlers ./pkg/health/`"+`; TestProbeHandlersDoNotAllocate).
 What the server still allocates per request is net/http's own (connection read, request, header map):
 %.0f bytes a request during the run (go_memstats_alloc_bytes_total over requests), which at this rate
 made %.0f GC cycles a second (go_gc_duration_seconds_count; 4 MiB minimum goal), with a mean
-stop-the-world pause of %.2f ms each. %s`, ms(primary.P99), primary.Tool, nproc(), strings.Join(strings.Fields(string(load))[:3], " "), ms(primary.P50),
+stop-the-world pause of %.2f ms each: the tail is those pauses and the wait for a CPU. %s`, ms(primary.P99), primary.Tool, nproc(), strings.Join(strings.Fields(string(load))[:3], " "), ms(primary.P50),
 			bytesPerReq, gcPerSec, pauseMS, pinnedTxt)
 	}
 	var rows strings.Builder
